@@ -1,0 +1,1 @@
+"""redmedic: diagnose and fix Redis connection failures across a fleet."""
