@@ -44,6 +44,10 @@ class YamlDoc:
     source: str
     data: Any
     _root: yaml.nodes.Node | None = field(repr=False, compare=False)
+    # Per mapping node: its keys as plain values -> (key node, value node); built on demand.
+    _index: dict[int, dict[object, tuple[yaml.nodes.Node, yaml.nodes.Node]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def where(self, *path: PathPart) -> str:
         """`SOURCE:LINE:COL` (1-based) of the value at `path`, or of its nearest existing parent."""
@@ -60,16 +64,35 @@ class YamlDoc:
         return f"{self.source}:{mark.line + 1}:{mark.column + 1}"
 
     def _find(self, path: tuple[PathPart, ...], *, want_key: bool) -> yaml.nodes.Node | None:
-        node = self._root
-        found: yaml.nodes.Node | None = node
+        found = node = self._root
         for part in path:
             if node is None:
                 break
-            key_node, node = _child(node, part)
+            key_node, node = self._child(node, part)
             if node is None:
                 break
             found = key_node if want_key and key_node is not None else node
         return found
+
+    def _child(
+        self, node: yaml.nodes.Node, part: PathPart
+    ) -> tuple[yaml.nodes.Node | None, yaml.nodes.Node | None]:
+        if isinstance(node, yaml.nodes.MappingNode):
+            index = self._index.get(id(node))
+            if index is None:
+                # Later keys overwrite earlier ones, as in the constructed dict (merge keys
+                # were flattened in front of the mapping's own keys).
+                index = {
+                    _key_value(key_node): (key_node, value_node)
+                    for key_node, value_node in node.value
+                    if key_node.tag != _MERGE_TAG and isinstance(key_node, yaml.nodes.ScalarNode)
+                }
+                self._index[id(node)] = index
+            return index.get(part, (None, None))
+        is_list = isinstance(node, yaml.nodes.SequenceNode)
+        if is_list and isinstance(part, int) and 0 <= part < len(node.value):
+            return None, node.value[part]
+        return None, None
 
 
 def load_yaml(path: str | os.PathLike[str], *, error: type[InputError] = InputError) -> YamlDoc:
@@ -144,26 +167,9 @@ def _translate(
     return error(f"invalid YAML: {problem}", where=where, hint=hint)
 
 
-def _key_value(node: yaml.nodes.Node) -> object:
-    """The plain value of a scalar mapping key, or a unique marker for anything else."""
-    if isinstance(node, yaml.nodes.ScalarNode):
-        return yaml.constructor.SafeConstructor().construct_object(node)
-    return object()
-
-
-def _child(
-    node: yaml.nodes.Node, part: PathPart
-) -> tuple[yaml.nodes.Node | None, yaml.nodes.Node | None]:
-    if isinstance(node, yaml.nodes.MappingNode):
-        # Last match wins, as in the constructed dict (merge keys are flattened in front).
-        for key_node, value_node in reversed(node.value):
-            if key_node.tag != _MERGE_TAG and _key_value(key_node) == part:
-                return key_node, value_node
-        return None, None
-    is_list = isinstance(node, yaml.nodes.SequenceNode)
-    if is_list and isinstance(part, int) and 0 <= part < len(node.value):
-        return None, node.value[part]
-    return None, None
+def _key_value(node: yaml.nodes.ScalarNode) -> object:
+    """The plain value of a scalar mapping key, as the constructed dict has it."""
+    return yaml.constructor.SafeConstructor().construct_object(node)
 
 
 def _check_duplicate_keys(root: yaml.nodes.Node, source: str, error: type[InputError]) -> None:
