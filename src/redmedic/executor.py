@@ -1,0 +1,502 @@
+"""Running a playbook on one host: connect → diagnose → plan → gate → apply → handlers → verify.
+
+When verify fails (or applying fails half-way), the host's applied changes are undone in
+reverse order and its notified handlers run again, so the host ends as it started. Under
+--check nothing is applied: the plan is shown and the host is left byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from redmedic.connection import ConnectOptions, connect
+from redmedic.connection.base import Connection, RemoteFile
+from redmedic.errors import HostError, PlaybookError, RedmedicError, UnreachableError
+from redmedic.inventory import Host
+from redmedic.plan import Applied, Change, FileChange, Finding, StepResult
+from redmedic.playbook import Playbook, Step, check_args
+from redmedic.report.events import (
+    ChangeApplied,
+    ChangeDeclined,
+    ChangePlanned,
+    Event,
+    FindingReported,
+    HostFinished,
+    HostStarted,
+    Reporter,
+    RolledBack,
+    StepDone,
+    masked,
+)
+from redmedic.secrets import Masker, directive_secrets
+from redmedic.steps import StepContext, StepRegistry
+from redmedic.templating import Templar
+
+
+class Status(StrEnum):
+    OK = "ok"
+    CHANGED = "changed"
+    WOULD_CHANGE = "would_change"
+    DECLINED = "declined"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"  # never started: an earlier batch exceeded --max-fail-percent
+
+
+class Answer(StrEnum):
+    YES = "yes"
+    NO = "no"
+    ALL = "all"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """What a gate shows: host, step, the question and the (masked) changes."""
+
+    host: str
+    step: str
+    question: str
+    changes: tuple[ChangePlanned, ...]
+
+
+Confirm = Callable[[ConfirmRequest], Answer]
+
+
+class Gate:
+    """Serialises confirmation prompts across host threads and remembers [a]ll / [q]uit."""
+
+    def __init__(self, confirm: Confirm | None, *, approve_all: bool) -> None:
+        self._confirm = confirm
+        self._lock = threading.Lock()
+        self._all = approve_all
+        self._quit = False
+
+    def approve(self, request: ConfirmRequest) -> bool:
+        with self._lock:
+            if self._quit:
+                return False
+            if self._all:
+                return True
+            if self._confirm is None:
+                return False
+            answer = self._confirm(request)
+            if answer is Answer.ALL:
+                self._all = True
+            elif answer is Answer.QUIT:
+                self._quit = True
+            return answer in (Answer.YES, Answer.ALL)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    check: bool = False
+    confirm_each: bool = False
+    tags: frozenset[str] = frozenset()
+    skip_tags: frozenset[str] = frozenset()
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    forks: int = 20
+    serial: tuple[str, ...] = ()
+    max_fail_percent: float | None = None
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+
+
+@dataclass(frozen=True)
+class HostResult:
+    host: str
+    status: Status
+    changed: int = 0
+    failed: int = 0
+    message: str = ""
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass
+class _Planned:
+    step: Step
+    changes: list[Change]
+    become: bool
+
+
+class _VerifyFailed(Exception):
+    """Internal: verify did not pass; carries the reason for the rollback message."""
+
+
+def host_variables(
+    host: Host, playbook: Playbook, extra: Mapping[str, Any], check: bool
+) -> dict[str, Any]:
+    """The variables a host's steps see, by precedence: inventory < playbook vars < -e."""
+    variables: dict[str, Any] = {
+        **host.vars,
+        "inventory_hostname": host.name,
+        "inventory_hostname_short": host.name.split(".")[0],
+        "group_names": list(host.groups),
+        "check_mode": check,
+        "playbook_dir": os.path.dirname(os.path.abspath(playbook.path)),
+        **extra,
+    }
+    templar = Templar()
+    for name, value in playbook.vars.items():
+        if name not in extra:
+            variables[name] = templar.render(value, variables, where=playbook.path, step="vars")
+    return variables
+
+
+class HostRun:
+    """One host's run. Every event it emits passes through the host's secret masker."""
+
+    def __init__(
+        self,
+        host: Host,
+        playbook: Playbook,
+        options: RunOptions,
+        registry: StepRegistry,
+        reporter: Reporter,
+        gate: Gate,
+        connector: Callable[[Host, ConnectOptions], Connection] = connect,
+    ) -> None:
+        self.host = host
+        self.playbook = playbook
+        self.options = options
+        self.registry = registry
+        self.reporter = reporter
+        self.gate = gate
+        self.connector = connector
+        self.templar = Templar()
+        self.masker = Masker([s for s in (host.password, host.become_password) if s])
+        self.planned_files: dict[str, RemoteFile] = {}
+        self.findings: list[Finding] = []
+        self.vars: dict[str, Any] = {}
+
+    # -- plumbing ------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        self.reporter(masked(event, self.masker.mask))
+
+    def become_for(self, step: Step) -> bool:
+        for choice in (step.become, self.playbook.become, self.host.become):
+            if choice is not None:
+                return choice
+        return False
+
+    def context(self, conn: Connection, step: Step) -> StepContext:
+        return StepContext(
+            host=self.host,
+            conn=conn,
+            vars=self.vars,
+            phase=step.phase,
+            step_name=step.name,
+            where=step.where,
+            become=self.become_for(step),
+            check=self.options.check,
+            templar=self.templar,
+            masker=self.masker,
+            planned_files=self.planned_files,
+        )
+
+    def selected(self, step: Step) -> bool:
+        """--tags/--skip-tags select fix steps; diagnose and verify always run."""
+        if step.phase != "fix":
+            return True
+        if self.options.skip_tags & step.tags:
+            return False
+        return not self.options.tags or bool(self.options.tags & (step.tags | {"all"}))
+
+    def should_run(self, step: Step) -> bool:
+        return all(
+            self.templar.evaluate(cond, self.vars, where=step.where, step=step.name)
+            for cond in step.when
+        )
+
+    def register(
+        self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False
+    ) -> None:
+        if step.sensitive and result.stdout.strip():
+            self.masker.add(result.stdout.strip())
+        if step.register:
+            values = result.registered(changed)
+            values["skipped"] = skipped
+            self.vars[step.register] = values
+
+    def observe(self, conn: Connection, step: Step) -> tuple[StepResult, list[Change]] | None:
+        """Render, validate, diagnose (and in fix/handlers, plan) one step.
+
+        None when `when:` skipped it.
+        """
+        if not self.should_run(step):
+            self.register(step, StepResult(), changed=False, skipped=True)
+            self.emit(StepDone(self.host.name, step.phase, step.name, "skipped", "condition false"))
+            return None
+        step_type = self.registry[step.type]
+        rendered = self.templar.render(dict(step.args), self.vars, where=step.where, step=step.name)
+        args = check_args(step_type, rendered, lambda loc: step.where)
+        ctx = self.context(conn, step)
+        result = step_type.diagnose(args, ctx)
+        changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
+        for finding in result.findings:
+            self.findings.append(finding)
+            self.emit(
+                FindingReported(
+                    self.host.name,
+                    step.name,
+                    finding.cause,
+                    finding.summary,
+                    finding.evidence,
+                    finding.fixable,
+                )
+            )
+        return result, changes
+
+    def expectation_failure(self, step: Step, result: StepResult) -> str | None:
+        """Why a diagnose/verify step's outcome counts as a failure, or None."""
+        if result.failed:
+            return result.msg or "failed"
+        expect_rc = (
+            step.expect_rc
+            if step.expect_rc is not None
+            else (0 if step.phase == "verify" else None)
+        )
+        if expect_rc is not None and result.rc != expect_rc:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            return f"exit code {result.rc}, expected {expect_rc}" + (
+                f": {' '.join(tail)}" if tail else ""
+            )
+        if step.expect_stdout is not None:
+            wanted = self.templar.render(
+                step.expect_stdout, self.vars, where=step.where, step=step.name
+            )
+            if wanted not in result.stdout:
+                got = result.stdout.strip()[:200] or "nothing"
+                return f"expected {wanted!r} in its output, got {got!r}"
+        return None
+
+    def report_observation(self, step: Step, result: StepResult, failure: str | None) -> None:
+        output = "(hidden: sensitive step)" if step.sensitive else result.stdout.strip()
+        detail = failure or result.msg or (f"rc={result.rc}" if result.rc else "")
+        self.emit(
+            StepDone(
+                self.host.name, step.phase, step.name, "failed" if failure else "ok", detail, output
+            )
+        )
+
+    # -- phases --------------------------------------------------------------------------
+    def diagnose(self, conn: Connection) -> str | None:
+        for step in self.playbook.diagnose:
+            observed = self.observe(conn, step)
+            if observed is None:
+                continue
+            result = observed[0]
+            failure = self.expectation_failure(step, result)
+            self.register(step, result, changed=False)
+            self.report_observation(step, result, failure)
+            if failure:
+                return f"{step.name}: {failure}"
+        return None
+
+    def change_view(self, step: Step, change: Change) -> ChangePlanned:
+        """How a change is shown (masked by `emit`/`confirm_request`, hidden if sensitive)."""
+        diff = "(diff hidden: sensitive step)" if step.sensitive else change.diff()
+        return ChangePlanned(
+            self.host.name, step.phase, step.name, change.kind, change.describe(), diff
+        )
+
+    def confirm_request(self, item: _Planned) -> ConfirmRequest:
+        mask = self.masker.mask
+        views = tuple(masked(self.change_view(item.step, c), mask) for c in item.changes)
+        return ConfirmRequest(self.host.name, item.step.name, mask(self.question(item.step)), views)  # type: ignore[arg-type]
+
+    def plan_step(self, conn: Connection, step: Step) -> list[Change]:
+        observed = self.observe(conn, step)
+        if observed is None:
+            return []
+        result, changes = observed
+        self.register(step, result, changed=bool(changes))
+        for change in changes:
+            self.track(change)
+            self.emit(self.change_view(step, change))
+        return changes
+
+    def track(self, change: Change) -> None:
+        """Record a planned file change: its secrets, and the overlay later steps read."""
+        if isinstance(change, FileChange):
+            before = change.before.content if change.before else b""
+            for secret in directive_secrets(
+                (before + b"\n" + change.after).decode("utf-8", "replace")
+            ):
+                self.masker.add(secret)
+            owner = change.before or RemoteFile(
+                change.path, b"", change.mode or 0o644, "root", "root"
+            )
+            self.planned_files[change.path] = RemoteFile(
+                change.path, change.after, owner.mode, owner.owner, owner.group
+            )
+
+    def plan(self, conn: Connection) -> list[_Planned]:
+        planned = []
+        for step in self.playbook.fix:
+            if not self.selected(step):
+                self.register(step, StepResult(), changed=False, skipped=True)
+                continue
+            changes = self.plan_step(conn, step)
+            planned.append(_Planned(step, changes, self.become_for(step)))
+        return planned
+
+    def notified(self, planned: list[_Planned]) -> list[Step]:
+        names = {name for p in planned if p.changes for name in p.step.notify}
+        return [h for h in self.playbook.handlers if h.name in names]
+
+    def needs_gate(self, step: Step) -> bool:
+        return bool(step.confirm) or self.options.confirm_each
+
+    def question(self, step: Step) -> str:
+        return step.confirm if isinstance(step.confirm, str) else ""
+
+    def apply(
+        self, conn: Connection, planned: list[_Planned], applied: list[Applied]
+    ) -> tuple[list[_Planned], bool]:
+        """Apply approved steps in order; returns the steps applied and whether any was declined."""
+        done: list[_Planned] = []
+        declined = False
+        for item in planned:
+            if not item.changes:
+                continue
+            if self.needs_gate(item.step) and not self.gate.approve(self.confirm_request(item)):
+                declined = True
+                self.emit(ChangeDeclined(self.host.name, item.step.name))
+                continue
+            for change in item.changes:
+                applied.append(change.apply(conn))
+                self.emit(ChangeApplied(self.host.name, "fix", item.step.name, change.describe()))
+            done.append(item)
+        return done, declined
+
+    def run_handlers(
+        self, conn: Connection, handlers: list[Step], applied: list[Applied] | None
+    ) -> int:
+        """Plan and apply each handler now; returns how many changes they made."""
+        count = 0
+        for handler in handlers:
+            changes = self.plan_step(conn, handler)
+            for change in changes:
+                result = change.apply(conn)
+                if applied is not None:
+                    applied.append(result)
+                self.emit(
+                    ChangeApplied(self.host.name, "handlers", handler.name, change.describe())
+                )
+                count += 1
+        return count
+
+    def verify(self, conn: Connection) -> None:
+        for step in self.playbook.verify:
+            observed = self.observe(conn, step)
+            if observed is None:
+                continue
+            result = observed[0]
+            failure = self.expectation_failure(step, result)
+            self.register(step, result, changed=False)
+            self.report_observation(step, result, failure)
+            if failure:
+                raise _VerifyFailed(f"verify '{step.name}' failed: {failure}")
+
+    def rollback(
+        self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
+    ) -> None:
+        undone, errors = [], []
+        for item in reversed(applied):
+            try:
+                item.undo(conn)
+                undone.append(item.change.describe())
+            except RedmedicError as exc:
+                errors.append(f"{item.change.describe()}: {exc}")
+        try:
+            self.run_handlers(conn, handlers, None)
+        except RedmedicError as exc:
+            errors.append(f"handlers: {exc}")
+        self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors)))
+
+    # -- the whole host ------------------------------------------------------------------
+    def run(self) -> HostResult:
+        self.emit(HostStarted(self.host.name))
+        try:
+            result = self._run()
+        except HostError as exc:
+            status = Status.UNREACHABLE if isinstance(exc, UnreachableError) else Status.FAILED
+            result = HostResult(
+                self.host.name, status, failed=int(status is Status.FAILED), message=exc.message
+            )
+        except (RedmedicError, PlaybookError) as exc:
+            result = HostResult(self.host.name, Status.FAILED, failed=1, message=str(exc))
+        result = HostResult(
+            result.host,
+            result.status,
+            result.changed,
+            result.failed,
+            result.message,
+            tuple(self.findings),
+        )
+        self.emit(
+            HostFinished(
+                result.host, result.status.value, result.changed, result.failed, result.message
+            )
+        )
+        return result
+
+    def _run(self) -> HostResult:
+        name = self.host.name
+        self.vars = host_variables(
+            self.host, self.playbook, self.options.extra_vars, self.options.check
+        )
+        self.masker.add_from_vars(self.vars, self.playbook.sensitive_vars)
+        with self.connector(self.host, self.options.connect) as conn:
+            failure = self.diagnose(conn)
+            if failure:
+                return HostResult(name, Status.FAILED, failed=1, message=failure)
+            planned = self.plan(conn)
+            handlers = self.notified(planned)
+            count = sum(len(p.changes) for p in planned)
+            if self.options.check:
+                for handler in handlers:
+                    count += len(self.plan_step(conn, handler))
+                return HostResult(name, Status.WOULD_CHANGE if count else Status.OK, changed=count)
+            return self.apply_and_verify(conn, planned)
+
+    def apply_and_verify(self, conn: Connection, planned: list[_Planned]) -> HostResult:
+        name = self.host.name
+        applied: list[Applied] = []
+        handlers: list[Step] = []
+        try:
+            done, declined = self.apply(conn, planned, applied)
+            handlers = self.notified(done)
+            handler_changes = self.run_handlers(conn, handlers, None)
+            self.verify(conn)
+        except (_VerifyFailed, HostError) as exc:
+            reason = str(exc) if isinstance(exc, _VerifyFailed) else exc.message
+            if applied:
+                self.rollback(conn, applied, handlers or self.notified(planned), reason)
+                reason += " — this host's changes were rolled back"
+            return HostResult(name, Status.FAILED, changed=0, failed=1, message=reason)
+        count = len(applied) + handler_changes
+        if declined:
+            return HostResult(name, Status.DECLINED, changed=count, message="a change was declined")
+        return HostResult(name, Status.CHANGED if count else Status.OK, changed=count)
+
+
+def batches(hosts: list[Host], serial: tuple[str, ...]) -> Iterator[list[Host]]:
+    """Split hosts into `--serial` batches: sizes like 1, 10%, 100%; the last size repeats."""
+    if not serial:
+        yield hosts
+        return
+    index, sizes = 0, list(serial)
+    while index < len(hosts):
+        spec = sizes.pop(0) if len(sizes) > 1 else sizes[0]
+        if spec.endswith("%"):
+            size = max(1, int(len(hosts) * float(spec[:-1]) / 100))
+        else:
+            size = max(1, int(spec))
+        yield hosts[index : index + size]
+        index += size

@@ -1,0 +1,25 @@
+"""JSON-lines output: one event per line on stdout, the last one `{"event": "summary", ...}`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from typing import TextIO
+
+from redmedic.report.events import Event, event_name
+
+
+class JsonLinesReporter:
+    """Writes each event as one JSON object; thread-safe, flushed per line for `| jq`."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        record = {"event": event_name(event), **dataclasses.asdict(event)}
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()

@@ -1,0 +1,73 @@
+"""Masking of secrets in everything redmedic prints, logs or saves.
+
+A value is secret when its variable is marked `sensitive` or is named like a password
+(`*password*`, `*pass`, `*secret*`, `*token*`), and when it is the argument of a
+`requirepass`/`masterauth` directive (in a file, a diff or a command). Masking happens
+once, where events are emitted, so no reporter, log or plan file can forget it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "********"
+
+_SECRET_NAME = re.compile(r"(password|passwd|secret|token|pass$)", re.IGNORECASE)
+# `requirepass VALUE` / `masterauth VALUE` in redis.conf, and the same words in commands
+# such as `CONFIG SET requirepass VALUE`; the value may be quoted.
+_DIRECTIVE = re.compile(
+    r"""(?P<key>\b(?:requirepass|masterauth)\b["']?\s+)(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"']+)""",
+    re.IGNORECASE,
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for variable names that conventionally hold secrets."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def directive_secrets(text: str) -> list[str]:
+    """The values of `requirepass`/`masterauth` directives found in `text`, unquoted."""
+    return [m.group("value").strip("\"'") for m in _DIRECTIVE.finditer(text)]
+
+
+class Masker:
+    """Replaces every known secret value (and directive values) in text with a mask.
+
+    Thread-safe because a host learns new secrets (e.g. a requirepass read from its
+    redis.conf) while its events are being emitted.
+    """
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        for value in values:
+            self.add(value)
+
+    def add(self, value: object) -> None:
+        """Treat `value` as a secret from now on (empty values are ignored)."""
+        text = "" if value is None else str(value)
+        if text:
+            with self._lock:
+                self._values.add(text)
+
+    def add_from_vars(self, variables: Mapping[str, Any], sensitive: Iterable[str] = ()) -> None:
+        """Register the values of password-like and explicitly sensitive variables."""
+        names = set(sensitive)
+        for name, value in variables.items():
+            if (name in names or is_secret_name(name)) and isinstance(value, str | int):
+                self.add(value)
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret replaced by the mask; longest values first."""
+        if not text:
+            return text
+        text = _DIRECTIVE.sub(lambda m: m.group("key") + MASK, text)
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, MASK)
+        return text

@@ -1,0 +1,22 @@
+"""Step types: the built-ins and those installed through the `redmedic.steps` entry points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.checks import Assert, Fail
+from redmedic.steps.file_line import FileLine
+from redmedic.steps.service import Service
+from redmedic.steps.shell import Shell
+
+StepRegistry = dict[str, StepType[Any]]
+
+
+def builtin_step_types() -> StepRegistry:
+    """A fresh registry of the step types redmedic ships, by name."""
+    types: list[StepType[Any]] = [Shell(), FileLine(), Service(), Assert(), Fail()]
+    return {t.name: t for t in types}
+
+
+__all__ = ["StepArgs", "StepContext", "StepRegistry", "StepType", "builtin_step_types"]

@@ -1,0 +1,91 @@
+"""The step-type contract: diagnose (read only) then plan (`Change` values, no side effects).
+
+A step type is a class with a pydantic `Args` model. The executor renders a step's
+arguments with the host's variables, validates them into `Args`, calls `diagnose` to read
+the host and, in the `fix` phase, `plan` to turn what it found into changes. Nothing in a
+step type writes to a host: applying is the executor's job, through the changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from redmedic.connection.base import Connection, RemoteFile
+from redmedic.inventory import Host
+from redmedic.plan import Change, StepResult
+from redmedic.secrets import Masker
+from redmedic.templating import Templar
+
+
+class StepArgs(BaseModel):
+    """Base of every step type's arguments: unknown arguments are errors, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ArgsT = TypeVar("ArgsT", bound=StepArgs)
+
+
+@dataclass
+class StepContext:
+    """Everything a step may use on one host; built by the executor per step.
+
+    `planned_files` is the host's overlay of files changed by earlier fix steps of the same
+    run, so two edits of one file compose instead of the second undoing the first.
+    """
+
+    host: Host
+    conn: Connection
+    vars: Mapping[str, Any]
+    phase: str  # "diagnose", "fix", "handlers" or "verify"
+    step_name: str
+    where: str
+    become: bool
+    check: bool
+    templar: Templar
+    masker: Masker
+    planned_files: MutableMapping[str, RemoteFile] = field(default_factory=dict)
+
+    def read_file(self, path: str) -> RemoteFile | None:
+        """The file as it will be once earlier planned changes apply (or as it is now)."""
+        if path in self.planned_files:
+            return self.planned_files[path]
+        return self.conn.read_file(path, become=self.become)
+
+
+class StepType(ABC, Generic[ArgsT]):
+    """One kind of step (`shell`, `file_line`, ...). Subclasses set the class attributes.
+
+    `free_form` names the argument a bare string value maps to (`shell: cmd...`);
+    `read_only` step types may be used in `diagnose` and `verify`; the others only in
+    `fix` and `handlers`.
+    """
+
+    name: ClassVar[str]
+    Args: ClassVar[type[StepArgs]]
+    summary: ClassVar[str]
+    free_form: ClassVar[str | None] = None
+    read_only: ClassVar[bool] = True
+
+    def diagnose(self, args: ArgsT, ctx: StepContext) -> StepResult:
+        """Read the host (never change it) and say what was found."""
+        return StepResult()
+
+    def plan(self, args: ArgsT, ctx: StepContext, found: StepResult) -> list[Change]:
+        """The changes that would bring the host where `args` wants it; none if it is."""
+        return []
+
+    @classmethod
+    def describe_args(cls) -> list[tuple[str, str, str, str]]:
+        """(name, type, default or 'required', description) per argument, for docs."""
+        rows = []
+        for name, info in cls.Args.model_fields.items():
+            annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
+            default = "required" if info.is_required() else repr(info.default)
+            rows.append((name, annotation.replace("typing.", ""), default, info.description or ""))
+        return rows

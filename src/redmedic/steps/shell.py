@@ -1,0 +1,42 @@
+"""`shell`: run a command. Read-only by contract in diagnose/verify; a change in fix."""
+
+from __future__ import annotations
+
+from shlex import quote
+
+from pydantic import Field
+
+from redmedic.plan import Change, CommandChange, StepResult
+from redmedic.steps.base import StepArgs, StepContext, StepType
+
+
+class ShellArgs(StepArgs):
+    cmd: str = Field(description="Command line run by /bin/sh on the host.")
+    chdir: str | None = Field(default=None, description="Directory to run it in.")
+
+
+class Shell(StepType[ShellArgs]):
+    """In `diagnose` and `verify` the command runs (also under --check) and is registered;
+    a non-zero exit is data, not a failure, except in verify. In `fix` and `handlers` it is
+    planned as a change and runs only when applying."""
+
+    name = "shell"
+    Args = ShellArgs
+    summary = "Run a shell command: observed in diagnose/verify, a planned change in fix."
+    free_form = "cmd"
+    read_only = True
+
+    @staticmethod
+    def _command(args: ShellArgs) -> str:
+        if args.chdir is None:
+            return args.cmd
+        return f"cd {quote(args.chdir)} && {args.cmd}"
+
+    def diagnose(self, args: ShellArgs, ctx: StepContext) -> StepResult:
+        if ctx.phase in ("fix", "handlers"):
+            return StepResult()
+        result = ctx.conn.run(self._command(args), become=ctx.become)
+        return StepResult(rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+
+    def plan(self, args: ShellArgs, ctx: StepContext, found: StepResult) -> list[Change]:
+        return [CommandChange(self._command(args), become=ctx.become)]

@@ -1,0 +1,90 @@
+"""Jinja2 templating of step arguments and `when:` conditions.
+
+Sandboxed, with StrictUndefined so a typo is an error naming the variable instead of an
+empty string silently reaching a host, and a `quote` filter for shell arguments.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
+
+from redmedic.errors import TemplateError
+
+_UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
+_HINT = (
+    "define it in the inventory or the playbook's vars, register it earlier, or pass -e NAME=VALUE"
+)
+
+
+def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
+    env = jinja2.sandbox.SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    env.filters["quote"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+class Templar:
+    """Renders templates for one playbook; `where`/`step` only serve error messages."""
+
+    def __init__(self) -> None:
+        self._env = _new_environment()
+
+    def render(self, value: Any, variables: Mapping[str, Any], *, where: str, step: str) -> Any:
+        """Render every string inside `value` (recursively through lists and mappings)."""
+        if isinstance(value, str):
+            if "{" not in value:
+                return value
+            return self._guard(lambda: self._env.from_string(value).render(variables), where, step)
+        if isinstance(value, Mapping):
+            return {k: self.render(v, variables, where=where, step=step) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.render(v, variables, where=where, step=step) for v in value]
+        return value
+
+    def evaluate(
+        self, expression: str, variables: Mapping[str, Any], *, where: str, step: str
+    ) -> bool:
+        """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool."""
+        compiled = self._guard(lambda: self._env.compile_expression(expression), where, step)
+        return bool(self._guard(lambda: compiled(**variables), where, step))
+
+    def undeclared(self, value: Any, *, expression: bool = False) -> set[str]:
+        """Top-level variable names a template (or `when:` expression) reads.
+
+        Used before any host is contacted to report undefined variables early. Syntax
+        errors surface here too, as TemplateError without a location (callers add it).
+        """
+        if isinstance(value, Mapping):
+            return set().union(*(self.undeclared(v) for v in value.values()))
+        if isinstance(value, list | tuple):
+            return set().union(*(self.undeclared(v, expression=expression) for v in value))
+        if not isinstance(value, str) or (not expression and "{" not in value):
+            return set()
+        source = "{{ (" + value + ") }}" if expression else value
+        try:
+            return jinja2.meta.find_undeclared_variables(self._env.parse(source))
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template syntax error: {exc.message}") from None
+
+    @staticmethod
+    def _guard(call: Any, where: str, step: str) -> Any:
+        try:
+            return call()
+        except jinja2.UndefinedError as exc:
+            match = _UNDEFINED_NAME.search(str(exc))
+            what = f"undefined variable '{match.group(1)}'" if match else str(exc)
+            raise TemplateError(f"{what} in step '{step}'", where=where, hint=_HINT) from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"template syntax error in step '{step}': {exc.message}", where=where
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template error in step '{step}': {exc}", where=where) from None

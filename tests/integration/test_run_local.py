@@ -1,0 +1,144 @@
+"""The whole runner, end to end on this machine (`ansible_connection: local`) with real files.
+
+Given a redis.conf that binds to loopback only, when I dry-run or apply a playbook, then...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from redmedic.cli import main
+
+BROKEN = "# redis\nbind 127.0.0.1 -::1\nport 6379\n"
+
+PLAYBOOK = """\
+name: Fix bind
+hosts: redis
+diagnose:
+  - name: Read bind line
+    shell: grep -E '^bind ' {{ redis_conf | quote }}
+    register: bind_line
+fix:
+  - name: Listen on all interfaces
+    file_line: {path: "{{ redis_conf }}", regexp: '^bind ', line: 'bind 0.0.0.0 -::*'}
+    when: "'127.0.0.1' in bind_line.stdout"
+    confirm: true
+    notify: restart redis
+handlers:
+  - name: restart redis
+    shell: echo restarted >> {{ restarts | quote }}
+verify:
+  - name: Config is what we want
+    shell: grep -c '^bind 0.0.0.0' {{ redis_conf | quote }} && cat {{ verdict | quote }}
+    expect_stdout: PONG
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> dict[str, Path]:
+    conf = tmp_path / "redis.conf"
+    conf.write_text(BROKEN)
+    conf.chmod(0o640)
+    verdict = tmp_path / "verdict"
+    verdict.write_text("PONG\n")
+    playbook = tmp_path / "fix-bind.yaml"
+    playbook.write_text(PLAYBOOK)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "all:\n  children:\n    redis:\n      hosts:\n        box:\n"
+        "          ansible_connection: local\n"
+        f"          redis_conf: {conf}\n          restarts: {tmp_path / 'restarts'}\n"
+        f"          verdict: {verdict}\n"
+    )
+    return {
+        "conf": conf,
+        "playbook": playbook,
+        "inventory": inventory,
+        "dir": tmp_path,
+        "verdict": verdict,
+    }
+
+
+def run(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str], *flags: str
+) -> tuple[int, list[dict[str, object]]]:
+    code = main(
+        ["run", str(site["playbook"]), "-i", str(site["inventory"]), "--output", "json", *flags]
+    )
+    out = capsys.readouterr().out
+    return code, [json.loads(line) for line in out.splitlines()]
+
+
+def test_dry_run_shows_the_diff_and_changes_nothing(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = site["conf"].read_bytes()
+    code, events = run(site, capsys, "--check")
+    assert code == 0
+    assert site["conf"].read_bytes() == before
+    assert not (site["dir"] / "restarts").exists()
+    planned = [e for e in events if e["event"] == "change_planned"]
+    assert "-bind 127.0.0.1 -::1\n+bind 0.0.0.0 -::*\n" in str(planned[0]["diff"])
+    assert planned[1]["step"] == "restart redis"
+    assert events[-1] == {
+        "event": "summary",
+        "hosts": {"box": {"status": "would_change", "changed": 2, "failed": 0}},
+    }
+
+
+def test_apply_edits_keeps_mode_runs_the_handler_and_a_second_run_changes_nothing(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events = run(site, capsys, "--yes")
+    assert code == 0, events
+    assert site["conf"].read_text() == "# redis\nbind 0.0.0.0 -::*\nport 6379\n"
+    assert stat.S_IMODE(os.stat(site["conf"]).st_mode) == 0o640
+    assert (site["dir"] / "restarts").read_text() == "restarted\n"
+    backups = list(site["dir"].glob("redis.conf.redmedic-*~"))
+    assert [b.read_text() for b in backups] == [BROKEN]
+    assert events[-1]["hosts"] == {"box": {"status": "changed", "changed": 2, "failed": 0}}
+
+    code, events = run(site, capsys, "--yes")
+    assert code == 0
+    assert events[-1]["hosts"] == {"box": {"status": "ok", "changed": 0, "failed": 0}}
+
+
+def test_failed_verify_restores_the_file_and_reruns_handlers(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["verdict"].write_text("LOADING\n")
+    code, events = run(site, capsys, "--yes")
+    assert code == 1
+    assert site["conf"].read_text() == BROKEN
+    assert (site["dir"] / "restarts").read_text() == "restarted\nrestarted\n"
+    rolled = [e for e in events if e["event"] == "rolled_back"]
+    assert rolled and "verify 'Config is what we want' failed" in str(rolled[0]["reason"])
+    assert events[-1]["hosts"]["box"]["status"] == "failed"  # type: ignore[index]
+
+
+def test_applying_without_a_terminal_or_yes_is_refused(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(site["playbook"]), "-i", str(site["inventory"])])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "refusing to apply" in err and "--yes" in err
+    assert site["conf"].read_text() == BROKEN
+
+
+def test_undefined_variable_stops_the_run_before_any_host(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    site["playbook"].write_text(
+        PLAYBOOK.replace("{{ redis_conf | quote }}", "{{ redis_cnf | quote }}", 1)
+    )
+    code = main(["run", str(site["playbook"]), "-i", str(site["inventory"]), "--check"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "undefined variable 'redis_cnf' in step 'Read bind line'" in err
+    assert "fix-bind.yaml:4:5" in err

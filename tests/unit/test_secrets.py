@@ -1,0 +1,30 @@
+"""Secrets never reach output: names like passwords, sensitive vars, requirepass values."""
+
+from redmedic.report.events import ChangePlanned, masked
+from redmedic.secrets import MASK, Masker, directive_secrets, is_secret_name
+
+
+def test_password_like_names_are_secret() -> None:
+    for name in ("redis_password", "ansible_become_password", "db_pass", "api_token", "SECRET"):
+        assert is_secret_name(name), name
+    for name in ("redis_port", "bind_line", "passthrough"):
+        assert not is_secret_name(name), name
+
+
+def test_requirepass_and_masterauth_values_are_masked_in_any_text() -> None:
+    masker = Masker()
+    diff = '-# requirepass foobared\n+requirepass "s3 cret"\n masterauth hunter2\n'
+    out = masker.mask(diff)
+    assert "s3 cret" not in out and "hunter2" not in out and "foobared" not in out
+    assert out.count(MASK) == 3
+    assert directive_secrets("requirepass abc\nCONFIG SET masterauth 'x y'") == ["abc", "x y"]
+
+
+def test_known_values_are_masked_everywhere_even_inside_events() -> None:
+    masker = Masker()
+    masker.add_from_vars({"redis_password": "Tr0ub4dor", "port": 6379}, sensitive=())
+    event = ChangePlanned("h", "fix", "step", "command", "redis-cli -a Tr0ub4dor ping", "")
+    clean = masked(event, masker.mask)
+    assert isinstance(clean, ChangePlanned)
+    assert "Tr0ub4dor" not in clean.description and MASK in clean.description
+    assert masker.mask("port 6379") == "port 6379"

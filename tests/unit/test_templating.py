@@ -1,0 +1,29 @@
+"""Templates fail loudly on typos and quote shell arguments safely."""
+
+import pytest
+
+from redmedic.errors import TemplateError
+from redmedic.templating import Templar
+
+
+def test_undefined_variable_names_variable_step_and_place() -> None:
+    with pytest.raises(TemplateError) as err:
+        Templar().render(
+            {"cmd": "cat {{ redis_cnf }}"}, {"redis_conf": "x"}, where="pb.yaml:7:7", step="Read"
+        )
+    assert str(err.value).startswith("pb.yaml:7:7: undefined variable 'redis_cnf' in step 'Read'")
+    assert "-e NAME=VALUE" in str(err.value)
+
+
+def test_quote_filter_makes_any_value_one_shell_word() -> None:
+    out = Templar().render(
+        "grep x {{ path | quote }}", {"path": "/etc/my redis/$(rm -rf).conf"}, where="f", step="s"
+    )
+    assert out == "grep x '/etc/my redis/$(rm -rf).conf'"
+
+
+def test_when_expressions_and_their_variables() -> None:
+    templar = Templar()
+    variables = {"bind_line": {"stdout": "bind 127.0.0.1"}}
+    assert templar.evaluate("'127.0.0.1' in bind_line.stdout", variables, where="f", step="s")
+    assert templar.undeclared("a.b and c", expression=True) == {"a", "c"}
