@@ -73,8 +73,9 @@ import fnmatch
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import paramiko
@@ -603,8 +604,8 @@ def _build_host(
         found = _pick(layers, names)
         if found is not None:
             var, value, path = found
-            where = doc.where(*path) if path is not None else None
-            fields[attr] = _convert(attr, var, value, name, where)
+            locate = partial(doc.where, *path) if path is not None else None
+            fields[attr] = _convert(attr, var, value, name, locate)
 
     connection = fields.get("connection", "ssh")
     target = fields.get("address", name)
@@ -620,7 +621,8 @@ def _build_host(
         target = found_config.get("hostname", target)
         fields.setdefault("user", found_config.get("user"))
         if "port" not in fields and "port" in found_config:
-            fields["port"] = _convert("port", "Port", found_config["port"], name, config_path)
+            port = found_config["port"]
+            fields["port"] = _convert("port", "Port", port, name, lambda: str(config_path))
         identities = found_config.get("identityfile")
         if isinstance(identities, list) and identities:
             fields.setdefault("private_key_file", identities[0])
@@ -651,14 +653,20 @@ def _pick(
     return None
 
 
-def _convert(attr: str, var: str, value: object, host: str, where: str | None) -> Any:
-    """Validate one connection variable's value and turn it into the Host field's type."""
+def _convert(
+    attr: str, var: str, value: object, host: str, locate: Callable[[], str] | None
+) -> Any:
+    """Validate one connection variable's value and turn it into the Host field's type.
+
+    `locate` gives FILE:LINE:COL of the value, only needed on error; None means it came
+    from `-e`.
+    """
 
     def bad(expected: str, hint: str) -> InventoryError | UsageError:
         message = f"{var} must be {expected}, got {value!r} (host {host!r})"
-        if where is None:  # came from -e, not from the file
+        if locate is None:
             return UsageError(f"-e {message}", hint=hint)
-        return InventoryError(message, where=where, hint=hint)
+        return InventoryError(message, where=locate(), hint=hint)
 
     if isinstance(value, str) and ("{{" in value or "{%" in value):
         raise bad(

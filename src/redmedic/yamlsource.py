@@ -34,6 +34,7 @@ from redmedic.errors import InputError
 _Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 PathPart = str | int
 
 
@@ -169,6 +170,8 @@ def _translate(
 
 def _key_value(node: yaml.nodes.ScalarNode) -> object:
     """The plain value of a scalar mapping key, as the constructed dict has it."""
+    if node.tag == _STR_TAG:  # nearly every key: skip building a constructor
+        return node.value
     return yaml.constructor.SafeConstructor().construct_object(node)
 
 
