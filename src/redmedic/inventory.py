@@ -334,7 +334,6 @@ def load_inventory(
 @dataclass
 class _GroupDraft:
     name: str
-    path: YamlPath
     vars: _Layer = field(default_factory=dict)
     hosts: list[str] = field(default_factory=list)
     children: list[str] = field(default_factory=list)
@@ -346,7 +345,7 @@ class _Reader:
 
     def __init__(self, doc: YamlDoc) -> None:
         self.doc = doc
-        self.groups: dict[str, _GroupDraft] = {"all": _GroupDraft("all", ())}
+        self.groups: dict[str, _GroupDraft] = {"all": _GroupDraft("all")}
         self.host_vars: dict[str, _Layer] = {}  # insertion order = inventory order
 
     def fail(self, message: str, path: YamlPath, hint: str, *, key: bool = False) -> InventoryError:
@@ -383,7 +382,7 @@ class _Reader:
             raise self.fail(
                 f"group name must be text, not {name!r}", path, "quote the name", key=True
             )
-        group = self.groups.setdefault(name, _GroupDraft(name, path))
+        group = self.groups.setdefault(name, _GroupDraft(name))
         if parent is not None:
             self.link(parent, group, path)
         if body is None:
@@ -532,7 +531,7 @@ class _Reader:
 
     def build(self, config: paramiko.SSHConfig | None, config_path: str | None) -> Inventory:
         drafts = self.groups
-        drafts.setdefault("ungrouped", _GroupDraft("ungrouped", ()))
+        drafts.setdefault("ungrouped", _GroupDraft("ungrouped"))
         for draft in drafts.values():
             if draft.name != "all" and not draft.parents:
                 draft.parents.append("all")
