@@ -16,7 +16,7 @@ from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection, RemoteFile
-from redmedic.errors import HostError, PlaybookError, RedmedicError, UnreachableError
+from redmedic.errors import HostError, RedmedicError, UnreachableError
 from redmedic.inventory import Host
 from redmedic.plan import Applied, Change, FileChange, Finding, StepResult
 from redmedic.playbook import Playbook, Step, check_args
@@ -429,8 +429,15 @@ class HostRun:
             result = HostResult(
                 self.host.name, status, failed=int(status is Status.FAILED), message=exc.message
             )
-        except (RedmedicError, PlaybookError) as exc:
+        except RedmedicError as exc:
             result = HostResult(self.host.name, Status.FAILED, failed=1, message=str(exc))
+        except Exception as exc:  # a bug in a step type must not take the other hosts down
+            result = HostResult(
+                self.host.name,
+                Status.FAILED,
+                failed=1,
+                message=f"internal error ({type(exc).__name__}: {exc}) — please report this bug",
+            )
         result = HostResult(
             result.host,
             result.status,

@@ -17,6 +17,7 @@ import jinja2.sandbox
 
 from redmedic.errors import TemplateError
 
+_WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 _HINT = (
     "define it in the inventory or the playbook's vars, register it earlier, or pass -e NAME=VALUE"
@@ -31,6 +32,13 @@ def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
     return env
 
 
+def _strict(value: Any) -> Any:
+    """An expression's value may be Undefined (e.g. `x.missing`): make that raise too."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
 class Templar:
     """Renders templates for one playbook; `where`/`step` only serve error messages."""
 
@@ -42,6 +50,16 @@ class Templar:
         if isinstance(value, str):
             if "{" not in value:
                 return value
+            whole = _WHOLE_EXPRESSION.match(value)
+            if whole:
+                # Like Ansible: "{{ facts }}" alone passes the value itself (a dict, a list,
+                # an int), so registered results can be handed to another step intact.
+                expression = self._guard(
+                    lambda: self._env.compile_expression(whole[1], undefined_to_none=False),
+                    where,
+                    step,
+                )
+                return self._guard(lambda: _strict(expression(**variables)), where, step)
             return self._guard(lambda: self._env.from_string(value).render(variables), where, step)
         if isinstance(value, Mapping):
             return {k: self.render(v, variables, where=where, step=step) for k, v in value.items()}
@@ -53,7 +71,9 @@ class Templar:
         self, expression: str, variables: Mapping[str, Any], *, where: str, step: str
     ) -> bool:
         """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool."""
-        compiled = self._guard(lambda: self._env.compile_expression(expression), where, step)
+        compiled = self._guard(
+            lambda: self._env.compile_expression(expression, undefined_to_none=False), where, step
+        )
         return bool(self._guard(lambda: compiled(**variables), where, step))
 
     def undeclared(self, value: Any, *, expression: bool = False) -> set[str]:
@@ -73,6 +93,12 @@ class Templar:
             return jinja2.meta.find_undeclared_variables(self._env.parse(source))
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}") from None
+
+    def _compile(self, expression: str, where: str, step: str) -> Any:
+        env = self._env
+        return self._guard(
+            lambda: env.compile_expression(expression, undefined_to_none=False), where, step
+        )
 
     @staticmethod
     def _guard(call: Any, where: str, step: str) -> Any:

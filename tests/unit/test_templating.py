@@ -27,3 +27,13 @@ def test_when_expressions_and_their_variables() -> None:
     variables = {"bind_line": {"stdout": "bind 127.0.0.1"}}
     assert templar.evaluate("'127.0.0.1' in bind_line.stdout", variables, where="f", step="s")
     assert templar.undeclared("a.b and c", expression=True) == {"a", "c"}
+
+
+def test_a_lone_expression_passes_the_value_itself() -> None:
+    templar = Templar()
+    facts = {"ports": [6379], "active": True}
+    assert templar.render("{{ facts }}", {"facts": facts}, where="f", step="s") == facts
+    assert templar.render("{{ port + 1 }}", {"port": 6379}, where="f", step="s") == 6380
+    assert templar.render("{{ a }}-{{ b }}", {"a": 1, "b": 2}, where="f", step="s") == "1-2"
+    with pytest.raises(TemplateError, match="undefined variable 'nope'"):
+        templar.render("{{ nope }}", {}, where="f", step="s")
