@@ -129,8 +129,8 @@ def _serial(text: str | None) -> tuple[str, ...]:
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
-    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config)
-    hosts = select_hosts(inventory, playbook.hosts, args.limit)
+    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     for host in hosts:
         check_variables(playbook, {*host.vars, *extra})
     if args.forks < 1:

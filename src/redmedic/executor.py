@@ -130,20 +130,26 @@ class _VerifyFailed(Exception):
 def host_variables(
     host: Host, playbook: Playbook, extra: Mapping[str, Any], check: bool
 ) -> dict[str, Any]:
-    """The variables a host's steps see, by precedence: inventory < playbook vars < -e."""
+    """The variables a host's steps see, by precedence: playbook vars < inventory < -e.
+
+    A playbook's `vars:` are its defaults (like an Ansible role's defaults/), so a shipped
+    playbook adapts to each host through the inventory without being edited.
+    """
     variables: dict[str, Any] = {
-        **host.vars,
         "inventory_hostname": host.name,
         "inventory_hostname_short": host.name.split(".")[0],
         "group_names": list(host.groups),
         "check_mode": check,
         "playbook_dir": os.path.dirname(os.path.abspath(playbook.path)),
-        **extra,
     }
+    overrides = {**host.vars, **extra}
     templar = Templar()
     for name, value in playbook.vars.items():
-        if name not in extra:
-            variables[name] = templar.render(value, variables, where=playbook.path, step="vars")
+        if name not in overrides:
+            variables[name] = templar.render(
+                value, {**variables, **overrides}, where=playbook.path, step="vars"
+            )
+    variables.update(overrides)
     return variables
 
 

@@ -72,6 +72,7 @@ class Playbook:
     vars: Mapping[str, Any] = field(default_factory=dict)
     become: bool | None = None
     description: str = ""
+    hosts_where: str = ""  # FILE:LINE:COL of `hosts:`, for host-pattern errors
     diagnose: tuple[Step, ...] = ()
     fix: tuple[Step, ...] = ()
     handlers: tuple[Step, ...] = ()
@@ -158,6 +159,7 @@ class _Loader:
             vars=variables,
             become=self.optional_bool(data, "become"),
             description=str(data.get("description") or ""),
+            hosts_where=self.doc.where("hosts"),
             **phases,
         )
         self.check_notify(playbook)
@@ -421,12 +423,14 @@ def check_variables(playbook: Playbook, known: Iterable[str]) -> None:
     available = set(known) | BUILTIN_VARS | set(playbook.vars)
     templar = Templar()
     for step in playbook.steps():
-        needed = templar.undeclared(dict(step.args)) | templar.undeclared(
-            list(step.when), expression=True
-        )
-        if step.expect_stdout:
-            needed |= templar.undeclared(step.expect_stdout)
-        missing = sorted(needed - available)
+        templates: list[tuple[Any, bool]] = [
+            (dict(step.args), False),
+            (list(step.when), True),
+            (step.expect_stdout, False),
+        ]
+        needed = set().union(*(templar.undeclared(t, expression=e) for t, e in templates))
+        optional = set().union(*(templar.guarded(t, expression=e) for t, e in templates))
+        missing = sorted(needed - optional - available)
         if missing:
             raise TemplateError(
                 f"undefined variable '{missing[0]}' in step '{step.name}'",

@@ -16,11 +16,15 @@ from typing import Any
 MASK = "********"
 
 _SECRET_NAME = re.compile(r"(password|passwd|secret|token|pass$)", re.IGNORECASE)
-# `requirepass VALUE` / `masterauth VALUE` in redis.conf, and the same words in commands
-# such as `CONFIG SET requirepass VALUE`; the value may be quoted.
-_DIRECTIVE = re.compile(
-    r"""(?P<key>\b(?:requirepass|masterauth)\b["']?\s+)(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"']+)""",
-    re.IGNORECASE,
+_VALUE = r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s"']+)"""
+# Where secrets stand in text we show: a redis.conf directive line (also inside a unified
+# diff, after its +/-/space column), `CONFIG SET requirepass VALUE`, and `redis-cli -a VALUE`.
+_SECRET_SPOTS = (
+    re.compile(
+        r"^(?P<key>[ +-]?[ \t]*#?[ \t]*(?:requirepass|masterauth)[ \t]+)" + _VALUE, re.I | re.M
+    ),
+    re.compile(r"(?P<key>\bconfig\s+set\s+(?:requirepass|masterauth)\s+)" + _VALUE, re.I),
+    re.compile(r"(?P<key>\bredis-cli\b[^\n]*?\s(?:-a|--pass)\s+)" + _VALUE),
 )
 
 
@@ -30,8 +34,13 @@ def is_secret_name(name: str) -> bool:
 
 
 def directive_secrets(text: str) -> list[str]:
-    """The values of `requirepass`/`masterauth` directives found in `text`, unquoted."""
-    return [m.group("value").strip("\"'") for m in _DIRECTIVE.finditer(text)]
+    """The values of `requirepass`/`masterauth` set in `text` (config lines or commands)."""
+    return [
+        m.group("value").strip("\"'")
+        for spot in _SECRET_SPOTS
+        for m in spot.finditer(text)
+        if "#" not in m.group("key")  # a commented-out example is not in force
+    ]
 
 
 class Masker:
@@ -65,7 +74,8 @@ class Masker:
         """`text` with every secret replaced by the mask; longest values first."""
         if not text:
             return text
-        text = _DIRECTIVE.sub(lambda m: m.group("key") + MASK, text)
+        for spot in _SECRET_SPOTS:
+            text = spot.sub(lambda m: m.group("key") + MASK, text)
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
         for value in values:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 import jinja2.sandbox
 
 from redmedic.errors import TemplateError
@@ -82,17 +83,38 @@ class Templar:
         Used before any host is contacted to report undefined variables early. Syntax
         errors surface here too, as TemplateError without a location (callers add it).
         """
+        names: set[str] = set()
+        for tree in self._parse_all(value, expression):
+            names |= jinja2.meta.find_undeclared_variables(tree)
+        return names
+
+    def guarded(self, value: Any, *, expression: bool = False) -> set[str]:
+        """Names a template treats as optional: tested with `is defined` or given a `default`."""
+        names: set[str] = set()
+        for tree in self._parse_all(value, expression):
+            for test in tree.find_all(jinja2.nodes.Test):
+                if test.name in ("defined", "undefined") and isinstance(
+                    test.node, jinja2.nodes.Name
+                ):
+                    names.add(test.node.name)
+            for filt in tree.find_all(jinja2.nodes.Filter):
+                if filt.name in ("default", "d") and isinstance(filt.node, jinja2.nodes.Name):
+                    names.add(filt.node.name)
+        return names
+
+    def _parse_all(self, value: Any, expression: bool) -> Iterator[jinja2.nodes.Template]:
         if isinstance(value, Mapping):
-            return set().union(*(self.undeclared(v) for v in value.values()))
-        if isinstance(value, list | tuple):
-            return set().union(*(self.undeclared(v, expression=expression) for v in value))
-        if not isinstance(value, str) or (not expression and "{" not in value):
-            return set()
-        source = "{{ (" + value + ") }}" if expression else value
-        try:
-            return jinja2.meta.find_undeclared_variables(self._env.parse(source))
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}") from None
+            for item in value.values():
+                yield from self._parse_all(item, False)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                yield from self._parse_all(item, expression)
+        elif isinstance(value, str) and (expression or "{" in value):
+            source = "{{ (" + value + ") }}" if expression else value
+            try:
+                yield self._env.parse(source)
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateError(f"template syntax error: {exc.message}") from None
 
     def _compile(self, expression: str, where: str, step: str) -> Any:
         env = self._env

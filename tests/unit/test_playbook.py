@@ -139,3 +139,22 @@ def test_every_shipped_playbook_is_valid() -> None:
     assert shipped
     for path in shipped:
         load_playbook(path, REGISTRY)
+
+
+def test_variables_guarded_by_is_defined_or_default_are_optional(tmp_path: Path) -> None:
+    pb = load_playbook(
+        write(
+            tmp_path,
+            """\
+name: x
+fix:
+  - name: Set a password
+    file_line: {path: /c, line: "requirepass {{ redis_password }}"}
+    when: redis_password is defined
+  - name: Restart
+    shell: "{{ restart_command | default('systemctl restart redis') }}"
+""",
+        ),
+        REGISTRY,
+    )
+    check_variables(pb, known=set())

@@ -28,3 +28,15 @@ def test_known_values_are_masked_everywhere_even_inside_events() -> None:
     assert isinstance(clean, ChangePlanned)
     assert "Tr0ub4dor" not in clean.description and MASK in clean.description
     assert masker.mask("port 6379") == "port 6379"
+
+
+def test_prose_about_requirepass_in_comments_is_not_taken_for_a_secret() -> None:
+    conf = (
+        '# the "requirepass" configuration directive below) it is possible to tell\n'
+        "# requirepass foobared\n"
+        "requirepass realsecret\n"
+    )
+    assert directive_secrets(conf) == ["realsecret"]
+    masked_text = Masker().mask(conf)
+    assert "realsecret" not in masked_text and "it is possible to tell" in masked_text
+    assert Masker().mask("redis-cli -p 1 -a hunter2 ping") == f"redis-cli -p 1 -a {MASK} ping"
