@@ -1,0 +1,485 @@
+"""The connection contract every step talks to, implemented once on top of one primitive.
+
+Steps never touch paramiko or subprocess: they call `run`, `read_file`, `write_file`,
+`restore_file` and `forward` on a `Connection`. Each transport (SSH, local, a scripted fake in
+tests) only supplies `_exec` — "run this POSIX sh command with these stdin bytes, give me the
+exit code and the raw output" — so sudo handling, the atomic-write script and every error
+message are written, reviewed and tested exactly once.
+
+Why the file operations are shell scripts rather than SFTP: each one is a single round trip
+(stat + content, or drift check + backup + temp write + rename), works through sudo the same
+way as any command, and needs nothing on the host beyond POSIX sh and GNU coreutils.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+
+from redmedic.errors import BecomeError, CommandError, DriftError
+from redmedic.inventory import Host
+
+ENCODING = "utf-8"
+# surrogateescape: undecodable bytes survive a decode/encode round trip unchanged, so text
+# handed to steps can always be turned back into the exact bytes that were on the host.
+ERRORS = "surrogateescape"
+
+# Exit code our file scripts use for "the file is not what the plan expected".
+_DRIFT_RC = 65
+_MARK = "redmedic:"
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to open connections: host-key policy and timeouts, shared by every host of a run.
+
+    `known_hosts_files` are read in addition to `~/.ssh/known_hosts`; with
+    `trust_new_host_keys` an unknown key is recorded in the first of them (or in
+    `~/.ssh/known_hosts`) instead of refused — a changed key is always refused.
+    `command_timeout` is the default for `Connection.run` (None waits forever).
+    """
+
+    known_hosts_files: tuple[str, ...] = ()
+    trust_new_host_keys: bool = False
+    connect_timeout: float = 10.0
+    command_timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did. A non-zero `rc` is data, not an exception.
+
+    `command` is the command as the caller wrote it (never the sudo wrapper, never a secret).
+    Output is decoded UTF-8 with surrogateescape: `stdout.encode("utf-8", "surrogateescape")`
+    gives back the exact bytes.
+    """
+
+    command: str
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.rc == 0
+
+    def tail(self, lines: int = 5) -> str:
+        """The last `lines` lines of the output that most likely explains the result.
+
+        stderr when it has anything to say (that is where tools put their reasons), stdout
+        otherwise (some tools report errors there) — used in error messages.
+        """
+        text = self.stderr if self.stderr.strip() else self.stdout
+        kept = text.rstrip("\n").splitlines()[-lines:] if lines > 0 else []
+        return "\n".join(kept)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file as read from the host: exact bytes plus the attributes a rewrite must keep."""
+
+    path: str
+    content: bytes
+    mode: int
+    owner: str
+    group: str
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of `content`: the token `write_file` uses to detect drift."""
+        return hashlib.sha256(self.content).hexdigest()
+
+
+class _Become(Enum):
+    """How this connection gets root, decided once per connection on first use."""
+
+    ROOT = "root"  # already root: run commands as they are
+    NOPASSWD = "nopasswd"  # sudo -n works
+    PASSWORD = "password"  # sudo -S with the (validated) password on stdin
+
+
+def parse_stat_line(line: str) -> tuple[int, str, str]:
+    """Parse our `stat -c '%a %U %G'` line into (mode, owner, group).
+
+    Raises ValueError on anything else so a surprising host fails loudly, not silently.
+    """
+    parts = line.strip().split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"unexpected stat output {line!r}")
+    mode_text, owner, group = parts
+    mode = int(mode_text, 8)
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"unexpected file mode {mode_text!r}")
+    return mode, owner, group
+
+
+def short_command(command: str, width: int = 80) -> str:
+    """One display line for a command: scripts are long, messages should not be."""
+    first = command.strip().splitlines()[0] if command.strip() else ""
+    more = len(command.strip().splitlines()) > 1
+    if len(first) > width or more:
+        return first[: width - 1] + "…"
+    return first
+
+
+# `[ -e ]` is also false when a parent directory cannot be searched; only a real ENOENT
+# (or ENOTDIR) may count as "absent", anything else is an error worth showing.
+_EXISTS_FN = (
+    "exists() {\n"
+    '  [ -e "$1" ] && return 0\n'
+    '  e=$(LC_ALL=C stat -L -c %a -- "$1" 2>&1 >/dev/null) && return 0\n'
+    '  case $e in *"No such file or directory"*|*"Not a directory"*) return 1;; esac\n'
+    "  printf '%s\\n' \"$e\" >&2; exit 1\n"
+    "}\n"
+)
+
+
+def read_script(path: str) -> str:
+    """The one-round-trip script behind `read_file`: a marker line, a stat line, the bytes."""
+    return (
+        _EXISTS_FN + f"p={shlex.quote(path)}\n"
+        'if exists "$p"; then\n'
+        f"  printf '%s\\n' '{_MARK}file'\n"
+        "  stat -L -c '%a %U %G' -- \"$p\" || exit 1\n"
+        '  exec cat -- "$p"\n'
+        "fi\n"
+        f"printf '%s\\n' '{_MARK}absent'\n"
+    )
+
+
+def write_script(path: str, expected_sha256: str | None, mode: int | None, backup: bool) -> str:
+    """The one-round-trip script behind `write_file`; the new content arrives on stdin.
+
+    Order matters for safety: drift check, then the temp file is written and given its final
+    owner/mode *before* the backup and the rename, so a full disk or a failing chown leaves
+    the target untouched (and the trap removes the temp file on every exit path).
+    """
+    return (
+        "set -u\n" + _EXISTS_FN + f"p={shlex.quote(path)}\n"
+        f"want={shlex.quote(expected_sha256 or '')}\n"
+        f"mode={shlex.quote(format(mode, 'o') if mode is not None else '')}\n"
+        f"backup={'1' if backup else '0'}\n"
+        "um=$(umask)\n"
+        # Edit the real file behind a symlink, never replace the link with a file.
+        'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
+        'existed=0; if exists "$p"; then existed=1; fi\n'
+        'if [ "$existed" = 1 ]; then\n'
+        f'  [ -n "$want" ] || {{ echo "{_MARK}drift exists"; exit {_DRIFT_RC}; }}\n'
+        '  have=$(sha256sum < "$p") || exit 1\n'
+        "  have=${have%% *}\n"
+        f'  [ "$have" = "$want" ] || {{ echo "{_MARK}drift $have"; exit {_DRIFT_RC}; }}\n'
+        'elif [ -n "$want" ]; then\n'
+        f'  echo "{_MARK}drift absent"; exit {_DRIFT_RC}\n'
+        "fi\n"
+        'd=$(dirname -- "$p"); b=$(basename -- "$p")\n'
+        'tmp=$(mktemp "$d/.$b.redmedic-XXXXXX") || exit 1\n'
+        "trap 'rm -f -- \"$tmp\"' EXIT\n"
+        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
+        'cat > "$tmp" || exit 1\n'
+        'if [ "$existed" = 1 ]; then\n'
+        '  chown --reference="$p" -- "$tmp" || exit 1\n'
+        '  chmod --reference="$p" -- "$tmp" || exit 1\n'
+        "fi\n"
+        'if [ -n "$mode" ]; then\n'
+        '  chmod "$mode" -- "$tmp" || exit 1\n'
+        'elif [ "$existed" = 0 ]; then\n'
+        '  chmod "$(printf \'%o\' $((0666 & ~$um)))" -- "$tmp" || exit 1\n'
+        "fi\n"
+        'if [ "$existed" = 1 ] && [ "$backup" = 1 ]; then\n'
+        "  stamp=$(date +%Y%m%dT%H%M%S)\n"
+        '  bk="$p.redmedic-$stamp~"; n=1\n'
+        '  while [ -e "$bk" ] || [ -L "$bk" ]; do\n'
+        "    n=$((n + 1))\n"
+        '    [ "$n" -le 100 ] || { echo "too many backups of $p this second" >&2; exit 1; }\n'
+        '    bk="$p.redmedic-$stamp-$n~"\n'
+        "  done\n"
+        '  cp -p -- "$p" "$bk" || exit 1\n'
+        f"  printf '%s\\n' \"{_MARK}backup $bk\"\n"
+        "fi\n"
+        'sync -- "$tmp" 2>/dev/null || :\n'
+        'mv -f -- "$tmp" "$p" || exit 1\n'
+        f"printf '%s\\n' '{_MARK}written'\n"
+    )
+
+
+def restore_script(path: str, backup: str | None) -> str:
+    """The script behind `restore_file`: copy the backup beside the target, rename over it.
+
+    The backup itself is kept (a copy is renamed, not the backup) so a failed restore can be
+    retried and the operator still has the pre-change file.
+    """
+    if backup is None:
+        return (
+            f"p={shlex.quote(path)}\n"
+            'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
+            'rm -f -- "$p"\n'
+        )
+    return (
+        "set -u\n"
+        f"p={shlex.quote(path)}\n"
+        f"bk={shlex.quote(backup)}\n"
+        'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
+        '[ -f "$bk" ] || { echo "backup $bk does not exist" >&2; exit 1; }\n'
+        'd=$(dirname -- "$p"); b=$(basename -- "$p")\n'
+        'tmp=$(mktemp "$d/.$b.redmedic-XXXXXX") || exit 1\n'
+        "trap 'rm -f -- \"$tmp\"' EXIT\n"
+        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
+        'cp -p -- "$bk" "$tmp" || exit 1\n'
+        'mv -f -- "$tmp" "$p" || exit 1\n'
+    )
+
+
+def sudo_command(command: str, *, with_password: bool) -> str:
+    """Wrap `command` for sudo. The password, if any, travels on stdin — never in argv.
+
+    `-k` makes sudo ignore cached credentials so it reads the password line every time and
+    never leaves it for the command; `-p ''` keeps the prompt out of stderr.
+    """
+    inner = f"/bin/sh -c {shlex.quote(command)}"
+    if with_password:
+        return f"sudo -S -k -p '' -- {inner}"
+    return f"sudo -n -- {inner}"
+
+
+# One round trip: who are we, is there sudo, does it need a password?
+_BECOME_PROBE = (
+    "LC_ALL=C; export LC_ALL\n"
+    "u=$(id -u) || exit 1\n"
+    'echo "uid=$u"\n'
+    '[ "$u" = 0 ] && exit 0\n'
+    "command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }\n"
+    "sudo -n true 2>&1 && echo nopasswd\n"
+    "exit 0\n"
+)
+_SUDO_VALIDATE = "LC_ALL=C sudo -S -k -p '' true"
+_SUDO_DENIED = ("not in the sudoers", "not allowed to", "may not run sudo")
+_SUDO_BAD_PASSWORD = ("incorrect password", "no password was provided", "Sorry, try again")
+
+
+class Connection(ABC):
+    """One open session to one host, used by every step of a run (never re-opened per step).
+
+    A context manager: `with connect(host, options) as conn: ...` closes it on every exit.
+    Subclasses implement `_exec` (and `forward` when the host's loopback is not ours).
+    """
+
+    def __init__(self, host: Host, *, command_timeout: float | None = None) -> None:
+        self.host = host
+        self._command_timeout = command_timeout
+        self._become: _Become | None = None
+        self._become_lock = threading.Lock()
+
+    # -- the primitive -------------------------------------------------------------------
+
+    @abstractmethod
+    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        """Run `command` with POSIX /bin/sh semantics; return (rc, stdout, stderr) bytes.
+
+        Raises ConnectError when the connection is gone and CommandError on timeout; a
+        non-zero exit status is returned, never raised.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+    # -- public API ----------------------------------------------------------------------
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def run(
+        self,
+        command: str,
+        *,
+        become: bool = False,
+        stdin: bytes = b"",
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a shell command and return its result; a failing command is data, not an error.
+
+        Raises ConnectError if the connection dropped, BecomeError when sudo refuses, and
+        CommandError when `timeout` (default: the connection's command timeout) passes.
+        """
+        rc, out, err = self._run_bytes(command, become=become, stdin=stdin, timeout=timeout)
+        return CommandResult(
+            command=command,
+            rc=rc,
+            stdout=out.decode(ENCODING, ERRORS),
+            stderr=err.decode(ENCODING, ERRORS),
+        )
+
+    def read_file(self, path: str, *, become: bool = False) -> RemoteFile | None:
+        """Read a file's bytes, mode, owner and group in one round trip; None if it is absent."""
+        rc, out, err = self._run_bytes(read_script(path), become=become)
+        if rc != 0:
+            raise self._command_error(f"cannot read {path}", rc, out, err)
+        marker, _, rest = out.partition(b"\n")
+        if marker == f"{_MARK}absent".encode():
+            return None
+        stat_line, newline, content = rest.partition(b"\n")
+        try:
+            if marker != f"{_MARK}file".encode() or not newline:
+                raise ValueError(f"unexpected output {out[:80]!r}")
+            mode, owner, group = parse_stat_line(stat_line.decode(ENCODING, ERRORS))
+        except ValueError as exc:
+            raise CommandError(self.host.name, f"cannot read {path}: {exc}") from None
+        return RemoteFile(path=path, content=content, mode=mode, owner=owner, group=group)
+
+    def write_file(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        expected_sha256: str | None,
+        become: bool = False,
+        mode: int | None = None,
+        backup: bool = True,
+    ) -> str | None:
+        """Atomically replace (or create) a file, refusing if it changed since it was read.
+
+        `expected_sha256` is `RemoteFile.sha256` from the read the plan was made from (None:
+        the file must not exist yet). The new file keeps the old owner, group and mode
+        (`mode`, when given, wins; new files get `mode` or 0666 minus the umask). Returns the
+        backup path, or None when the file was created. Raises DriftError (nothing written)
+        or CommandError (target untouched) — one round trip either way.
+        """
+        script = write_script(path, expected_sha256, mode, backup)
+        rc, out, err = self._run_bytes(script, become=become, stdin=content)
+        lines = out.decode(ENCODING, ERRORS).splitlines()
+        if rc == _DRIFT_RC:
+            found = next((ln for ln in lines if ln.startswith(f"{_MARK}drift ")), None)
+            if found is not None:
+                raise DriftError(self.host.name, _drift_message(path, found.split(" ", 1)[1]))
+        if rc != 0:
+            raise self._command_error(f"cannot write {path} ({path} is unchanged)", rc, out, err)
+        backups = [ln.split(" ", 1)[1] for ln in lines if ln.startswith(f"{_MARK}backup ")]
+        return backups[0] if backups else None
+
+    def restore_file(self, path: str, backup: str | None, *, become: bool = False) -> None:
+        """Roll a `write_file` back: put `backup` back atomically, or delete what we created."""
+        rc, out, err = self._run_bytes(restore_script(path, backup), become=become)
+        if rc != 0:
+            what = f"cannot restore {path} from {backup}" if backup else f"cannot remove {path}"
+            raise self._command_error(what, rc, out, err)
+
+    @contextmanager
+    def forward(self, remote_host: str, remote_port: int) -> Iterator[tuple[str, int]]:
+        """Reach `remote_host:remote_port` as the target sees it; yields a local address.
+
+        The default suits connections whose network is ours (local): the address itself.
+        SSH tunnels it (direct-tcpip) so probes can talk to a Redis bound to the host's
+        own 127.0.0.1.
+        """
+        yield (remote_host, remote_port)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _run_bytes(
+        self,
+        command: str,
+        *,
+        become: bool = False,
+        stdin: bytes = b"",
+        timeout: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        if timeout is None:
+            timeout = self._command_timeout
+        if not become:
+            return self._exec(command, stdin, timeout)
+        how = self._become_mode()
+        if how is _Become.ROOT:
+            return self._exec(command, stdin, timeout)
+        with_password = how is _Become.PASSWORD
+        prefix = self._password_line() if with_password else b""
+        rc, out, err = self._exec(
+            sudo_command(command, with_password=with_password), prefix + stdin, timeout
+        )
+        if rc == 1 and err.startswith(b"sudo: "):
+            self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=True)
+        return rc, out, err
+
+    def _password_line(self) -> bytes:
+        password = self.host.become_password or ""
+        return password.encode(ENCODING) + b"\n"
+
+    def _become_mode(self) -> _Become:
+        """Decide once, on the first become, how to get root (thread-safe)."""
+        with self._become_lock:
+            if self._become is None:
+                self._become = self._probe_become()
+            return self._become
+
+    def _probe_become(self) -> _Become:
+        rc, out, err = self._exec(_BECOME_PROBE, b"", self._command_timeout)
+        text = out.decode(ENCODING, ERRORS)
+        lines = text.splitlines()
+        if rc != 0 or not lines or not lines[0].startswith("uid="):
+            raise self._command_error("cannot find out the login user's id", rc, out, err)
+        if lines[0] == "uid=0":
+            return _Become.ROOT
+        if "nosudo" in lines:
+            raise BecomeError(
+                self.host.name,
+                "become needs sudo, which is not installed — install sudo or log in as root",
+            )
+        if "nopasswd" in lines:
+            return _Become.NOPASSWD
+        said = "\n".join(lines[1:])
+        if any(phrase in said for phrase in _SUDO_DENIED):
+            self._raise_for_sudo(said, validated=False)
+        if self.host.become_password is None:
+            raise BecomeError(self.host.name, "sudo needs a password — set ansible_become_password")
+        # Validate the password on its own, with nothing but the password on stdin: a wrong
+        # password must never make sudo read our data lines as further password attempts.
+        rc, _, err = self._exec(_SUDO_VALIDATE, self._password_line(), self._command_timeout)
+        if rc != 0:
+            self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=False)
+        return _Become.PASSWORD
+
+    def _raise_for_sudo(self, said: str, *, validated: bool) -> None:
+        """Turn sudo's own complaint into a BecomeError; the password is never quoted."""
+        user = self.host.user or "the login user"
+        if any(phrase in said for phrase in _SUDO_DENIED):
+            raise BecomeError(
+                self.host.name,
+                f"sudo refused: {user} may not run commands as root here — "
+                "add a sudoers rule or use another ansible_user",
+            )
+        if any(phrase in said for phrase in _SUDO_BAD_PASSWORD) or not validated:
+            raise BecomeError(
+                self.host.name, "sudo password was rejected — check ansible_become_password"
+            )
+        if "a password is required" in said:
+            raise BecomeError(self.host.name, "sudo needs a password — set ansible_become_password")
+
+    def _command_error(self, what: str, rc: int, out: bytes, err: bytes) -> CommandError:
+        detail = CommandResult("", rc, out.decode(ENCODING, ERRORS), err.decode(ENCODING, ERRORS))
+        tail = detail.tail()
+        reason = f": {tail}" if tail else ""
+        return CommandError(self.host.name, f"{what} (exit {rc}){reason}")
+
+
+def _drift_message(path: str, found: str) -> str:
+    again = "nothing was written; run again to plan against the current file"
+    if found == "exists":
+        return f"{path} was created on the host after it was planned — {again}"
+    if found == "absent":
+        return f"{path} was removed from the host after it was read — {again}"
+    return f"{path} changed on the host after it was read (sha256 now {found[:12]}…) — {again}"
