@@ -1,0 +1,358 @@
+"""Simulated SSH hosts on loopback: real ``sshd`` daemons, one per 127.0.1.N (test tier 1).
+
+Why real daemons: the connection layer's job is what OpenSSH, sudo and the kernel actually
+do (host-key negotiation, auth failures, sudo reading its password from stdin, atomic
+renames, ``direct-tcpip`` channels), so a fake server would only test our assumptions.
+Facts this module is built on: ``/work/shared/design/test-hosts.md`` ("Tier 1").
+
+What it owns:
+
+* ``ensure_test_user()`` -- the unprivileged login user ``redmedic-t`` (shell ``/bin/sh``, so
+  no slow ``.bashrc``; home ``/var/lib/redmedic-test/home``), its known password, and the
+  sudoers drop-in ``/etc/sudoers.d/redmedic-test`` letting it run anything *with* that
+  password. Idempotent and guarded by a file lock, so parallel pytest runs can share it.
+* ``SshSession`` -- per test session: a client ed25519 key pair, an ``authorized_keys`` file
+  for it (in a per-session directory sshd can read as the user), and ``start_sshd()`` to
+  start any number of daemons, each with its own host key, address and log file, stopped by
+  PID when the session closes (also when a test failed).
+
+Nothing here touches root's own ``~/.ssh`` or the system sshd: every daemon runs from its
+own config file (``sshd -D -f``), and the system host keys are never read.
+
+Addresses: each daemon gets the first free 127.0.1.N (N from a per-process offset, so two
+pytest runs rarely even try the same one); a taken address makes sshd exit with "Address
+already in use" and the next one is tried. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+TEST_USER = "redmedic-t"
+#: The login (and sudo) password of TEST_USER. Known to the tests on purpose: they check it
+#: never shows up in process listings or error messages.
+TEST_PASSWORD = "rdm-T3st-sudo-pw-7Q"
+STATE_DIR = Path("/var/lib/redmedic-test")
+HOME_DIR = STATE_DIR / "home"
+SUDOERS_FILE = Path("/etc/sudoers.d/redmedic-test")
+SSHD = "/usr/sbin/sshd"
+DEFAULT_PORT = 2222
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+_ADDRESS_ATTEMPTS = 20
+
+_SUDOERS_TEXT = f"""\
+# Written by redmedic's test fixtures (tests/support/loopback.py): the tier-1 login user
+# may become root with its password, like a typical admin account.
+Defaults:{TEST_USER} !mail_badpass
+{TEST_USER} ALL=(ALL:ALL) ALL
+"""
+
+
+class LoopbackError(RuntimeError):
+    """A simulated host could not be set up; the message carries the reason (and log tail)."""
+
+
+def missing_prerequisites() -> list[str]:
+    """Why tier-1 hosts cannot run here (empty when they can)."""
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("must run as root (creates a user, starts sshd)")
+    for tool in (SSHD, "ssh-keygen", "sudo", "useradd", "chpasswd", "visudo", "redis-server"):
+        if shutil.which(tool) is None:
+            missing.append(f"{tool} not found (run tests/support/install-test-deps.sh)")
+    return missing
+
+
+# -- the login user ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginUser:
+    """The unprivileged login user every simulated host shares."""
+
+    name: str
+    password: str = field(repr=False)
+    home: Path
+    uid: int
+    gid: int
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _run(argv: list[str], *, stdin: bytes | None = None, timeout: float = 30.0) -> str:
+    result = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+    if result.returncode != 0:
+        raise LoopbackError(
+            f"{argv[0]} failed ({result.returncode}): {result.stderr.decode(errors='replace')}"
+        )
+    return result.stdout.decode(errors="replace")
+
+
+def ensure_test_user() -> LoginUser:
+    """Create (or repair) TEST_USER, its password and sudoers rule; idempotent.
+
+    The password goes to chpasswd on stdin, never on a command line.
+    """
+    STATE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(STATE_DIR, 0o755)
+    with _locked(STATE_DIR / ".setup.lock"):
+        try:
+            entry = pwd.getpwnam(TEST_USER)
+        except KeyError:
+            _run(
+                ["useradd", "--system", "--create-home", "--home-dir", str(HOME_DIR),
+                 "--shell", "/bin/sh", "--user-group", TEST_USER]
+            )  # fmt: skip
+            entry = pwd.getpwnam(TEST_USER)
+        if entry.pw_shell != "/bin/sh" or entry.pw_dir != str(HOME_DIR):
+            _run(["usermod", "--shell", "/bin/sh", "--home", str(HOME_DIR), TEST_USER])
+            entry = pwd.getpwnam(TEST_USER)
+        HOME_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.chown(HOME_DIR, entry.pw_uid, entry.pw_gid)
+        _run(["chpasswd"], stdin=f"{TEST_USER}:{TEST_PASSWORD}\n".encode())
+        if not SUDOERS_FILE.exists() or SUDOERS_FILE.read_text() != _SUDOERS_TEXT:
+            draft = SUDOERS_FILE.with_name(".redmedic-test.draft")
+            draft.write_text(_SUDOERS_TEXT)
+            os.chmod(draft, 0o440)
+            try:
+                _run(["visudo", "-cf", str(draft)])
+                os.replace(draft, SUDOERS_FILE)
+            finally:
+                draft.unlink(missing_ok=True)
+    return LoginUser(TEST_USER, TEST_PASSWORD, HOME_DIR, entry.pw_uid, entry.pw_gid)
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+def generate_key(path: Path, kind: str = "ed25519") -> str:
+    """Write a new unencrypted key pair at `path` (+ .pub); return the public "type b64" part."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".pub").unlink(missing_ok=True)
+    _run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "redmedic-test", "-f", str(path)])
+    public = path.with_name(path.name + ".pub").read_text().split()
+    return f"{public[0]} {public[1]}"
+
+
+def known_hosts_line(address: str, port: int, public_key: str) -> str:
+    """A known_hosts line as `ssh-keyscan` would print it (no trailing newline)."""
+    label = address if port == 22 else f"[{address}]:{port}"
+    return f"{label} {public_key}"
+
+
+# -- sshd ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SshdHost:
+    """One running simulated host: where it listens and the public host key it presents."""
+
+    name: str
+    address: str
+    port: int
+    pid: int
+    host_key: str  # "ssh-ed25519 AAAA..."
+    workdir: Path
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sshd.log"
+
+    def log_text(self) -> str:
+        """sshd's log so far, for assertion messages."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    @property
+    def known_hosts_line(self) -> str:
+        return known_hosts_line(self.address, self.port, self.host_key)
+
+
+def _sshd_config(workdir: Path, address: str, port: int, authorized_keys: Path) -> str:
+    return f"""\
+# Simulated host for redmedic's tests (tests/support/loopback.py).
+ListenAddress {address}:{port}
+HostKey {workdir / "host_key"}
+PidFile none
+UsePAM no
+AuthorizedKeysFile {authorized_keys}
+StrictModes yes
+PubkeyAuthentication yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers {TEST_USER}
+AllowTcpForwarding yes
+X11Forwarding no
+UseDNS no
+PrintMotd no
+PrintLastLog no
+MaxStartups 200:30:400
+MaxSessions 200
+MaxAuthTries 10
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+"""
+
+
+def _address_bindable(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _banner(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1.0) as sock:
+            return sock.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _stop_pid(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM by PID, bounded wait, then SIGKILL: never leave a daemon behind."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT_S)
+
+
+class SshSession:
+    """Everything one test session's simulated hosts share; a context manager.
+
+    `client_key` is the private key authorised for TEST_USER on every daemon started here.
+    """
+
+    def __init__(self, root: Path, user: LoginUser) -> None:
+        self.root = root
+        self.user = user
+        self.client_key = root / "client_ed25519"
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._shared: Path | None = None
+        self._next_octet = 2 + os.getpid() % 200
+        self._count = 0
+
+    def __enter__(self) -> SshSession:
+        self.root.mkdir(parents=True, exist_ok=True)
+        public = generate_key(self.client_key)
+        # sshd reads authorized_keys as the login user, so it lives under /var/lib (not in
+        # pytest's root-only temp dir); one directory per session keeps parallel runs apart.
+        sessions = STATE_DIR / "sessions"
+        sessions.mkdir(mode=0o755, parents=True, exist_ok=True)
+        self._shared = Path(tempfile.mkdtemp(prefix="s-", dir=sessions))
+        os.chmod(self._shared, 0o755)
+        keys = self.authorized_keys
+        keys.write_text(public + "\n")
+        os.chmod(keys, 0o644)
+        Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def authorized_keys(self) -> Path:
+        assert self._shared is not None, "use SshSession as a context manager"
+        return self._shared / "authorized_keys"
+
+    def close(self) -> None:
+        """Stop every daemon started here (by PID) and remove the shared directory."""
+        for process in self._processes:
+            _stop_pid(process)
+        self._processes.clear()
+        if self._shared is not None:
+            shutil.rmtree(self._shared, ignore_errors=True)
+            self._shared = None
+
+    def start_sshd(self, *, port: int = DEFAULT_PORT, name: str | None = None) -> SshdHost:
+        """Start one more simulated host with a fresh host key on a free 127.0.1.N:port."""
+        self._count += 1
+        name = name or f"sim{self._count}"
+        workdir = self.root / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        host_key = generate_key(workdir / "host_key")
+        for _ in range(_ADDRESS_ATTEMPTS):
+            address = self._next_address()
+            if not _address_bindable(address, port):
+                continue
+            config = workdir / "sshd_config"
+            config.write_text(_sshd_config(workdir, address, port, self.authorized_keys))
+            log = workdir / "sshd.log"
+            log.unlink(missing_ok=True)
+            process = subprocess.Popen(
+                [SSHD, "-D", "-f", str(config), "-E", str(log)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self._processes.append(process)
+            host = SshdHost(name, address, port, process.pid, host_key, workdir)
+            if self._wait_ready(process, host):
+                return host
+        raise LoopbackError(f"no free loopback address for sshd after {_ADDRESS_ATTEMPTS} tries")
+
+    def _next_address(self) -> str:
+        octet = self._next_octet
+        self._next_octet = 2 + (self._next_octet - 1) % 253
+        return f"127.0.1.{octet}"
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], host: SshdHost) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log = host.log_text()
+                if "Address already in use" in log:
+                    return False
+                raise LoopbackError(f"sshd exited with {process.returncode}:\n{log[-2000:]}")
+            if _banner(host.address, host.port):
+                return True
+            time.sleep(0.02)
+        _stop_pid(process)
+        raise LoopbackError(f"sshd did not answer within {START_TIMEOUT_S}s:\n{host.log_text()}")
+
+
+def free_loopback_port(address: str = "127.0.0.1") -> int:
+    """A port nobody listens on at `address` right now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port
