@@ -10,11 +10,12 @@ from redmedic.executor import Answer, ConfirmRequest, Gate
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import ChangePlanned
 
-DIFF = "--- /etc/redis/redis.conf\n+++ /etc/redis/redis.conf\n@@ -1 +1 @@\n-bind 127.0.0.1\n+bind 0.0.0.0\n"
+CONF = "/etc/redis/redis.conf"
+DIFF = f"--- {CONF}\n+++ {CONF}\n@@ -1 +1 @@\n-bind 127.0.0.1\n+bind 0.0.0.0\n"
+STEP = "Listen on all interfaces"
 REQUEST = ConfirmRequest(
-    "redis-1", "Listen on all interfaces", "",
-    (ChangePlanned("redis-1", "fix", "Listen on all interfaces", "file", "edit /etc/redis/redis.conf", DIFF),),
-)  # fmt: skip
+    "redis-1", STEP, "", (ChangePlanned("redis-1", "fix", STEP, "file", f"edit {CONF}", DIFF),)
+)
 
 
 def prompt(answers: str) -> tuple[ConsolePrompt, io.StringIO]:
