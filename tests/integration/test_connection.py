@@ -99,6 +99,15 @@ def test_commands_get_their_stdin_and_bytes_round_trip(conn: SSHConnection) -> N
     assert result.stdout.encode("utf-8", "surrogateescape") == data
 
 
+def test_big_output_before_reading_stdin_does_not_deadlock(conn: SSHConnection) -> None:
+    # More output than both SSH windows hold, written before the command reads its input.
+    result = conn.run("head -c 5000000 /dev/zero; wc -c", stdin=b"y" * 3_000_000, timeout=30)
+
+    assert result.ok
+    assert len(result.stdout) == 5_000_000 + len("3000000\n")
+    assert result.stdout.endswith("3000000\n")
+
+
 def test_many_commands_share_one_ssh_connection(conn: SSHConnection) -> None:
     started = time.monotonic()
     seen = {conn.run("echo $SSH_CONNECTION").stdout for _ in range(30)}
@@ -234,6 +243,17 @@ def test_editing_a_root_owned_file_with_sudo_keeps_owner_group_mode(
     kept = os.stat(backup)
     assert (kept.st_uid, kept.st_gid, stat.S_IMODE(kept.st_mode)) == (0, before.st_gid, 0o640)
     assert leftovers(workdir) == [Path(backup).name]  # no temp file left behind
+
+
+def test_a_big_file_is_written_whole_through_sudo(conn: SSHConnection, workdir: Path) -> None:
+    content = os.urandom(4_000_000)
+    path = workdir / "dump.bin"
+
+    conn.write_file(str(path), content, expected_sha256=None, become=True, mode=0o600)
+
+    assert path.read_bytes() == content
+    found = conn.read_file(str(path), become=True)
+    assert found is not None and found.content == content
 
 
 def test_a_file_changed_after_reading_is_not_overwritten(

@@ -118,7 +118,8 @@ class SSHConnection(Connection):
         out: list[bytes] = []
         err: list[bytes] = []
         stdout_open = True
-        channel.settimeout(_SLICE)
+        # No channel timeout: recv() only runs once select() says data (or EOF) is there, and
+        # a timeout would also cut short the stdin sender running in another thread.
         while True:
             wait = (
                 _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
@@ -126,14 +127,11 @@ class SSHConnection(Connection):
             if stdout_open:
                 ready, _, _ = select.select([channel], [], [], wait)
                 if ready:
-                    try:
-                        data = channel.recv(_BUFFER)
-                    except TimeoutError:
-                        data = None
-                    if data == b"":
-                        stdout_open = False
-                    elif data:
+                    data = channel.recv(_BUFFER)
+                    if data:
                         out.append(data)
+                    else:
+                        stdout_open = False
             else:
                 channel.status_event.wait(wait)
             while channel.recv_stderr_ready():
@@ -238,7 +236,6 @@ def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
     """Send all of `data`, then EOF. A command that exits without reading it is fine."""
     with suppress(*_SSH_ERRORS):
         if data:
-            channel.settimeout(None)
             channel.sendall(data)
         channel.shutdown_write()
 
