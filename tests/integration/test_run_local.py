@@ -142,3 +142,25 @@ def test_undefined_variable_stops_the_run_before_any_host(
     assert code == 2
     assert err.count("\n") == 1 and "undefined variable 'redis_cnf' in step 'Read bind line'" in err
     assert "fix-bind.yaml:4:5" in err
+
+
+def test_a_failing_canary_batch_stops_the_rollout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    playbook = tmp_path / "canary.yaml"
+    playbook.write_text(
+        "name: canary\nhosts: all\ndiagnose:\n"
+        "  - fail: canary is sick\n    when: inventory_hostname == 'h1'\n"
+    )
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        "all:\n  hosts:\n"
+        + "".join(f"    h{i}: {{ansible_connection: local}}\n" for i in range(1, 5))
+    )
+    argv = ["run", str(playbook), "-i", str(inventory), "--check", "--output", "json",
+            "--serial", "1,100%", "--max-fail-percent", "0"]  # fmt: skip
+    assert main(argv) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])["hosts"]
+    assert {h: r["status"] for h, r in summary.items()} == {
+        "h1": "failed", "h2": "skipped", "h3": "skipped", "h4": "skipped",
+    }  # fmt: skip
