@@ -8,6 +8,8 @@ once, where events are emitted, so no reporter, log or plan file can forget it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -26,6 +28,13 @@ _SECRET_SPOTS = (
     re.compile(r"(?P<key>\bconfig\s+set\s+(?:requirepass|masterauth)\s+)" + _VALUE, re.I),
     re.compile(r"(?P<key>\bredis-cli\b[^\n]*?\s(?:-a|--pass)\s+)" + _VALUE),
 )
+
+
+_SEALED = re.compile(r"⟦redmedic-secret:([0-9a-f]{32})⟧")
+
+
+class UnknownSecretError(ValueError):
+    """A sealed text names a secret this masker does not know (other inventory or -e)."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -81,3 +90,40 @@ class Masker:
         for value in values:
             text = text.replace(value, MASK)
         return text
+
+    def seal(self, text: str, salt: bytes) -> str:
+        """`text` with every known secret replaced by a placeholder keyed with `salt`.
+
+        Plan files and the audit log store sealed text: it can be applied later by a masker
+        that knows the same secrets (same inventory and -e), yet shows none of them.
+        """
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for value in values:
+            text = text.replace(value, f"⟦redmedic-secret:{_token(value, salt)}⟧")
+        return text
+
+    def unseal(self, text: str, salt: bytes) -> str:
+        """Put the secrets back into sealed text; UnknownSecretError if one is not known."""
+        with self._lock:
+            known = {_token(value, salt): value for value in self._values}
+        missing: list[str] = []
+
+        def restore(match: re.Match[str]) -> str:
+            value = known.get(match.group(1))
+            if value is None:
+                missing.append(match.group(1))
+                return match.group(0)
+            return value
+
+        text = _SEALED.sub(restore, text)
+        if missing:
+            raise UnknownSecretError(
+                f"{len(missing)} secret(s) in the saved plan are not known now — "
+                "use the same inventory and -e values as when it was made"
+            )
+        return text
+
+
+def _token(value: str, salt: bytes) -> str:
+    return hmac.new(salt, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:32]

@@ -1,7 +1,9 @@
 """Secrets never reach output: names like passwords, sensitive vars, requirepass values."""
 
+import pytest
+
 from redmedic.report.events import ChangePlanned, masked
-from redmedic.secrets import MASK, Masker, directive_secrets, is_secret_name
+from redmedic.secrets import MASK, Masker, UnknownSecretError, directive_secrets, is_secret_name
 
 
 def test_password_like_names_are_secret() -> None:
@@ -40,3 +42,13 @@ def test_prose_about_requirepass_in_comments_is_not_taken_for_a_secret() -> None
     masked_text = Masker().mask(conf)
     assert "realsecret" not in masked_text and "it is possible to tell" in masked_text
     assert Masker().mask("redis-cli -p 1 -a hunter2 ping") == f"redis-cli -p 1 -a {MASK} ping"
+
+
+def test_sealed_text_shows_no_secret_and_unseals_only_with_the_same_secrets() -> None:
+    salt = b"0123456789abcdef"
+    text = "requirepass Tr0ub4dor\nmasterauth Tr0ub4dor\n"
+    sealed = Masker(["Tr0ub4dor"]).seal(text, salt)
+    assert "Tr0ub4dor" not in sealed and "⟦redmedic-secret:" in sealed
+    assert Masker(["Tr0ub4dor"]).unseal(sealed, salt) == text
+    with pytest.raises(UnknownSecretError, match="same inventory"):
+        Masker(["other"]).unseal(sealed, salt)
