@@ -19,7 +19,7 @@ from redmedic.errors import InputError, UsageError
 from redmedic.executor import Confirm, RunOptions
 from redmedic.fleet import EXIT_INPUT, run_playbook
 from redmedic.inventory import load_inventory, select_hosts
-from redmedic.playbook import check_variables, load_playbook, outside_names
+from redmedic.playbook import check_variables, load_playbook, validate_playbook
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import Reporter
 from redmedic.report.jsonl import JsonLinesReporter
@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
     validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    validate.add_argument(
+        "-i",
+        "--inventory",
+        help="also check that every selected host provides the variables the steps read",
+    )
 
     steps = commands.add_parser("steps", help="list step types, or describe one")
     steps.add_argument("name", nargs="?")
@@ -178,17 +183,20 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
-    errors = 0
+    """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
+    inventory = None
+    if args.inventory:
+        inventory = load_inventory(args.inventory, ssh_config=None)
+    failed = False
     for path in args.playbooks:
-        try:
-            playbook = load_playbook(path, registry)
-            check_variables(playbook, outside_names(playbook))
-        except InputError as exc:
-            print(f"{exc}", file=sys.stderr)
-            errors += 1
+        errors = validate_playbook(path, registry, inventory=inventory)
+        for error in errors:
+            print(error, file=sys.stderr)
+        if errors:
+            failed = True
         else:
-            print(f"{path}: ok ({sum(1 for _ in playbook.steps())} steps)")
-    return EXIT_INPUT if errors else 0
+            print(f"{path}: ok")
+    return EXIT_INPUT if failed else 0
 
 
 def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 
-from redmedic.errors import PlaybookError, TemplateError
+from redmedic.errors import InputError, InventoryError, PlaybookError, TemplateError
+from redmedic.inventory import Inventory, select_hosts
 from redmedic.steps import StepRegistry, StepType
 from redmedic.templating import Templar
 from redmedic.yamlsource import YamlDoc, load_yaml
@@ -42,6 +43,10 @@ BUILTIN_VARS = frozenset(
 )
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_MARK = re.compile(r"{[{%#]")
+_T = TypeVar("_T")
+_NO_STRINGS: tuple[str, ...] = ()
+_NO_CONFIRM: bool | str = False
+_E = TypeVar("_E", bound=InputError)
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,21 @@ def _hint(*parts: str) -> str | None:
 
 
 class _Loader:
-    """Turns one YAML document into a `Playbook`, raising the first error found."""
+    """Turns one YAML document into a `Playbook`, collecting every error it finds.
+
+    Why collect instead of raising: `validate` reports all mistakes of a file in one run,
+    so a user fixes them in one pass. Each check records its error and goes on with a
+    neutral fallback (an empty name, a step without its broken part), so the partial
+    `Playbook` can still be checked further (notify targets, variables). Only a playbook
+    whose `errors` is empty may be run.
+    """
 
     def __init__(self, doc: YamlDoc, registry: StepRegistry) -> None:
         self.doc = doc
         self.registry = registry
         self.templar = Templar()
+        self.errors: list[PlaybookError] = []
+        self.step_paths: dict[int, tuple[str | int, ...]] = {}  # id(step) -> YAML path
 
     def error(
         self, message: str, *path: str | int, hint: str | None = None, key: bool = False
@@ -116,16 +130,30 @@ class _Loader:
         where = self.doc.where_key(*path) if key else self.doc.where(*path)
         return PlaybookError(message, where=where, hint=hint)
 
+    def report(
+        self, message: str, *path: str | int, hint: str | None = None, key: bool = False
+    ) -> None:
+        self.errors.append(self.error(message, *path, hint=hint, key=key))
+
+    def attempt(self, load: Callable[[], _T], fallback: _T) -> _T:
+        """`load()`, or `fallback` once its PlaybookError is recorded."""
+        try:
+            return load()
+        except PlaybookError as exc:
+            self.errors.append(exc)
+            return fallback
+
     def load(self) -> Playbook:
         data = self.doc.data
         if not isinstance(data, dict):
-            raise self.error(
+            self.report(
                 "a playbook is a mapping with name, hosts, diagnose, fix, verify",
                 hint="see playbooks/ for examples",
             )
+            return Playbook(path=self.doc.source, name="", hosts="all")
         for key in data:
             if key not in TOP_KEYS:
-                raise self.error(
+                self.report(
                     f"unknown playbook key '{key}'",
                     key,
                     key=True,
@@ -135,29 +163,30 @@ class _Loader:
                 )
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise self.error("the playbook needs a `name:` (a string)", "name")
+            self.report("the playbook needs a `name:` (a string)", "name")
+            name = ""
         hosts = data.get("hosts", "all")
         if not isinstance(hosts, str):
-            raise self.error(
+            self.report(
                 "`hosts:` is a group or host pattern string",
                 "hosts",
                 hint="e.g. hosts: redis or hosts: 'redis:!redis-canary'",
             )
+            hosts = "all"
         variables = data.get("vars") or {}
         if not isinstance(variables, dict):
-            raise self.error("`vars:` must be a mapping of names to values", "vars")
+            self.report("`vars:` must be a mapping of names to values", "vars")
+            variables = {}
         for var in variables:
             if not isinstance(var, str) or not _IDENTIFIER.match(var):
-                raise self.error(
-                    f"variable name {var!r} is not an identifier", "vars", var, key=True
-                )
+                self.report(f"variable name {var!r} is not an identifier", "vars", var, key=True)
         phases = {phase: self.load_phase(phase, data.get(phase)) for phase in PHASES}
         playbook = Playbook(
             path=self.doc.source,
             name=name,
             hosts=hosts,
             vars=variables,
-            become=self.optional_bool(data, "become"),
+            become=self.attempt(lambda: self.optional_bool(data, "become"), None),
             description=str(data.get("description") or ""),
             hosts_where=self.doc.where("hosts"),
             **phases,
@@ -175,36 +204,45 @@ class _Loader:
         if raw is None:
             return ()
         if not isinstance(raw, list):
-            raise self.error(
+            self.report(
                 f"`{phase}:` must be a list of steps",
                 phase,
                 hint="start each step with '- name: ...'",
             )
-        steps = tuple(self.load_step(phase, i, item) for i, item in enumerate(raw))
-        if phase == "handlers":
-            seen: set[str] = set()
-            for i, step in enumerate(steps):
+            return ()
+        steps: list[Step] = []
+        seen: set[str] = set()
+        for index, item in enumerate(raw):
+            step = self.load_step(phase, index, item)
+            if step is None:
+                continue
+            self.step_paths[id(step)] = (phase, index)
+            if phase == "handlers":
                 if step.name in seen:
-                    raise self.error(f"two handlers are named '{step.name}'", phase, i)
+                    self.report(f"two handlers are named '{step.name}'", phase, index)
                 seen.add(step.name)
-        return steps
+            steps.append(step)
+        return tuple(steps)
 
-    def load_step(self, phase: str, index: int, raw: Any) -> Step:
-        path: tuple[str | int, ...] = (phase, index)
-        if not isinstance(raw, dict):
-            raise self.error(
-                "a step is a mapping: name, one step type with its arguments, options", *path
-            )
+    def step_type_of(
+        self, raw: Mapping[str, Any], path: tuple[str | int, ...]
+    ) -> tuple[str, StepType[Any] | None]:
+        """The step's type key and class; None (error recorded) when it has none or several.
+
+        With several type keys of which exactly one is known, that one is still checked:
+        the others are most likely misspelt options (`regster:`).
+        """
         type_keys = [k for k in raw if k not in STEP_KEYS]
         if not type_keys:
-            raise self.error(
+            self.report(
                 "this step has no step type",
                 *path,
                 hint=f"add one of: {', '.join(sorted(self.registry))}",
             )
+            return "", None
+        known = [k for k in type_keys if k in self.registry]
         if len(type_keys) > 1:
-            known = [k for k in type_keys if k in self.registry]
-            raise self.error(
+            self.report(
                 f"a step has exactly one step type; found {', '.join(map(str, type_keys))}",
                 *path,
                 type_keys[1],
@@ -218,10 +256,13 @@ class _Loader:
                     ),
                 ),
             )
+            if len(known) != 1:
+                return str(type_keys[0]), None
+            return known[0], self.registry[known[0]]
         type_name = str(type_keys[0])
         step_type = self.registry.get(type_name)
         if step_type is None:
-            raise self.error(
+            self.report(
                 f"unknown step type '{type_name}'",
                 *path,
                 type_name,
@@ -231,8 +272,18 @@ class _Loader:
                     "`redmedic steps` lists them",
                 ),
             )
-        if phase in ("diagnose", "verify") and not step_type.read_only:
-            raise self.error(
+        return type_name, step_type
+
+    def load_step(self, phase: str, index: int, raw: Any) -> Step | None:
+        path: tuple[str | int, ...] = (phase, index)
+        if not isinstance(raw, dict):
+            self.report(
+                "a step is a mapping: name, one step type with its arguments, options", *path
+            )
+            return None
+        type_name, step_type = self.step_type_of(raw, path)
+        if step_type is not None and phase in ("diagnose", "verify") and not step_type.read_only:
+            self.report(
                 f"`{type_name}` changes the host and cannot be used in {phase}",
                 *path,
                 type_name,
@@ -243,10 +294,13 @@ class _Loader:
         if name is None:
             name = type_name
         if not isinstance(name, str):
-            raise self.error("`name:` must be a string", *path, "name")
+            self.report("`name:` must be a string", *path, "name")
+            name = type_name
         if phase == "handlers" and "name" not in raw:
-            raise self.error("a handler needs a `name:` that fix steps can `notify:`", *path)
-        args = self.load_args(step_type, raw[type_name], (*path, type_name))
+            self.report("a handler needs a `name:` that fix steps can `notify:`", *path)
+        args: dict[str, Any] = {}
+        if step_type is not None:
+            args = self.load_args(step_type, raw[type_name], (*path, type_name))
         return Step(
             name=name,
             type=type_name,
@@ -254,33 +308,48 @@ class _Loader:
             phase=phase,
             where=self.doc.where(*path),
             when=self.load_when(raw.get("when"), path),
-            register=self.load_register(raw.get("register"), path),
-            confirm=self.load_confirm(raw.get("confirm", False), path),
-            notify=self.string_list(raw.get("notify"), (*path, "notify")),
-            tags=frozenset(self.string_list(raw.get("tags"), (*path, "tags"))),
-            sensitive=bool(self.optional_bool(raw, "sensitive", *path)),
-            become=self.optional_bool(raw, "become", *path),
-            expect_stdout=self.optional_str(raw, "expect_stdout", path),
-            expect_rc=self.optional_int(raw, "expect_rc", path),
+            register=self.attempt(lambda: self.load_register(raw.get("register"), path), None),
+            confirm=self.attempt(
+                lambda: self.load_confirm(raw.get("confirm", False), path), _NO_CONFIRM
+            ),
+            notify=self.attempt(
+                lambda: self.string_list(raw.get("notify"), (*path, "notify")), _NO_STRINGS
+            ),
+            tags=frozenset(
+                self.attempt(
+                    lambda: self.string_list(raw.get("tags"), (*path, "tags")), _NO_STRINGS
+                )
+            ),
+            sensitive=bool(self.attempt(lambda: self.optional_bool(raw, "sensitive", *path), None)),
+            become=self.attempt(lambda: self.optional_bool(raw, "become", *path), None),
+            expect_stdout=self.attempt(lambda: self.optional_str(raw, "expect_stdout", path), None),
+            expect_rc=self.attempt(lambda: self.optional_int(raw, "expect_rc", path), None),
         )
 
     def load_args(
         self, step_type: StepType[Any], raw: Any, path: tuple[str | int, ...]
     ) -> dict[str, Any]:
+        """The step's arguments as written (templates unrendered), every problem recorded.
+
+        Values are checked against the step type's model now unless they are templates:
+        those are checked per host once rendered. An argument whose template does not parse
+        is left out of the result, so later checks do not trip over it again.
+        """
         if raw is None:
             raw = {}
         if isinstance(raw, str | int | float) and step_type.free_form:
             raw = {step_type.free_form: str(raw)}
         if not isinstance(raw, dict):
-            raise self.error(
+            self.report(
                 f"arguments of `{step_type.name}` must be a mapping",
                 *path,
                 hint=f"`redmedic steps {step_type.name}` shows them",
             )
+            return {}
         fields = step_type.Args.model_fields
         for arg in raw:
             if arg not in fields:
-                raise self.error(
+                self.report(
                     f"unknown argument '{arg}' for step type `{step_type.name}`",
                     *path,
                     arg,
@@ -289,34 +358,46 @@ class _Loader:
                 )
         for arg, info in fields.items():
             if info.is_required() and arg not in raw:
-                raise self.error(
+                self.report(
                     f"`{step_type.name}` needs the argument '{arg}'",
                     *path,
                     hint=info.description or None,
                 )
-        templated = any(_TEMPLATE_MARK.search(str(v)) for v in _leaves(raw))
-        if not templated:
-            check_args(step_type, raw, lambda loc: self.doc.where(*path, *loc))
-        try:
-            self.templar.undeclared(raw)
-        except TemplateError as exc:
-            raise self.error(exc.message, *path) from None
-        return raw
+        templated = {arg for arg, value in raw.items() if _is_template(value)}
+        self.errors += arg_errors(
+            step_type,
+            raw,
+            lambda loc: self.doc.where(*path, *loc),
+            skip=lambda loc: bool(templated) if not loc else loc[0] in templated,
+        )
+        args: dict[str, Any] = {}
+        for arg, value in raw.items():
+            try:
+                self.templar.undeclared(value)
+            except TemplateError as exc:
+                self.report(f"argument '{arg}': {exc.message}", *path, arg)
+            else:
+                args[arg] = value
+        return args
 
     def load_when(self, raw: Any, path: tuple[str | int, ...]) -> tuple[str, ...]:
         if raw is None:
             return ()
         if isinstance(raw, bool):
             return ("true",) if raw else ("false",)
-        conditions = self.string_list(raw, (*path, "when"))
+        conditions = self.attempt(lambda: self.string_list(raw, (*path, "when")), _NO_STRINGS)
+        kept: list[str] = []
         for condition in conditions:
             if "{{" in condition:
-                raise self.error("`when:` is already an expression; drop the {{ }}", *path, "when")
+                self.report("`when:` is already an expression; drop the {{ }}", *path, "when")
+                continue
             try:
                 self.templar.undeclared(condition, expression=True)
             except TemplateError as exc:
-                raise self.error(exc.message, *path, "when") from None
-        return conditions
+                self.report(f"`when:` {exc.message}", *path, "when")
+                continue
+            kept.append(condition)
+        return tuple(kept)
 
     def load_register(self, raw: Any, path: tuple[str | int, ...]) -> str | None:
         if raw is None:
@@ -362,13 +443,12 @@ class _Loader:
     def check_notify(self, playbook: Playbook) -> None:
         names = [h.name for h in playbook.handlers]
         for phase in ("diagnose", "fix", "verify"):
-            for index, step in enumerate(getattr(playbook, phase)):
+            for step in getattr(playbook, phase):
                 for target in step.notify:
                     if target not in names:
-                        raise self.error(
+                        self.report(
                             f"step '{step.name}' notifies '{target}', which is not a handler",
-                            phase,
-                            index,
+                            *self.step_paths[id(step)],
                             "notify",
                             hint=_hint(
                                 _did_you_mean(target, names)
@@ -388,9 +468,49 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def check_args(
-    step_type: StepType[Any], args: Mapping[str, Any], locate: Any
-) -> pydantic.BaseModel:
+def _is_template(value: Any) -> bool:
+    """Whether any string inside `value` is Jinja: its real value is only known per host."""
+    return any(_TEMPLATE_MARK.search(str(v)) for v in _leaves(value))
+
+
+Locate = Callable[[tuple[str | int, ...]], str]
+
+
+def arg_errors(
+    step_type: StepType[Any],
+    args: Mapping[str, Any],
+    locate: Locate,
+    *,
+    skip: Callable[[tuple[str | int, ...]], bool] = lambda loc: False,
+) -> list[PlaybookError]:
+    """Every way `args` do not fit the step type's model, one error per problem.
+
+    `locate(loc)` maps pydantic's error location to `FILE:LINE:COL` (or any label); `skip(loc)`
+    drops errors the caller reports better itself or cannot judge yet (templated values).
+    Unknown and missing arguments are left to the loader, which names them with did-you-mean.
+    """
+    try:
+        step_type.Args.model_validate(dict(args))
+    except pydantic.ValidationError as exc:
+        return [
+            _arg_error(step_type, error, locate)
+            for error in exc.errors()
+            if error["type"] not in ("missing", "extra_forbidden") and not skip(tuple(error["loc"]))
+        ]
+    return []
+
+
+def _arg_error(step_type: StepType[Any], error: Any, locate: Locate) -> PlaybookError:
+    loc = tuple(error["loc"])
+    arg = ".".join(str(p) for p in loc) or step_type.name
+    return PlaybookError(
+        f"argument '{arg}' of `{step_type.name}`: {error['msg']}",
+        where=locate(loc),
+        hint=f"`redmedic steps {step_type.name}` shows the arguments",
+    )
+
+
+def check_args(step_type: StepType[Any], args: Mapping[str, Any], locate: Locate) -> Any:
     """Validate rendered arguments into the step type's model, or raise PlaybookError.
 
     `locate(loc)` maps pydantic's error location to `FILE:LINE:COL` (or any label).
@@ -398,30 +518,87 @@ def check_args(
     try:
         return step_type.Args.model_validate(dict(args))
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        arg = ".".join(str(p) for p in loc) or step_type.name
-        raise PlaybookError(
-            f"argument '{arg}' of `{step_type.name}`: {first['msg']}",
-            where=locate(loc),
-            hint=f"`redmedic steps {step_type.name}` shows the arguments",
-        ) from None
+        raise _arg_error(step_type, exc.errors()[0], locate) from None
 
 
 def load_playbook(path: str | os.PathLike[str], registry: StepRegistry) -> Playbook:
-    """Load and validate a playbook file against the available step types."""
+    """Load and validate a playbook file against the available step types.
+
+    Raises the first error found (in file order); `validate_playbook` reports them all.
+    """
     doc = load_yaml(path, error=PlaybookError)
-    return _Loader(doc, registry).load()
+    loader = _Loader(doc, registry)
+    playbook = loader.load()
+    if loader.errors:
+        raise _in_file_order(loader.errors)[0]
+    return playbook
 
 
-def check_variables(playbook: Playbook, known: Iterable[str]) -> None:
-    """Raise TemplateError for the first variable no source can provide.
+def validate_playbook(
+    path: str | os.PathLike[str],
+    registry: StepRegistry,
+    *,
+    inventory: Inventory | None = None,
+    extra_vars: Iterable[str] = (),
+) -> list[InputError]:
+    """Every error `run` could find in a playbook without contacting a host, in file order.
 
-    `known` are the names the host's inventory, the playbook's vars and `-e` define; step
-    registrations become known after their step, in the order a host runs the steps.
+    Without an inventory, a variable that no step registers is assumed to come from one, so
+    only registered names used before their step are reported; with `inventory`, each host
+    the playbook selects must provide the variables its steps read.
+    """
+    try:
+        doc = load_yaml(path, error=PlaybookError)
+    except PlaybookError as exc:
+        return [exc]
+    loader = _Loader(doc, registry)
+    playbook = loader.load()
+    errors: list[InputError] = list(loader.errors)
+    if inventory is None:
+        missing = _missing_variables(playbook, outside_names(playbook) | set(extra_vars))
+        errors += [_undefined(step, name) for step, name in missing]
+    else:
+        try:
+            hosts = select_hosts(inventory, playbook.hosts, where=playbook.hosts_where)
+        except InventoryError as exc:
+            hosts = []
+            errors.append(exc)
+        lacking: dict[tuple[int, str], list[str]] = {}
+        steps = {id(step): step for step in playbook.steps()}
+        for host in hosts:
+            for step, name in _missing_variables(playbook, {*host.vars, *extra_vars}):
+                lacking.setdefault((id(step), name), []).append(host.name)
+        for (step_id, name), names in lacking.items():
+            shown = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")
+            errors.append(
+                _undefined(steps[step_id], name, f" for host{'s' * (len(names) > 1)} {shown}")
+            )
+    return _in_file_order(errors)
+
+
+_POSITION = re.compile(r":(\d+)(?::(\d+))?$")
+
+
+def _in_file_order(errors: list[_E]) -> list[_E]:
+    """Errors sorted by line and column (errors without a position first); stable otherwise."""
+
+    def position(error: InputError) -> tuple[int, int]:
+        match = _POSITION.search(error.where or "")
+        return (int(match[1]), int(match[2] or 0)) if match else (0, 0)
+
+    return sorted(errors, key=position)
+
+
+def _missing_variables(playbook: Playbook, known: Iterable[str]) -> list[tuple[Step, str]]:
+    """(step, name) for each variable a step reads that no source can provide at that point.
+
+    `known` are the names the host's inventory and `-e` define; the playbook's vars and
+    builtins are added here, and step registrations become known after their step, in the
+    order a host runs the steps.
     """
     available = set(known) | BUILTIN_VARS | set(playbook.vars)
     templar = Templar()
+    missing: list[tuple[Step, str]] = []
     for step in playbook.steps():
         templates: list[tuple[Any, bool]] = [
             (dict(step.args), False),
@@ -430,16 +607,30 @@ def check_variables(playbook: Playbook, known: Iterable[str]) -> None:
         ]
         needed = set().union(*(templar.undeclared(t, expression=e) for t, e in templates))
         optional = set().union(*(templar.guarded(t, expression=e) for t, e in templates))
-        missing = sorted(needed - optional - available)
-        if missing:
-            raise TemplateError(
-                f"undefined variable '{missing[0]}' in step '{step.name}'",
-                where=step.where,
-                hint="define it in the inventory or the playbook's vars, register it in an "
-                "earlier step, or pass -e NAME=VALUE",
-            )
+        missing += [(step, name) for name in sorted(needed - optional - available)]
         if step.register:
             available.add(step.register)
+    return missing
+
+
+def _undefined(step: Step, name: str, suffix: str = "") -> TemplateError:
+    return TemplateError(
+        f"undefined variable '{name}' in step '{step.name}'{suffix}",
+        where=step.where,
+        hint="define it in the inventory or the playbook's vars, register it in an "
+        "earlier step, or pass -e NAME=VALUE",
+    )
+
+
+def check_variables(playbook: Playbook, known: Iterable[str]) -> None:
+    """Raise TemplateError for the first variable no source can provide.
+
+    `known` are the names the host's inventory, the playbook's vars and `-e` define; step
+    registrations become known after their step, in the order a host runs the steps.
+    """
+    missing = _missing_variables(playbook, known)
+    if missing:
+        raise _undefined(*missing[0])
 
 
 def outside_names(playbook: Playbook) -> set[str]:
@@ -451,4 +642,5 @@ def outside_names(playbook: Playbook) -> set[str]:
     for step in playbook.steps():
         names |= templar.undeclared(dict(step.args))
         names |= templar.undeclared(list(step.when), expression=True)
+        names |= templar.undeclared(step.expect_stdout)
     return names - {s.register for s in playbook.steps() if s.register}
