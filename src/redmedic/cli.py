@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
+import secrets
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
-from redmedic.executor import Confirm, RunOptions
-from redmedic.fleet import EXIT_INPUT, run_playbook
+from redmedic.executor import RunOptions
+from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, run_playbook
+from redmedic.gate import Confirm, Gate
 from redmedic.inventory import load_inventory, select_hosts
+from redmedic.planfile import PlanFileError, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import check_variables, load_playbook, validate_playbook
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
-from redmedic.report.events import Reporter
+from redmedic.report.events import Event, Reporter
 from redmedic.report.jsonl import JsonLinesReporter
+from redmedic.rollback import Rollback, undo_steps
+from redmedic.secrets import is_secret_name
 from redmedic.steps import StepRegistry, builtin_step_types
 from redmedic.yamlsource import load_yaml
 
@@ -40,49 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--check", action="store_true", help="change nothing; show the full plan with diffs"
     )
-    run.add_argument("--yes", action="store_true", help="approve every confirmation gate")
-    run.add_argument("--confirm-each", action="store_true", help="ask before every change")
     run.add_argument(
-        "-l", "--limit", help="restrict hosts: names, groups, globs, !exclusions, commas"
+        "--plan-out", metavar="FILE", help="with --check: save the plan for `redmedic apply`"
     )
+    run.add_argument("--confirm-each", action="store_true", help="ask before every change")
     run.add_argument("-t", "--tags", default="", help="only fix steps with these tags (comma list)")
     run.add_argument("--skip-tags", default="", help="skip fix steps with these tags")
-    run.add_argument(
-        "-e",
-        "--extra-vars",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="set a variable (highest precedence); @FILE loads a YAML mapping",
-    )
-    run.add_argument("-f", "--forks", type=int, default=20, help="hosts handled in parallel (20)")
-    run.add_argument("--serial", help="batch sizes, e.g. 1 or 10%% or 1,10%%,100%%")
-    run.add_argument(
-        "--max-fail-percent",
-        type=float,
-        help="stop later batches when more than this percent of a batch failed",
-    )
-    run.add_argument(
-        "--known-hosts",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="extra known_hosts file (besides ~/.ssh/known_hosts)",
-    )
-    run.add_argument(
-        "--trust-new-host-keys",
-        action="store_true",
-        help="record unknown host keys (changed keys are always refused)",
-    )
-    run.add_argument("--ssh-config", default="~/.ssh/config", help="ssh config merged into hosts")
-    run.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (10)")
-    run.add_argument(
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="text (rich) or json (one event per line)",
-    )
-    run.add_argument("-v", "--verbose", action="store_true", help="show every step and its output")
+    _add_fleet_options(run)
+
+    apply = commands.add_parser("apply", help="apply exactly the changes of a saved plan")
+    apply.add_argument("plan", help="plan file from `run --check --plan-out`")
+    apply.add_argument("-i", "--inventory", help="inventory (default: the plan's)")
+    apply.add_argument("--confirm-each", action="store_true", help="ask before every change")
+    _add_fleet_options(apply)
+
+    rollback = commands.add_parser("rollback", help="undo what an earlier run applied")
+    rollback.add_argument("run_id", metavar="RUN_ID", help="the run id printed by that run")
+    rollback.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
+    _add_fleet_options(rollback)
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
     validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
@@ -95,6 +80,65 @@ def _parser() -> argparse.ArgumentParser:
     steps = commands.add_parser("steps", help="list step types, or describe one")
     steps.add_argument("name", nargs="?")
     return parser
+
+
+def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
+    """Flags every command that reaches hosts shares: selection, gates, SSH, output, audit."""
+    parser.add_argument("--yes", action="store_true", help="approve every confirmation gate")
+    parser.add_argument(
+        "-l", "--limit", help="restrict hosts: names, groups, globs, !exclusions, commas"
+    )
+    parser.add_argument(
+        "-e",
+        "--extra-vars",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set a variable (highest precedence); @FILE loads a YAML mapping",
+    )
+    parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
+    parser.add_argument("--serial", help="batch sizes, e.g. 1 or 10%% or 1,10%%,100%%")
+    parser.add_argument(
+        "--max-fail-percent",
+        type=float,
+        help="stop later batches when more than this percent of a batch failed "
+        "(with --serial the default is 0: any failure stops the rollout)",
+    )
+    parser.add_argument(
+        "--confirm-batches",
+        action="store_true",
+        help="plan each batch after the first, show it, and ask before applying it",
+    )
+    parser.add_argument(
+        "--known-hosts",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="extra known_hosts file (besides ~/.ssh/known_hosts)",
+    )
+    parser.add_argument(
+        "--trust-new-host-keys",
+        action="store_true",
+        help="record unknown host keys (changed keys are always refused)",
+    )
+    parser.add_argument(
+        "--ssh-config", default="~/.ssh/config", help="ssh config merged into hosts"
+    )
+    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (10)")
+    parser.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="append-only record of applied changes (default ~/.local/state/redmedic/audit.jsonl)",
+    )
+    parser.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (rich) or json (one event per line)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show every step and its output"
+    )
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -131,55 +175,196 @@ def _serial(text: str | None) -> tuple[str, ...]:
     return parts
 
 
+def _new_run_id() -> str:
+    """Sortable and unique enough to name in `redmedic rollback`."""
+    return datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _run_options(
+    args: argparse.Namespace, extra: dict[str, Any], *, check: bool, run_id: str, salt: bytes
+) -> RunOptions:
+    if args.forks < 1:
+        raise UsageError("-f/--forks must be at least 1")
+    return RunOptions(
+        check=check,
+        confirm_each=getattr(args, "confirm_each", False),
+        tags=_tags(getattr(args, "tags", "")),
+        skip_tags=_tags(getattr(args, "skip_tags", "")),
+        extra_vars=extra,
+        forks=args.forks,
+        serial=_serial(args.serial),
+        max_fail_percent=args.max_fail_percent,
+        confirm_batches=args.confirm_batches,
+        connect=ConnectOptions(
+            known_hosts_files=tuple(args.known_hosts),
+            trust_new_host_keys=args.trust_new_host_keys,
+            connect_timeout=args.connect_timeout,
+        ),
+        run_id=run_id,
+        salt=salt,
+    )
+
+
+@dataclass
+class _Output:
+    """Where a run's events go: the user's reporter, the gate prompt, the audit log."""
+
+    reporter: Reporter
+    confirm: Confirm | None
+    audit: AuditLog | None
+
+    def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
+
+
+def _output(
+    args: argparse.Namespace,
+    *,
+    changes: bool,
+    run_id: str,
+    salt: bytes,
+    rollback_of: str | None = None,
+) -> _Output:
+    """Refuse to change hosts without a way to confirm; set up reporting and auditing."""
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    if changes and not args.yes and not interactive:
+        raise UsageError(
+            "refusing to apply: no terminal on stdin to confirm changes",
+            hint="re-run with --yes to approve them, or --check to only show the plan",
+        )
+    confirm: Confirm | None = None
+    user: Reporter
+    if args.output == "json":
+        user = JsonLinesReporter(sys.stdout)
+    else:
+        console = ConsoleReporter(Console(highlight=False), verbose=args.verbose)
+        user = console
+        if interactive:
+            confirm = ConsolePrompt(console, sys.stdin)
+    if not changes:
+        return _Output(user, confirm, None)
+    path = Path(args.audit_log) if args.audit_log else default_audit_path()
+    audit = AuditLog(path, run_id, salt, rollback_of=rollback_of)
+
+    def both(event: Event) -> None:
+        audit(event)
+        user(event)
+
+    return _Output(both, confirm, audit)
+
+
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
+    if args.plan_out and not args.check:
+        raise UsageError(
+            "--plan-out needs --check", hint="plan with --check, then `redmedic apply`"
+        )
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     for host in hosts:
         check_variables(playbook, {*host.vars, *extra})
-    if args.forks < 1:
-        raise UsageError("-f/--forks must be at least 1")
-    options = RunOptions(
-        check=args.check,
-        confirm_each=args.confirm_each,
-        tags=_tags(args.tags),
-        skip_tags=_tags(args.skip_tags),
-        extra_vars=extra,
-        forks=args.forks,
-        serial=_serial(args.serial),
-        max_fail_percent=args.max_fail_percent,
-        connect=ConnectOptions(
-            known_hosts_files=tuple(args.known_hosts),
-            trust_new_host_keys=args.trust_new_host_keys,
-            connect_timeout=args.connect_timeout,
-        ),
-    )
-    interactive = sys.stdin is not None and sys.stdin.isatty()
-    if not args.check and not args.yes and not interactive:
-        raise UsageError(
-            "refusing to apply: no terminal on stdin to confirm changes",
-            hint="re-run with --yes to approve them, or --check to only show the plan",
+    run_id, salt = _new_run_id(), os.urandom(16)
+    options = _run_options(args, extra, check=args.check, run_id=run_id, salt=salt)
+    output = _output(args, changes=not args.check, run_id=run_id, salt=salt)
+    try:
+        result = run_playbook(
+            playbook,
+            hosts,
+            options,
+            registry=registry,
+            reporter=output.reporter,
+            confirm=output.confirm,
+            approve_all=args.yes,
         )
-    reporter: Reporter
-    confirm: Confirm | None = None
-    if args.output == "json":
-        reporter = JsonLinesReporter(sys.stdout)
-    else:
-        console_reporter = ConsoleReporter(Console(highlight=False), verbose=args.verbose)
-        reporter = console_reporter
-        if interactive:
-            confirm = ConsolePrompt(console_reporter, sys.stdin)
-    result = run_playbook(
-        playbook,
-        hosts,
-        options,
-        registry=registry,
-        reporter=reporter,
-        confirm=confirm,
-        approve_all=args.yes,
-    )
+    finally:
+        output.close()
+    if args.plan_out:
+        save_plan(
+            SavedPlan(
+                playbook=os.path.abspath(args.playbook),
+                playbook_sha256=file_sha256(args.playbook),
+                inventory=os.path.abspath(args.inventory),
+                salt=salt.hex(),
+                extra_vars={k: v for k, v in extra.items() if not is_secret_name(k)},
+                hosts=result.plans,
+            ),
+            args.plan_out,
+        )
+        print(
+            f"plan saved to {args.plan_out}: review it, then `redmedic apply {args.plan_out}`",
+            file=sys.stderr,
+        )
     return result.exit_code
+
+
+def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
+    plan = load_plan(args.plan)
+    playbook = load_playbook(plan.playbook, registry)
+    if file_sha256(plan.playbook) != plan.playbook_sha256:
+        raise PlanFileError(
+            f"the playbook {plan.playbook} changed since the plan was made",
+            where=args.plan,
+            hint="make a new plan with --check --plan-out",
+        )
+    extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars)}
+    inventory_path = args.inventory or plan.inventory
+    inventory = load_inventory(inventory_path, ssh_config=args.ssh_config).with_extra_vars(extra)
+    names = [name for name, host in plan.hosts.items() if host.steps]
+    if not names:
+        print("the plan changes nothing: nothing to apply", file=sys.stderr)
+        return 0
+    hosts = select_hosts(inventory, ",".join(names), args.limit, where=args.plan)
+    run_id, salt = _new_run_id(), bytes.fromhex(plan.salt)
+    options = _run_options(args, extra, check=False, run_id=run_id, salt=salt)
+    output = _output(args, changes=True, run_id=run_id, salt=salt)
+    try:
+        result = run_playbook(
+            playbook,
+            hosts,
+            options,
+            registry=registry,
+            reporter=output.reporter,
+            confirm=output.confirm,
+            approve_all=args.yes,
+            saved=dict(plan.hosts),
+        )
+    finally:
+        output.close()
+    return result.exit_code
+
+
+def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
+    audit_path = Path(args.audit_log) if args.audit_log else default_audit_path()
+    records, later = read_run(audit_path, args.run_id)
+    started = next(r for r in records if r["event"] == "run_started")
+    steps = undo_steps(records, later)
+    if not steps:
+        print(f"run {args.run_id} left nothing to undo", file=sys.stderr)
+        return 0
+    extra = parse_extra_vars(args.extra_vars)
+    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    salt = bytes.fromhex(started["salt"])
+    options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
+    output = _output(args, changes=True, run_id=options.run_id, salt=salt, rollback_of=args.run_id)
+    try:
+        statuses = Rollback(
+            args.run_id,
+            salt,
+            steps,
+            hosts,
+            options.connect,
+            output.reporter,
+            Gate(output.confirm, approve_all=args.yes),
+            forks=args.forks,
+        ).run(started["playbook"])
+    finally:
+        output.close()
+    if any(s in ("failed", "declined") for s in statuses.values()):
+        return EXIT_FAILED
+    return EXIT_UNREACHABLE if "unreachable" in statuses.values() else 0
 
 
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -225,7 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     registry = builtin_step_types()
-    handlers = {"run": command_run, "validate": command_validate, "steps": command_steps}
+    handlers = {
+        "run": command_run,
+        "apply": command_apply,
+        "rollback": command_rollback,
+        "validate": command_validate,
+        "steps": command_steps,
+    }
     try:
         return handlers[args.command](args, registry)
     except InputError as exc:

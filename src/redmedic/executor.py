@@ -3,6 +3,12 @@
 When verify fails (or applying fails half-way), the host's applied changes are undone in
 reverse order and its notified handlers run again, so the host ends as it started. Under
 --check nothing is applied: the plan is shown and the host is left byte for byte as it was.
+
+A host runs in two halves, `prepare` (connect, diagnose, plan — or load a saved plan and
+check the host did not drift) and `finish` (gate, apply, handlers, verify), so a fleet can
+show a whole batch's plan and ask once before any host of it changes (--confirm-batches).
+Ctrl-C (the shared `cancel` event) or a dropped connection stops a host between two
+changes: it is reported `interrupted`, with the command that rolls it back.
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection, RemoteFile
-from redmedic.errors import HostError, RedmedicError, UnreachableError
+from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
+from redmedic.gate import ConfirmRequest, Gate
 from redmedic.inventory import Host
 from redmedic.plan import Applied, Change, FileChange, Finding, StepResult
+from redmedic.planfile import SavedHost, SavedStep, dump_change, restore_change
 from redmedic.playbook import Playbook, Step, check_args
 from redmedic.report.events import (
     ChangeApplied,
@@ -33,7 +41,7 @@ from redmedic.report.events import (
     StepDone,
     masked,
 )
-from redmedic.secrets import Masker, directive_secrets
+from redmedic.secrets import Masker, UnknownSecretError
 from redmedic.steps import StepContext, StepRegistry
 from redmedic.templating import Templar
 
@@ -46,51 +54,7 @@ class Status(StrEnum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     SKIPPED = "skipped"  # never started: an earlier batch exceeded --max-fail-percent
-
-
-class Answer(StrEnum):
-    YES = "yes"
-    NO = "no"
-    ALL = "all"
-    QUIT = "quit"
-
-
-@dataclass(frozen=True)
-class ConfirmRequest:
-    """What a gate shows: host, step, the question and the (masked) changes."""
-
-    host: str
-    step: str
-    question: str
-    changes: tuple[ChangePlanned, ...]
-
-
-Confirm = Callable[[ConfirmRequest], Answer]
-
-
-class Gate:
-    """Serialises confirmation prompts across host threads and remembers [a]ll / [q]uit."""
-
-    def __init__(self, confirm: Confirm | None, *, approve_all: bool) -> None:
-        self._confirm = confirm
-        self._lock = threading.Lock()
-        self._all = approve_all
-        self._quit = False
-
-    def approve(self, request: ConfirmRequest) -> bool:
-        with self._lock:
-            if self._quit:
-                return False
-            if self._all:
-                return True
-            if self._confirm is None:
-                return False
-            answer = self._confirm(request)
-            if answer is Answer.ALL:
-                self._all = True
-            elif answer is Answer.QUIT:
-                self._quit = True
-            return answer in (Answer.YES, Answer.ALL)
+    INTERRUPTED = "interrupted"  # stopped between two changes: Ctrl-C or connection lost
 
 
 @dataclass(frozen=True)
@@ -103,7 +67,10 @@ class RunOptions:
     forks: int = 20
     serial: tuple[str, ...] = ()
     max_fail_percent: float | None = None
+    confirm_batches: bool = False
     connect: ConnectOptions = field(default_factory=ConnectOptions)
+    run_id: str = ""
+    salt: bytes = b""  # keys the secret placeholders of saved plans and undo records
 
 
 @dataclass(frozen=True)
@@ -125,6 +92,18 @@ class _Planned:
 
 class _VerifyFailed(Exception):
     """Internal: verify did not pass; carries the reason for the rollback message."""
+
+
+class _Interrupted(Exception):
+    """Internal: the run was cancelled (Ctrl-C) while this host was applying."""
+
+
+@dataclass
+class Prepared:
+    """A host that is planned and still connected, waiting for `HostRun.finish`."""
+
+    conn: Connection
+    planned: list[_Planned]
 
 
 def host_variables(
@@ -165,6 +144,9 @@ class HostRun:
         reporter: Reporter,
         gate: Gate,
         connector: Callable[[Host, ConnectOptions], Connection] = connect,
+        *,
+        cancel: threading.Event | None = None,
+        saved: SavedHost | None = None,
     ) -> None:
         self.host = host
         self.playbook = playbook
@@ -173,6 +155,10 @@ class HostRun:
         self.reporter = reporter
         self.gate = gate
         self.connector = connector
+        self.cancel = cancel or threading.Event()
+        self.saved = saved  # apply this reviewed plan instead of planning
+        self.saved_plan: SavedHost | None = None  # what this run planned, for --plan-out
+        self.applied_count = 0
         self.templar = Templar()
         self.masker = Masker([s for s in (host.password, host.become_password) if s])
         self.planned_files: dict[str, RemoteFile] = {}
@@ -329,11 +315,8 @@ class HostRun:
     def track(self, change: Change) -> None:
         """Record a planned file change: its secrets, and the overlay later steps read."""
         if isinstance(change, FileChange):
-            before = change.before.content if change.before else b""
-            for secret in directive_secrets(
-                (before + b"\n" + change.after).decode("utf-8", "replace")
-            ):
-                self.masker.add(secret)
+            self.masker.add_from_text(change.before.content if change.before else b"")
+            self.masker.add_from_text(change.after)
             owner = change.before or RemoteFile(
                 change.path, b"", change.mode or 0o644, "root", "root"
             )
@@ -361,6 +344,40 @@ class HostRun:
     def question(self, step: Step) -> str:
         return step.confirm if isinstance(step.confirm, str) else ""
 
+    def checkpoint(self) -> None:
+        if self.cancel.is_set():
+            raise _Interrupted
+
+    def apply_change(self, conn: Connection, step: Step, change: Change) -> Applied:
+        """Apply one change and emit the record that lets `redmedic rollback` undo it."""
+        self.checkpoint()
+        applied = change.apply(conn)
+        self.applied_count += 1
+        seal = self.seal
+        is_file = isinstance(change, FileChange)
+        undo = None if is_file else change.undo_command  # type: ignore[union-attr]
+        self.emit(
+            ChangeApplied(
+                self.host.name,
+                step.phase,
+                step.name,
+                change.describe(),
+                change_id=f"{self.host.name}#{self.applied_count}",
+                kind=change.kind,
+                path=change.path if isinstance(change, FileChange) else "",
+                backup=applied.backup,
+                after_sha256=change.after_sha256 if isinstance(change, FileChange) else "",
+                command="" if isinstance(change, FileChange) else seal(change.command),
+                undo=seal(undo) if undo else None,
+                become=change.become,
+                diff="(diff hidden: sensitive step)" if step.sensitive else change.diff(),
+            )
+        )
+        return applied
+
+    def seal(self, text: str) -> str:
+        return self.masker.seal(text, self.options.salt)
+
     def apply(
         self, conn: Connection, planned: list[_Planned], applied: list[Applied]
     ) -> tuple[list[_Planned], bool]:
@@ -370,30 +387,22 @@ class HostRun:
         for item in planned:
             if not item.changes:
                 continue
+            self.checkpoint()
             if self.needs_gate(item.step) and not self.gate.approve(self.confirm_request(item)):
                 declined = True
                 self.emit(ChangeDeclined(self.host.name, item.step.name))
                 continue
             for change in item.changes:
-                applied.append(change.apply(conn))
-                self.emit(ChangeApplied(self.host.name, "fix", item.step.name, change.describe()))
+                applied.append(self.apply_change(conn, item.step, change))
             done.append(item)
         return done, declined
 
-    def run_handlers(
-        self, conn: Connection, handlers: list[Step], applied: list[Applied] | None
-    ) -> int:
+    def run_handlers(self, conn: Connection, handlers: list[Step]) -> int:
         """Plan and apply each handler now; returns how many changes they made."""
         count = 0
         for handler in handlers:
-            changes = self.plan_step(conn, handler)
-            for change in changes:
-                result = change.apply(conn)
-                if applied is not None:
-                    applied.append(result)
-                self.emit(
-                    ChangeApplied(self.host.name, "handlers", handler.name, change.describe())
-                )
+            for change in self.plan_step(conn, handler):
+                self.apply_change(conn, handler, change)
                 count += 1
         return count
 
@@ -412,38 +421,88 @@ class HostRun:
     def rollback(
         self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
     ) -> None:
-        undone, errors = [], []
-        for item in reversed(applied):
+        """Undo `applied` in reverse order, then run the handlers again (e.g. restart)."""
+        undone, ids, errors = [], [], []
+        for index, item in reversed(list(enumerate(applied, start=1))):
             try:
                 item.undo(conn)
                 undone.append(item.change.describe())
+                ids.append(f"{self.host.name}#{index}")
             except RedmedicError as exc:
                 errors.append(f"{item.change.describe()}: {exc}")
         try:
-            self.run_handlers(conn, handlers, None)
+            for handler in handlers:
+                for change in self.plan_step(conn, handler):
+                    change.apply(conn)
         except RedmedicError as exc:
             errors.append(f"handlers: {exc}")
-        self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors)))
+        self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors), tuple(ids)))
 
     # -- the whole host ------------------------------------------------------------------
     def run(self) -> HostResult:
+        """Prepare and finish in one go (no batch-level gate)."""
+        prepared = self.prepare()
+        return prepared if isinstance(prepared, HostResult) else self.finish(prepared)
+
+    def prepare(self) -> Prepared | HostResult:
+        """Connect, diagnose and plan (or load the saved plan); a result if nothing is left."""
         self.emit(HostStarted(self.host.name))
+        conn: Connection | None = None
         try:
-            result = self._run()
-        except HostError as exc:
-            status = Status.UNREACHABLE if isinstance(exc, UnreachableError) else Status.FAILED
-            result = HostResult(
-                self.host.name, status, failed=int(status is Status.FAILED), message=exc.message
+            self.vars = host_variables(
+                self.host, self.playbook, self.options.extra_vars, self.options.check
             )
-        except RedmedicError as exc:
-            result = HostResult(self.host.name, Status.FAILED, failed=1, message=str(exc))
-        except Exception as exc:  # a bug in a step type must not take the other hosts down
-            result = HostResult(
-                self.host.name,
+            self.masker.add_from_vars(self.vars, self.playbook.sensitive_vars)
+            conn = self.connector(self.host, self.options.connect)
+            failure = self.diagnose(conn)
+            if failure:
+                conn.close()
+                return self.done(
+                    HostResult(self.host.name, Status.FAILED, failed=1, message=failure)
+                )
+            planned = self.load_saved(conn, self.saved) if self.saved else self.plan(conn)
+            if self.options.check:
+                count = sum(len(p.changes) for p in planned)
+                for handler in self.notified(planned):
+                    count += len(self.plan_step(conn, handler))
+                self.saved_plan = self.save(planned, count)
+                conn.close()
+                status = Status.WOULD_CHANGE if count else Status.OK
+                return self.done(HostResult(self.host.name, status, changed=count))
+            return Prepared(conn, planned)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            return self.done(self.failure(exc))
+
+    def finish(self, prepared: Prepared) -> HostResult:
+        """Gate, apply, run handlers, verify; roll back on failure. Closes the connection."""
+        try:
+            with prepared.conn as conn:
+                result = self.apply_and_verify(conn, prepared.planned)
+        except BaseException as exc:
+            result = self.failure(exc)
+        return self.done(result)
+
+    def failure(self, exc: BaseException) -> HostResult:
+        """The result for an exception that ended this host's run."""
+        name = self.host.name
+        if isinstance(exc, UnreachableError):
+            return HostResult(name, Status.UNREACHABLE, message=exc.message)
+        if isinstance(exc, HostError):
+            return HostResult(name, Status.FAILED, failed=1, message=exc.message)
+        if isinstance(exc, RedmedicError):
+            return HostResult(name, Status.FAILED, failed=1, message=str(exc))
+        if isinstance(exc, Exception):  # a bug in a step type must not take the other hosts down
+            return HostResult(
+                name,
                 Status.FAILED,
                 failed=1,
                 message=f"internal error ({type(exc).__name__}: {exc}) — please report this bug",
             )
+        raise exc
+
+    def done(self, result: HostResult) -> HostResult:
         result = HostResult(
             result.host,
             result.status,
@@ -459,24 +518,12 @@ class HostRun:
         )
         return result
 
-    def _run(self) -> HostResult:
-        name = self.host.name
-        self.vars = host_variables(
-            self.host, self.playbook, self.options.extra_vars, self.options.check
-        )
-        self.masker.add_from_vars(self.vars, self.playbook.sensitive_vars)
-        with self.connector(self.host, self.options.connect) as conn:
-            failure = self.diagnose(conn)
-            if failure:
-                return HostResult(name, Status.FAILED, failed=1, message=failure)
-            planned = self.plan(conn)
-            handlers = self.notified(planned)
-            count = sum(len(p.changes) for p in planned)
-            if self.options.check:
-                for handler in handlers:
-                    count += len(self.plan_step(conn, handler))
-                return HostResult(name, Status.WOULD_CHANGE if count else Status.OK, changed=count)
-            return self.apply_and_verify(conn, planned)
+    def interrupted(self, why: str) -> HostResult:
+        undo = f"redmedic rollback {self.options.run_id} -i INVENTORY --limit {self.host.name}"
+        message = f"{why} after {self.applied_count} change(s) — undo them with `{undo}`"
+        if not self.applied_count:
+            message = f"{why} before any change was applied"
+        return HostResult(self.host.name, Status.INTERRUPTED, self.applied_count, 0, message)
 
     def apply_and_verify(self, conn: Connection, planned: list[_Planned]) -> HostResult:
         name = self.host.name
@@ -485,18 +532,94 @@ class HostRun:
         try:
             done, declined = self.apply(conn, planned, applied)
             handlers = self.notified(done)
-            handler_changes = self.run_handlers(conn, handlers, None)
+            self.checkpoint()
+            self.run_handlers(conn, handlers)
+            self.checkpoint()
             self.verify(conn)
+        except _Interrupted:
+            return self.interrupted("interrupted (Ctrl-C)")
+        except ConnectError as exc:
+            return self.interrupted(f"connection lost ({exc.message})")
         except (_VerifyFailed, HostError) as exc:
             reason = str(exc) if isinstance(exc, _VerifyFailed) else exc.message
             if applied:
                 self.rollback(conn, applied, handlers or self.notified(planned), reason)
                 reason += " — this host's changes were rolled back"
             return HostResult(name, Status.FAILED, changed=0, failed=1, message=reason)
-        count = len(applied) + handler_changes
         if declined:
-            return HostResult(name, Status.DECLINED, changed=count, message="a change was declined")
-        return HostResult(name, Status.CHANGED if count else Status.OK, changed=count)
+            return HostResult(
+                name, Status.DECLINED, self.applied_count, message="a change was declined"
+            )
+        status = Status.CHANGED if self.applied_count else Status.OK
+        return HostResult(name, status, changed=self.applied_count)
+
+    # -- saved plans ---------------------------------------------------------------------
+    def save(self, planned: list[_Planned], count: int) -> SavedHost:
+        """This host's plan as data for a plan file (secrets sealed, diffs masked)."""
+        mask = self.masker.mask
+        steps = tuple(
+            SavedStep(
+                self.playbook.fix.index(item.step),
+                item.step.name,
+                tuple(dump_change(c, self.seal, mask) for c in item.changes),
+            )
+            for item in planned
+            if item.changes
+        )
+        status = Status.WOULD_CHANGE if count else Status.OK
+        return SavedHost(self.host.name, status.value, steps)
+
+    def load_saved(self, conn: Connection, saved: SavedHost) -> list[_Planned]:
+        """The reviewed changes, after checking the host is still as it was when planned."""
+        planned = []
+        for entry in saved.steps:
+            step = self.playbook.fix[entry.index] if entry.index < len(self.playbook.fix) else None
+            if step is None or step.name != entry.name:
+                raise DriftError(
+                    self.host.name, f"the plan's step '{entry.name}' is not in the playbook"
+                )
+            changes = [self.load_saved_change(conn, step, data) for data in entry.changes]
+            for change in changes:
+                self.track(change)
+                self.emit(self.change_view(step, change))
+            planned.append(_Planned(step, changes, self.become_for(step)))
+        return planned
+
+    def load_saved_change(self, conn: Connection, step: Step, data: Mapping[str, Any]) -> Change:
+        current = None
+        if data["kind"] == "file":
+            current = self.planned_files.get(data["path"]) or conn.read_file(
+                data["path"], become=bool(data["become"])
+            )
+            have = current.sha256 if current else None
+            if have != data["before_sha256"]:
+                raise DriftError(
+                    self.host.name,
+                    f"{data['path']} changed since the plan was made — nothing was applied; "
+                    "make a new plan",
+                    step=step.name,
+                )
+            if current is not None:
+                self.masker.add_from_text(current.content)
+        try:
+            change = restore_change(
+                data, lambda t: self.masker.unseal(t, self.options.salt), current
+            )
+        except (UnknownSecretError, ValueError) as exc:
+            raise DriftError(self.host.name, str(exc), step=step.name) from None
+        if isinstance(change, FileChange) or change.precondition is None:
+            return change
+        check, expected = change.precondition
+        now = conn.run(check, become=change.become).stdout
+        if now != expected:
+            seen = " ".join(now.split()) or "nothing"
+            raise DriftError(
+                self.host.name,
+                f"the host changed since the plan was made (now: {seen}; planned against: "
+                f"{' '.join(expected.split())}) — nothing was applied; make a new plan",
+                step=step.name,
+            )
+        return change
 
 
 def batches(hosts: list[Host], serial: tuple[str, ...]) -> Iterator[list[Host]]:

@@ -130,6 +130,9 @@ class CommandChange:
     display: str = ""
     become: bool = False
     undo_command: str | None = None
+    # (command, expected stdout): the state this change was planned against, re-checked
+    # before a saved plan is applied so a host that drifted is refused, never re-planned.
+    precondition: tuple[str, str] | None = None
 
     kind = "command"
 

@@ -79,6 +79,13 @@ class Masker:
             if (name in names or is_secret_name(name)) and isinstance(value, str | int):
                 self.add(value)
 
+    def add_from_text(self, text: str | bytes) -> None:
+        """Register the requirepass/masterauth values set in a file's text or a command."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "surrogateescape")
+        for value in directive_secrets(text):
+            self.add(value)
+
     def mask(self, text: str) -> str:
         """`text` with every secret replaced by the mask; longest values first."""
         if not text:

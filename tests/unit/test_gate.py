@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from redmedic.executor import Answer, ConfirmRequest, Gate
+from redmedic.gate import Answer, ConfirmRequest, Gate
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import ChangePlanned
 

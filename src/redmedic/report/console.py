@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from redmedic.executor import Answer, ConfirmRequest
+from redmedic.gate import Answer, ConfirmRequest
 from redmedic.report.events import (
     ChangeApplied,
     ChangeDeclined,
@@ -39,6 +39,7 @@ _STATUS_STYLE = {
     "failed": "bold red",
     "unreachable": "bold red",
     "skipped": "dim",
+    "interrupted": "bold magenta",
 }
 
 
@@ -85,7 +86,10 @@ class ConsoleReporter:
         if isinstance(event, RunStarted):
             self._check = event.check
             mode = " [cyan](check mode: nothing will change)[/]" if event.check else ""
-            self._print(f"[bold]{escape(event.playbook)}[/] on {len(event.hosts)} host(s){mode}")
+            run = f" — run {escape(event.run_id)}" if event.run_id else ""
+            self._print(
+                f"[bold]{escape(event.playbook)}[/] on {len(event.hosts)} host(s){run}{mode}"
+            )
             self._start_progress(len(event.hosts))
         elif isinstance(event, StepDone):
             where = f"{event.host} › {event.step}"
@@ -117,7 +121,7 @@ class ConsoleReporter:
             for item in event.errors:
                 self._print(Text(f"    could not undo: {item}", style="red"))
         elif isinstance(event, HostFinished):
-            if event.status in ("failed", "unreachable") and event.message:
+            if event.status in ("failed", "unreachable", "interrupted") and event.message:
                 self._say("red", "✗", event.host, event.message)
             if self._progress is not None and self._task is not None:
                 self._progress.advance(self._task)

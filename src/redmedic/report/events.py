@@ -18,6 +18,8 @@ class RunStarted:
     playbook: str
     hosts: tuple[str, ...]
     check: bool
+    run_id: str = ""
+    playbook_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,25 @@ class ChangePlanned:
 
 @dataclass(frozen=True)
 class ChangeApplied:
+    """A change that is now on the host, with what it takes to undo it later.
+
+    `command`/`undo` are sealed (secrets replaced by placeholders, see `Masker.seal`), so
+    `redmedic rollback` can replay them from the audit log; `diff` is masked for reading.
+    """
+
     host: str
     phase: str
     step: str
     description: str
+    change_id: str = ""
+    kind: str = ""
+    path: str = ""
+    backup: str | None = None
+    after_sha256: str = ""
+    command: str = ""
+    undo: str | None = None
+    become: bool = False
+    diff: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class RolledBack:
     reason: str
     undone: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    undone_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,7 @@ class Service(StepType[ServiceArgs]):
     read_only = False
 
     def diagnose(self, args: ServiceArgs, ctx: StepContext) -> StepResult:
-        unit = shlex.quote(args.name)
-        probe = (
-            "if [ ! -d /run/systemd/system ]; then echo no-systemd; exit 0; fi; "
-            f"systemctl is-active {unit}; systemctl is-enabled {unit} 2>/dev/null || true"
-        )
-        result = ctx.conn.run(probe, become=ctx.become)
+        result = ctx.conn.run(_probe(args.name), become=ctx.become)
         lines = result.stdout.split()
         if not lines or lines[0] == "no-systemd":
             raise StepError(
@@ -65,10 +60,11 @@ class Service(StepType[ServiceArgs]):
             actions.append("restart")
         elif args.state == "reloaded":
             actions.append("reload" if active else "start")
-        return [self._change(action, args.name, ctx.become) for action in actions]
+        seen = (_probe(args.name), found.stdout)
+        return [self._change(action, args.name, ctx.become, seen) for action in actions]
 
     @staticmethod
-    def _change(action: str, unit: str, become: bool) -> CommandChange:
+    def _change(action: str, unit: str, become: bool, seen: tuple[str, str]) -> CommandChange:
         quoted = shlex.quote(unit)
         undo = _STATE_UNDO.get(action)
         return CommandChange(
@@ -76,4 +72,14 @@ class Service(StepType[ServiceArgs]):
             display=f"systemctl {action} {unit}",
             become=become,
             undo_command=f"systemctl {undo} {quoted}" if undo else None,
+            precondition=seen,
         )
+
+
+def _probe(unit: str) -> str:
+    """One round trip: is there systemd, is the unit active, is it enabled."""
+    quoted = shlex.quote(unit)
+    return (
+        "if [ ! -d /run/systemd/system ]; then echo no-systemd; exit 0; fi; "
+        f"systemctl is-active {quoted}; systemctl is-enabled {quoted} 2>/dev/null || true"
+    )

@@ -1,0 +1,195 @@
+"""Safe rollout on real files (`ansible_connection: local`): reviewed plans, audit, rollback.
+
+Given redis.conf files that bind to loopback only and a password to set, when I plan, review,
+apply, and later roll back, then exactly the reviewed bytes are written, drift is refused,
+every change is in the audit log without a secret, and rollback restores the originals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from redmedic.cli import main
+
+PASSWORD = "S3cret-Redis-pw-9Z"
+BROKEN = "# redis\nbind 127.0.0.1 -::1\n# requirepass foobared\nport 6379\n"
+FIXED = (
+    "# redis\nbind 0.0.0.0 -::*\n# requirepass foobared\n"
+    "requirepass S3cret-Redis-pw-9Z\nport 6379\n"
+)
+
+PLAYBOOK = """\
+name: Open redis to clients with a password
+hosts: all
+fix:
+  - name: Listen on all interfaces
+    file_line: {path: "{{ redis_conf }}", regexp: '^bind ', line: 'bind 0.0.0.0 -::*'}
+    notify: restart redis
+  - name: Require a password
+    file_line:
+      path: "{{ redis_conf }}"
+      regexp: '^requirepass '
+      line: "requirepass {{ redis_password }}"
+      insertafter: '^# requirepass'
+    notify: restart redis
+  - name: Slow step
+    shell: "sleep {{ pause | default(0) }}"
+handlers:
+  - name: restart redis
+    shell: echo restarted >> {{ redis_conf | quote }}.restarts
+verify:
+  - name: Config has the password
+    shell: grep -c '^requirepass ' {{ redis_conf | quote }}
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "pb.yaml").write_text(PLAYBOOK)
+    hosts = ""
+    for name in ("r1", "r2"):
+        conf = tmp_path / name / "redis.conf"
+        conf.parent.mkdir()
+        conf.write_text(BROKEN)
+        hosts += f"    {name}: {{ansible_connection: local, redis_conf: {conf}}}\n"
+    (tmp_path / "inv.yaml").write_text(
+        f"all:\n  vars:\n    redis_password: {PASSWORD}\n  hosts:\n{hosts}"
+    )
+    return tmp_path
+
+
+def cli(
+    site: Path, capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[int, list[dict[str, object]], str]:
+    code = main([*argv, "--output", "json", "--audit-log", str(site / "audit.jsonl")])
+    out = capsys.readouterr()
+    assert code != 2, out.err
+    return code, [json.loads(line) for line in out.out.splitlines()], out.out + out.err
+
+
+def plan(site: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
+    code, _, text = cli(site, capsys, "run", str(site / "pb.yaml"), "-i", str(site / "inv.yaml"),
+                        "--check", "--plan-out", str(site / "plan.json"))  # fmt: skip
+    assert code == 0
+    return site / "plan.json", text
+
+
+def conf(site: Path, host: str) -> Path:
+    return site / host / "redis.conf"
+
+
+def test_the_reviewed_plan_is_applied_exactly_and_shows_no_secret(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan_file, text = plan(site, capsys)
+    assert PASSWORD not in text
+    saved = plan_file.read_text()
+    assert PASSWORD not in saved and "requirepass ********" in saved
+    assert oct(plan_file.stat().st_mode & 0o777) == "0o600"
+    assert conf(site, "r1").read_text() == BROKEN
+
+    code, events, text = cli(site, capsys, "apply", str(plan_file), "--yes")
+    assert code == 0, events
+    assert PASSWORD not in text
+    for host in ("r1", "r2"):
+        assert conf(site, host).read_text() == FIXED
+        assert Path(f"{conf(site, host)}.restarts").read_text() == "restarted\n"
+    assert PASSWORD not in (site / "audit.jsonl").read_text()
+
+
+def test_a_host_edited_by_hand_after_the_plan_is_refused_and_the_others_applied(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan_file, _ = plan(site, capsys)
+    conf(site, "r2").write_text(BROKEN + "maxclients 100\n")
+    code, events, _ = cli(site, capsys, "apply", str(plan_file), "--yes")
+    assert code == 1
+    summary = events[-1]["hosts"]
+    assert summary["r1"]["status"] == "changed"  # type: ignore[index]
+    assert summary["r2"]["status"] == "failed"  # type: ignore[index]
+    message = next(
+        e["message"] for e in events if e["event"] == "host_finished" and e["host"] == "r2"
+    )
+    assert "changed since the plan was made" in str(message)
+    assert conf(site, "r2").read_text() == BROKEN + "maxclients 100\n"
+
+
+def test_an_edited_playbook_voids_the_plan(site: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan_file, _ = plan(site, capsys)
+    (site / "pb.yaml").write_text(PLAYBOOK.replace("0.0.0.0", "10.0.0.1"))
+    assert main(["apply", str(plan_file), "--yes"]) == 2
+    assert "changed since the plan was made" in capsys.readouterr().err
+    assert conf(site, "r1").read_text() == BROKEN
+
+
+def test_rollback_of_a_run_restores_every_file_and_reruns_handlers(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events, _ = cli(
+        site, capsys, "run", str(site / "pb.yaml"), "-i", str(site / "inv.yaml"), "--yes"
+    )
+    assert code == 0
+    run_id = str(events[0]["run_id"])
+    audit = [json.loads(line) for line in (site / "audit.jsonl").read_text().splitlines()]
+    applied = [r for r in audit if r["event"] == "change_applied"]
+    assert {r["run_id"] for r in audit} == {run_id}
+    assert all(r["user"] and r["playbook_sha256"] and r["ts"] for r in applied)
+    assert any("+requirepass ********" in r["diff"] for r in applied)
+
+    code, events, text = cli(
+        site, capsys, "rollback", run_id, "-i", str(site / "inv.yaml"), "--yes"
+    )
+    assert code == 0, events
+    assert PASSWORD not in text
+    for host in ("r1", "r2"):
+        assert conf(site, host).read_text() == BROKEN
+        assert Path(f"{conf(site, host)}.restarts").read_text() == "restarted\nrestarted\n"
+    code, events, _ = cli(site, capsys, "rollback", run_id, "-i", str(site / "inv.yaml"), "--yes")
+    assert code == 0  # nothing left to undo
+
+
+def test_rollback_leaves_a_file_changed_since_the_run_alone(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, events, _ = cli(
+        site, capsys, "run", str(site / "pb.yaml"), "-i", str(site / "inv.yaml"), "--yes"
+    )
+    run_id = str(events[0]["run_id"])
+    conf(site, "r1").write_text("edited by hand\n")
+    code, events, _ = cli(site, capsys, "rollback", run_id, "-i", str(site / "inv.yaml"), "--yes")
+    assert code == 1
+    assert conf(site, "r1").read_text() == "edited by hand\n"
+    assert conf(site, "r2").read_text() == BROKEN
+
+
+def test_ctrl_c_mid_apply_marks_hosts_interrupted_and_says_how_to_roll_back(site: Path) -> None:
+    argv = [sys.executable, "-m", "redmedic.cli", "run", str(site / "pb.yaml"),
+            "-i", str(site / "inv.yaml"), "--yes", "--output", "json", "-e", "pause=3",
+            "--audit-log", str(site / "audit.jsonl")]  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while conf(site, "r1").read_text() == BROKEN or conf(site, "r2").read_text() == BROKEN:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    summary = json.loads(out.splitlines()[-1])["hosts"]
+    assert {r["status"] for r in summary.values()} == {"interrupted"}
+    for host in ("r1", "r2"):
+        assert conf(site, host).read_text() == FIXED  # whole files: atomic writes
+    finished = [json.loads(line) for line in out.splitlines() if '"host_finished"' in line]
+    assert all("redmedic rollback " in f["message"] for f in finished)
+    audit = (site / "audit.jsonl").read_text()
+    assert '"status": "interrupted"' in audit
