@@ -1,0 +1,463 @@
+"""`redis_config`: set or remove redis.conf directives where Redis will read them.
+
+Diagnose reads the configuration the way Redis loads it — the main file, then every file
+its `include` lines match, where they stand — in one round trip per include level (one in
+total on a stock Debian host, discovery of the file included). Plan edits the occurrence
+that is in force, so a value overridden by an included file is changed in that file, and
+leaves comments and layout alone; a second run plans nothing.
+
+`load_config` is public so other steps (a triage or facts step) can read the effective
+configuration without editing anything; the parsing rules live in `redmedic.redisconf`.
+
+Why the discovery order: the unit's main process and any running redis-server are asked
+first because they show the file actually in use, but Redis rewrites its command line
+(`set-proc-title yes`, Debian's default, leaves only "redis-server 127.0.0.1:6379"), so
+the unit's ExecStart is the usual source on systemd hosts; /etc/redis/redis.conf is last.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from redmedic import redisconf
+from redmedic.connection.base import RemoteFile, parse_stat_line
+from redmedic.errors import StepError
+from redmedic.plan import Change, FileChange, Finding, StepResult
+from redmedic.redisconf import ConfError, Config
+from redmedic.steps.base import StepArgs, StepContext, StepType
+
+DEFAULT_PATH = "/etc/redis/redis.conf"
+_MARK = "redmedic:"
+_ENCODING = ("utf-8", "surrogateescape")
+_MAX_ROUNDS = 16  # include levels followed before giving up (Redis has no limit; loops hang it)
+_LIVE_TIMEOUT_S = 5
+
+# One file in the bundle: a header line (tag, size, mode, owner, group, path), then the bytes.
+_EMIT_FN = (
+    "emit() {\n"
+    "  if s=$(stat -L -c '%s %a %U %G' -- \"$2\" 2>&1); then\n"
+    f'    printf \'{_MARK}file %s %s %s\\n\' "$1" "$s" "$2"\n'
+    '    cat -- "$2" || exit 1\n'
+    "  else\n"
+    "    case $s in\n"
+    "      *'No such file'*|*'Not a directory'*)\n"
+    f'        printf \'{_MARK}absent %s %s\\n\' "$1" "$2" ;;\n'
+    "      *) printf '%s\\n' \"$s\" >&2; exit 1 ;;\n"
+    "    esac\n"
+    "  fi\n"
+    "}\n"
+)
+
+# Which redis.conf does this host's Redis use? Prints `redmedic:found HOW` and the file.
+_DISCOVER = r"""
+conf_of() {
+  c=$(tr '\0' '\n' 2>/dev/null < "/proc/$1/cmdline" | sed -n '2,$p' | grep -m1 '\.conf$') \
+    || return 1
+  case $c in
+    /*) ;;
+    *) d=$(readlink "/proc/$1/cwd" 2>/dev/null) || return 1; c=$d/$c ;;
+  esac
+  printf '%s\n' "$c"
+}
+conf= how=
+pid=$(systemctl show -p MainPID --value "$unit" 2>/dev/null) || pid=
+if [ -n "$pid" ] && [ "$pid" != 0 ] && conf=$(conf_of "$pid"); then how="process $pid of $unit"; fi
+if [ -z "$how" ]; then
+  for d in /proc/[0-9]*; do
+    read -r comm 2>/dev/null < "$d/comm" || continue
+    [ "$comm" = redis-server ] || continue
+    if conf=$(conf_of "${d#/proc/}"); then how="process ${d#/proc/}"; break; fi
+  done
+fi
+if [ -z "$how" ]; then
+  conf=$(systemctl show -p ExecStart --value "$unit" 2>/dev/null | tr ' ;' '\n\n' \
+    | grep -m1 '\.conf$') && how="ExecStart of $unit"
+fi
+[ -n "$how" ] || { conf=@DEFAULT@; how=default; }
+printf 'redmedic:found %s\n' "$how"
+emit main "$conf"
+"""
+
+
+class RedisConfigArgs(StepArgs):
+    path: str | None = Field(
+        default=None,
+        description=(
+            "redis.conf to read and edit. Omitted: the file of the unit's running process, "
+            "else of any running redis-server, else the unit's ExecStart, else "
+            "/etc/redis/redis.conf."
+        ),
+    )
+    unit: str = Field(
+        default="redis-server", description="systemd unit used to discover the config file."
+    )
+    set: dict[str, str | int | float | bool | list[str | int | float]] = Field(
+        default_factory=dict,
+        description=(
+            "Directive -> wanted value: a string, number, yes/no boolean, or a list of "
+            "arguments (bind: [127.0.0.1, 10.0.0.5]). Quoted in the file when needed."
+        ),
+    )
+    remove: list[str] = Field(
+        default_factory=list,
+        description="Directives to delete everywhere they occur (main file and includes).",
+    )
+    live: bool = Field(
+        default=False,
+        description=(
+            "Also read the running values of the `set` directives (redis-cli CONFIG GET on "
+            "the host) and report where they differ from the file."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _names_are_directives(self) -> RedisConfigArgs:
+        """Catch impossible requests when the playbook loads, before any host is touched."""
+        try:
+            redisconf.edit(Config("-", {"-": redisconf.parse("", "-")}), self.set, self.remove)
+        except ConfError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A host's configuration as read: parsed files, the raw files (for FileChange.before)
+    and how the main file was found."""
+
+    config: Config
+    remote: Mapping[str, RemoteFile]
+    discovered_by: str
+
+
+@dataclass(frozen=True)
+class ConfigResult(StepResult):
+    """diagnose's result, carrying the files it read so plan needs no second read."""
+
+    loaded: LoadedConfig | None = field(default=None, repr=False, compare=False)  # has secrets
+
+
+@dataclass(frozen=True)
+class BundleItem:
+    """One file of a bundle read: the request it answers (`tag`), its path, None if absent."""
+
+    tag: str
+    path: str
+    file: RemoteFile | None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    found: str | None = None
+    items: tuple[BundleItem, ...] = ()
+
+
+def discovery_script(unit: str) -> str:
+    """One script: find the config file (see the module docstring), then emit it."""
+    discover = _DISCOVER.replace("@DEFAULT@", shlex.quote(DEFAULT_PATH))
+    return f"LC_ALL=C; export LC_ALL\nunit={shlex.quote(unit)}\n{_EMIT_FN}{discover}"
+
+
+def read_script(requests: Sequence[tuple[str, str]]) -> str:
+    """One script emitting each (tag, path-or-glob); globs list every existing match."""
+    lines = ["LC_ALL=C; export LC_ALL", _EMIT_FN.rstrip("\n")]
+    for tag, pattern in requests:
+        if redisconf.has_wildcard(pattern):
+            lines.append(
+                f"for f in {_glob_word(pattern)}; do "
+                f'if [ -e "$f" ] || [ -L "$f" ]; then emit {tag} "$f"; fi; done'
+            )
+        else:
+            lines.append(f"emit {tag} {shlex.quote(pattern)}")
+    return "\n".join(lines) + "\n"
+
+
+def _glob_word(pattern: str) -> str:
+    """`pattern` as an unquoted sh word: wildcards stay active, everything else literal."""
+    return "".join(c if c.isalnum() or c in "*?[]/._-" else "\\" + c for c in pattern)
+
+
+def parse_bundle(data: bytes) -> Bundle:
+    """Parse the output of `discovery_script`/`read_script` (raises ValueError if garbled)."""
+    found: str | None = None
+    items: list[BundleItem] = []
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            raise ValueError(f"unterminated line {data[pos : pos + 80]!r}")
+        header = data[pos:end].decode(*_ENCODING)
+        pos = end + 1
+        if header.startswith(f"{_MARK}found "):
+            found = header.split(" ", 1)[1]
+        elif header.startswith(f"{_MARK}absent "):
+            _, tag, path = header.split(" ", 2)
+            items.append(BundleItem(tag, path, None))
+        elif header.startswith(f"{_MARK}file "):
+            _, tag, size, stat_rest = header.split(" ", 3)
+            mode_text, owner, group, path = stat_rest.split(" ", 3)
+            mode, owner, group = parse_stat_line(f"{mode_text} {owner} {group}")
+            content = data[pos : pos + int(size)]
+            if len(content) != int(size):
+                raise ValueError(f"{path} changed while it was read")
+            pos += int(size)
+            items.append(BundleItem(tag, path, RemoteFile(path, content, mode, owner, group)))
+        else:
+            raise ValueError(f"unexpected line {header[:80]!r} (did a file change while read?)")
+    return Bundle(found, tuple(items))
+
+
+def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") -> LoadedConfig:
+    """Read the main config file and all it includes, as later planned edits will leave them.
+
+    One round trip for the main file (with discovery when `path` is None) and one per level
+    of includes. Raises StepError when the main file is missing or unreadable.
+    """
+    script = read_script([("main", path)]) if path else discovery_script(unit)
+    bundle = _fetch(ctx, script)
+    how = bundle.found or "path argument"
+    main = next((item for item in bundle.items if item.tag == "main"), None)
+    if main is None:
+        raise StepError(ctx.host.name, "no config file in the host's answer", step=ctx.step_name)
+    remote: dict[str, RemoteFile] = {}
+    main_file = ctx.planned_files.get(main.path, main.file)
+    if main_file is None:
+        raise StepError(
+            ctx.host.name,
+            f"{main.path} does not exist (found by: {how}) — set `path:` to the redis.conf in use",
+            step=ctx.step_name,
+        )
+    remote[main.path] = main_file
+    files = {main.path: _parse(main_file)}
+    matches: dict[str, tuple[str, ...]] = {}
+    pending = _unresolved(files, matches)
+    for _ in range(_MAX_ROUNDS):
+        if not pending:
+            break
+        requests = [(f"i{n}", pattern) for n, pattern in enumerate(pending)]
+        items = _fetch(ctx, read_script(requests)).items
+        for n, pattern in enumerate(pending):
+            found = [i for i in items if i.tag == f"i{n}"]
+            matched = _overlay(ctx, pattern, found)
+            matches[pattern] = tuple(sorted(matched))
+            for file_path, remote_file in matched.items():
+                remote[file_path] = remote_file
+                files[file_path] = _parse(remote_file)
+        pending = _unresolved(files, matches)
+    return LoadedConfig(Config(main.path, files, matches), remote, how)
+
+
+def _fetch(ctx: StepContext, script: str) -> Bundle:
+    result = ctx.conn.run(script, become=ctx.become)
+    if not result.ok:
+        hint = "" if ctx.become else " — try `become: true`"
+        raise StepError(
+            ctx.host.name,
+            f"cannot read the Redis configuration: {result.tail(2) or f'exit {result.rc}'}{hint}",
+            step=ctx.step_name,
+        )
+    try:
+        return parse_bundle(result.stdout.encode(*_ENCODING))
+    except ValueError as exc:
+        raise StepError(
+            ctx.host.name, f"cannot read the Redis configuration: {exc}", step=ctx.step_name
+        ) from None
+
+
+def _overlay(ctx: StepContext, pattern: str, found: list[BundleItem]) -> dict[str, RemoteFile]:
+    """The files a pattern matches, with earlier planned edits (and planned new files)."""
+    matched = {i.path: i.file for i in found if i.file is not None}
+    if redisconf.has_wildcard(pattern):
+        for planned in redisconf.glob_matches(pattern, list(ctx.planned_files)):
+            matched[planned] = ctx.planned_files[planned]
+    elif pattern in ctx.planned_files:
+        matched[pattern] = ctx.planned_files[pattern]
+    return {p: f for p, f in matched.items() if f is not None}
+
+
+def _parse(remote: RemoteFile) -> redisconf.ConfFile:
+    return redisconf.parse(remote.content.decode(*_ENCODING), remote.path)
+
+
+def _unresolved(files: Mapping[str, redisconf.ConfFile], matches: Mapping[str, Any]) -> list[str]:
+    wanted: list[str] = []
+    for conf in files.values():
+        for pattern in redisconf.includes_of(conf):
+            if pattern not in matches and pattern not in wanted:
+                wanted.append(pattern)
+    return wanted
+
+
+# -- the running values (live: true) -------------------------------------------------------
+
+_CAUSES = {
+    "bind": "bind",
+    "port": "wrong-port",
+    "protected-mode": "protected-mode",
+    "maxclients": "max-clients",
+    "maxmemory": "oom",
+    "maxmemory-policy": "oom",
+}
+
+
+def live_target(config: Mapping[str, redisconf.Effective]) -> list[str] | None:
+    """redis-cli's connection arguments for the server this config describes, or None
+    when it listens on TLS only (redis-cli would need certificates)."""
+    port_value = config["port"].value if "port" in config else "6379"
+    if port_value == "0":
+        socket_path = config["unixsocket"].value if "unixsocket" in config else ""
+        return ["-s", socket_path] if socket_path else None
+    host = "127.0.0.1"
+    if "bind" in config:
+        first = config["bind"].args[0].lstrip("-") if config["bind"].args else "*"
+        host = {"*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::*": "::1", "::": "::1"}.get(
+            first, first
+        )
+    return ["-h", host, "-p", port_value]
+
+
+def live_script(target: Sequence[str], names: Sequence[str]) -> str:
+    """CONFIG GET each name with redis-cli on the host; the password arrives on stdin."""
+    cli = " ".join(shlex.quote(a) for a in target)
+    body = "".join(
+        f"printf '{_MARK}get %s\\n' {shlex.quote(n)}; "
+        f"timeout {_LIVE_TIMEOUT_S} redis-cli {cli} --raw CONFIG GET {shlex.quote(n)} 2>&1\n"
+        for n in names
+    )
+    return (
+        "LC_ALL=C; export LC_ALL\n"
+        "IFS= read -r REDISCLI_AUTH || :\n"
+        'if [ -n "$REDISCLI_AUTH" ]; then export REDISCLI_AUTH; else unset REDISCLI_AUTH; fi\n'
+        f"command -v redis-cli >/dev/null 2>&1 || {{ echo '{_MARK}no-cli'; exit 0; }}\n" + body
+    )
+
+
+def parse_live(output: str) -> tuple[dict[str, str], str | None]:
+    """(name -> running value, first error text) from `live_script`'s output."""
+    if output.startswith(f"{_MARK}no-cli"):
+        return {}, "redis-cli is not installed on the host"
+    values: dict[str, str] = {}
+    error: str | None = None
+    sections = output.split(f"{_MARK}get ")[1:]
+    for section in sections:
+        name, _, rest = section.partition("\n")
+        lines = rest.rstrip("\n").split("\n") if rest.strip() else []
+        if len(lines) >= 2 and lines[0] == name:
+            values[name] = lines[1]
+        elif lines and error is None:
+            error = " ".join(line.strip() for line in lines if line.strip())
+    return values, error
+
+
+def live_findings(
+    running: Mapping[str, str], config: Mapping[str, redisconf.Effective]
+) -> list[Finding]:
+    """A finding per directive whose running value differs from the file's value.
+
+    Keyed directives (`client-output-buffer-limit`, ...) are not compared: CONFIG GET
+    merges all their keys into one normalised line.
+    """
+    findings = []
+    for name, value in running.items():
+        in_file = config.get(name)
+        if in_file is None or name in redisconf.KEYED:
+            continue
+        if redisconf.same_args(name, [value], [in_file.value]):
+            continue
+        shown_live = " ".join(redisconf.masked_args(name, [value]))
+        shown_file = " ".join(redisconf.masked_args(name, in_file.args))
+        findings.append(
+            Finding(
+                _CAUSES.get(name, "config-drift"),
+                f"running {name} is {shown_live!r} but the file says {shown_file!r}: "
+                "a restart would undo the live value",
+                (f"CONFIG GET {name}: {shown_live}", f"{in_file.sources[-1].where}: {shown_file}"),
+            )
+        )
+    return findings
+
+
+# -- the step ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Secrets:
+    """Collects every secret a configuration or a wanted value carries."""
+
+    values: list[str] = field(default_factory=list)
+
+    def add(self, name: str, args: Sequence[str]) -> None:
+        for secret in redisconf.secrets_in(name, args):
+            self.values += [secret, redisconf.format_arg(secret)]
+
+
+class RedisConfig(StepType[RedisConfigArgs]):
+    """Set or remove redis.conf directives in the file where each one is in force."""
+
+    name = "redis_config"
+    Args = RedisConfigArgs
+    summary = "Set or remove redis.conf directives (includes followed), keeping comments."
+    read_only = False
+
+    def diagnose(self, args: RedisConfigArgs, ctx: StepContext) -> StepResult:
+        loaded = load_config(ctx, args.path, args.unit)
+        config = loaded.config
+        in_force = config.effective()
+        secrets = _Secrets()
+        for d in config.sequence():
+            secrets.add(d.name, d.args)
+        for name, value in args.set.items():
+            secrets.add(name.lower(), redisconf.to_args(name.lower(), value))
+        for secret in secrets.values:
+            ctx.masker.add(secret)
+        facts: dict[str, Any] = {
+            "path": config.main,
+            "files": config.load_order(),
+            "discovered_by": loaded.discovered_by,
+            "config": redisconf.facts_view(in_force),
+            "where": {name: eff.sources[-1].where for name, eff in in_force.items()},
+            "has_password": redisconf.has_password(in_force),
+            "notes": config.notes(),
+        }
+        findings: list[Finding] = []
+        if args.live and args.set:
+            facts["live"], facts["live_error"], findings = self._live(args, ctx, in_force)
+        msg = f"{config.main} ({loaded.discovered_by}): {len(in_force)} directives in force"
+        return ConfigResult(msg=msg, facts=facts, findings=tuple(findings), loaded=loaded)
+
+    def plan(self, args: RedisConfigArgs, ctx: StepContext, found: StepResult) -> list[Change]:
+        loaded = found.loaded if isinstance(found, ConfigResult) else None
+        if loaded is None:
+            loaded = load_config(ctx, args.path, args.unit)
+        try:
+            texts = redisconf.edit(loaded.config, args.set, args.remove)
+        except ConfError as exc:
+            raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+        return [
+            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), ctx.become)
+            for path in loaded.config.load_order()
+            if path in texts
+        ]
+
+    @staticmethod
+    def _live(
+        args: RedisConfigArgs, ctx: StepContext, in_force: Mapping[str, redisconf.Effective]
+    ) -> tuple[dict[str, str], str | None, list[Finding]]:
+        target = live_target(in_force)
+        if target is None:
+            return {}, "the server listens on TLS only: running values not read", []
+        names = [n.lower() for n in args.set]
+        password = in_force["requirepass"].value if "requirepass" in in_force else ""
+        result = ctx.conn.run(
+            live_script(target, names), become=ctx.become, stdin=password.encode() + b"\n"
+        )
+        running, error = parse_live(result.stdout)
+        shown = {n: " ".join(redisconf.masked_args(n, [v])) for n, v in running.items()}
+        if error is None and len(running) < len(names):
+            error = result.tail(2) or "no answer from redis-cli"
+        return shown, error, live_findings(running, in_force)
