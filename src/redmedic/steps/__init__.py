@@ -7,6 +7,7 @@ from typing import Any
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.checks import Assert, Fail
 from redmedic.steps.file_line import FileLine
+from redmedic.steps.probe import RedisProbe, TcpProbe
 from redmedic.steps.redis_config import RedisConfig
 from redmedic.steps.service import Service
 from redmedic.steps.shell import Shell
@@ -17,7 +18,7 @@ StepRegistry = dict[str, StepType[Any]]
 def builtin_step_types() -> StepRegistry:
     """A fresh registry of the step types redmedic ships, by name."""
     types: list[StepType[Any]] = [Shell(), FileLine(), Service(), Assert(), Fail()]
-    types += [RedisConfig()]
+    types += [RedisConfig(), RedisProbe(), TcpProbe()]
     return {t.name: t for t in types}
 
 
