@@ -87,7 +87,7 @@ class TcpProbeArgs(StepArgs):
         description="Seconds each attempt may take before it counts as a timeout.",
     )
     vantage: list[Vantage] = Field(
-        default_factory=lambda: list(VANTAGES),
+        default=list(VANTAGES),
         min_length=1,
         description=(
             "Where to probe from: `control` (this machine to address:port) and/or `host` "

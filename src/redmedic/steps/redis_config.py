@@ -97,14 +97,14 @@ class RedisConfigArgs(StepArgs):
         default="redis-server", description="systemd unit used to discover the config file."
     )
     set: dict[str, str | int | float | bool | list[str | int | float]] = Field(
-        default_factory=dict,
+        default={},  # pydantic copies defaults: no shared mutable state
         description=(
             "Directive -> wanted value: a string, number, yes/no boolean, or a list of "
             "arguments (bind: [127.0.0.1, 10.0.0.5]). Quoted in the file when needed."
         ),
     )
     remove: list[str] = Field(
-        default_factory=list,
+        default=[],
         description="Directives to delete everywhere they occur (main file and includes).",
     )
     live: bool = Field(
