@@ -52,7 +52,8 @@ SSHD = "/usr/sbin/sshd"
 DEFAULT_PORT = 2222
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
-_ADDRESS_ATTEMPTS = 20
+_ADDRESS_SLOTS = 16 * 253
+_ADDRESS_ATTEMPTS = 1000  # a bind test each: cheap, and other runs may hold many addresses
 
 _SUDOERS_TEXT = f"""\
 # Written by redmedic's test fixtures (tests/support/loopback.py): the tier-1 login user
@@ -263,7 +264,7 @@ class SshSession:
         self.client_key = root / "client_ed25519"
         self._processes: list[subprocess.Popen[bytes]] = []
         self._shared: Path | None = None
-        self._next_octet = 2 + os.getpid() % 200
+        self._next_slot = os.getpid() % _ADDRESS_SLOTS
         self._count = 0
 
     def __enter__(self) -> SshSession:
@@ -331,9 +332,10 @@ class SshSession:
         raise LoopbackError(f"no free loopback address for sshd after {_ADDRESS_ATTEMPTS} tries")
 
     def _next_address(self) -> str:
-        octet = self._next_octet
-        self._next_octet = 2 + (self._next_octet - 1) % 253
-        return f"127.0.1.{octet}"
+        """127.0.1.2 … 127.0.16.254: room for benchmarks of hundreds of hosts beside tests."""
+        slot = self._next_slot
+        self._next_slot = (slot + 1) % _ADDRESS_SLOTS
+        return f"127.0.{1 + slot // 253}.{2 + slot % 253}"
 
     def _wait_ready(self, process: subprocess.Popen[bytes], host: SshdHost) -> bool:
         deadline = time.monotonic() + START_TIMEOUT_S
