@@ -38,8 +38,17 @@ def run(
         f"all:\n  hosts:\n    {host.name}:\n      ansible_host: {host.address}\n"
         f"      ansible_user: root\n      ansible_ssh_private_key_file: {host.private_key}\n"
     )
-    argv = ["run", str(playbook), "-i", str(inventory), "--known-hosts", str(host.known_hosts),
-            "--output", "json", *flags]  # fmt: skip
+    argv = [
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--known-hosts",
+        str(host.known_hosts),
+        "--output",
+        "json",
+        *flags,
+    ]
     code = main(argv)
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])["hosts"][host.name]
     summary["exit"] = code
@@ -57,13 +66,19 @@ def test_a_stopped_disabled_redis_is_started_and_enabled(
     assert state(systemd_host).split() == ["inactive", "disabled"]
 
     assert run(tmp_path, systemd_host, capsys, "--check") == {
-        "status": "would_change", "changed": 2, "failed": 0, "exit": 0,
-    }  # fmt: skip
+        "status": "would_change",
+        "changed": 2,
+        "failed": 0,
+        "exit": 0,
+    }
     assert state(systemd_host).split() == ["inactive", "disabled"]
 
     assert run(tmp_path, systemd_host, capsys, "--yes")["status"] == "changed"
     assert state(systemd_host).split() == ["active", "enabled"]
 
     assert run(tmp_path, systemd_host, capsys, "--yes") == {
-        "status": "ok", "changed": 0, "failed": 0, "exit": 0,
-    }  # fmt: skip
+        "status": "ok",
+        "changed": 0,
+        "failed": 0,
+        "exit": 0,
+    }

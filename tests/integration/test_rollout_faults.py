@@ -56,23 +56,46 @@ class Fleet:
     def command(self, *argv: str, password: str | None = None) -> list[str]:
         """A redmedic command line against this fleet (inventory written now)."""
         lines = [
-            "all:", "  vars:", f"    ansible_user: {self.user.name}",
+            "all:",
+            "  vars:",
+            f"    ansible_user: {self.user.name}",
             f"    ansible_ssh_private_key_file: {self.key}",
-            f"    ansible_become_password: {password or self.user.password}", "  hosts:",
-        ]  # fmt: skip
+            f"    ansible_become_password: {password or self.user.password}",
+            "  hosts:",
+        ]
         for host in self.hosts:
-            lines += [f"    {host.name}:", f"      ansible_host: {host.address}",
-                      f"      ansible_port: {host.port}", f"      redis_conf: {self.conf(host)}"]  # fmt: skip
+            lines += [
+                f"    {host.name}:",
+                f"      ansible_host: {host.address}",
+                f"      ansible_port: {host.port}",
+                f"      redis_conf: {self.conf(host)}",
+            ]
         (self.dir / "inventory.yaml").write_text("\n".join(lines) + "\n")
-        return [sys.executable, "-m", "redmedic.cli", *argv, "-i", str(self.dir / "inventory.yaml"),
-                "--known-hosts", str(self.dir / "known_hosts"), "--output", "json",
-                "--audit-log", str(self.dir / "audit.jsonl")]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "redmedic.cli",
+            *argv,
+            "-i",
+            str(self.dir / "inventory.yaml"),
+            "--known-hosts",
+            str(self.dir / "known_hosts"),
+            "--output",
+            "json",
+            "--audit-log",
+            str(self.dir / "audit.jsonl"),
+        ]
 
     def run(
         self, *argv: str, password: str | None = None
     ) -> tuple[int, list[dict[str, object]], str]:
-        done = subprocess.run(self.command(*argv, password=password), capture_output=True,
-                              text=True, timeout=180, env=self.env())  # fmt: skip
+        done = subprocess.run(
+            self.command(*argv, password=password),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=self.env(),
+        )
         events = [json.loads(line) for line in done.stdout.splitlines()]
         return done.returncode, events, done.stdout + done.stderr
 
@@ -137,12 +160,16 @@ def test_three_failing_verifies_stop_the_rollout_and_roll_back_only_those_hosts(
 
 def test_a_wrong_sudo_password_fails_the_hosts_without_showing_it(fleet: Fleet) -> None:
     wrong = "not-the-Password-42"
-    code, events, text = fleet.run("run", str(fleet.dir / "pb.yaml"), "--yes", "-l", "r01,r02",
-                                   password=wrong)  # fmt: skip
+    code, events, text = fleet.run(
+        "run", str(fleet.dir / "pb.yaml"), "--yes", "-l", "r01,r02", password=wrong
+    )
     assert code == 1
     assert wrong not in text
-    assert all(e["status"] == "failed" and "sudo password was rejected" in str(e["message"])
-               for e in events if e["event"] == "host_finished")  # fmt: skip
+    assert all(
+        e["status"] == "failed" and "sudo password was rejected" in str(e["message"])
+        for e in events
+        if e["event"] == "host_finished"
+    )
     assert fleet.conf(fleet.hosts[0]).read_text() == BROKEN
 
 
@@ -150,8 +177,9 @@ def test_a_host_key_changed_between_plan_and_apply_is_refused(
     fleet: Fleet, ssh_session: SshSession
 ) -> None:
     plan = fleet.dir / "plan.json"
-    code, _, text = fleet.run("run", str(fleet.dir / "pb.yaml"), "--check", "--plan-out", str(plan),
-                              "-l", "r01,r02")  # fmt: skip
+    code, _, text = fleet.run(
+        "run", str(fleet.dir / "pb.yaml"), "--check", "--plan-out", str(plan), "-l", "r01,r02"
+    )
     assert code == 0, text
     impostor = ssh_session.start_sshd(name="impostor")
     lines = (fleet.dir / "known_hosts").read_text().splitlines()
@@ -172,9 +200,14 @@ def test_a_killed_ssh_session_mid_apply_leaves_whole_files_and_says_how_to_roll_
 ) -> None:
     target = fleet.hosts[0]
     process = subprocess.Popen(
-        fleet.command("run", str(fleet.dir / "pb.yaml"), "--yes", "-l", target.name, "-e", "pause=30"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fleet.env(),
-    )  # fmt: skip
+        fleet.command(
+            "run", str(fleet.dir / "pb.yaml"), "--yes", "-l", target.name, "-e", "pause=30"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=fleet.env(),
+    )
     deadline = time.monotonic() + 30
     while fleet.conf(target).read_text() != FIXED:
         assert time.monotonic() < deadline and process.poll() is None

@@ -157,10 +157,24 @@ def test_a_failing_canary_batch_stops_the_rollout(
         "all:\n  hosts:\n"
         + "".join(f"    h{i}: {{ansible_connection: local}}\n" for i in range(1, 5))
     )
-    argv = ["run", str(playbook), "-i", str(inventory), "--check", "--output", "json",
-            "--serial", "1,100%", "--max-fail-percent", "0"]  # fmt: skip
+    argv = [
+        "run",
+        str(playbook),
+        "-i",
+        str(inventory),
+        "--check",
+        "--output",
+        "json",
+        "--serial",
+        "1,100%",
+        "--max-fail-percent",
+        "0",
+    ]
     assert main(argv) == 1
     summary = json.loads(capsys.readouterr().out.splitlines()[-1])["hosts"]
     assert {h: r["status"] for h, r in summary.items()} == {
-        "h1": "failed", "h2": "skipped", "h3": "skipped", "h4": "skipped",
-    }  # fmt: skip
+        "h1": "failed",
+        "h2": "skipped",
+        "h3": "skipped",
+        "h4": "skipped",
+    }

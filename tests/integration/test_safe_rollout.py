@@ -76,8 +76,17 @@ def cli(
 
 
 def plan(site: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
-    code, _, text = cli(site, capsys, "run", str(site / "pb.yaml"), "-i", str(site / "inv.yaml"),
-                        "--check", "--plan-out", str(site / "plan.json"))  # fmt: skip
+    code, _, text = cli(
+        site,
+        capsys,
+        "run",
+        str(site / "pb.yaml"),
+        "-i",
+        str(site / "inv.yaml"),
+        "--check",
+        "--plan-out",
+        str(site / "plan.json"),
+    )
     assert code == 0
     return site / "plan.json", text
 
@@ -171,13 +180,29 @@ def test_rollback_leaves_a_file_changed_since_the_run_alone(
 
 
 def test_ctrl_c_mid_apply_marks_hosts_interrupted_and_says_how_to_roll_back(site: Path) -> None:
-    argv = [sys.executable, "-m", "redmedic.cli", "run", str(site / "pb.yaml"),
-            "-i", str(site / "inv.yaml"), "--yes", "--output", "json", "-e", "pause=3",
-            "--audit-log", str(site / "audit.jsonl")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "redmedic.cli",
+        "run",
+        str(site / "pb.yaml"),
+        "-i",
+        str(site / "inv.yaml"),
+        "--yes",
+        "--output",
+        "json",
+        "-e",
+        "pause=3",
+        "--audit-log",
+        str(site / "audit.jsonl"),
+    ]
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 20
     while conf(site, "r1").read_text() == BROKEN or conf(site, "r2").read_text() == BROKEN:
         assert time.monotonic() < deadline and process.poll() is None
