@@ -90,12 +90,12 @@ class Masker:
         """`text` with every secret replaced by the mask; longest values first."""
         if not text:
             return text
-        for spot in _SECRET_SPOTS:
-            text = spot.sub(lambda m: m.group("key") + MASK, text)
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)
-        for value in values:
+        for value in values:  # known values first: a multi-word password is masked whole
             text = text.replace(value, MASK)
+        for spot in _SECRET_SPOTS:
+            text = spot.sub(lambda m: m.group("key") + MASK, text)
         return text
 
     def seal(self, text: str, salt: bytes) -> str:

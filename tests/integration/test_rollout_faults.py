@@ -181,7 +181,7 @@ def test_a_host_key_changed_between_plan_and_apply_is_refused(
         "run", str(fleet.dir / "pb.yaml"), "--check", "--plan-out", str(plan), "-l", "r01,r02"
     )
     assert code == 0, text
-    impostor = ssh_session.start_sshd(name="impostor")
+    impostor = ssh_session.start_sshd()
     lines = (fleet.dir / "known_hosts").read_text().splitlines()
     lines[0] = f"{lines[0].split()[0]} {impostor.host_key}"
     (fleet.dir / "known_hosts").write_text("\n".join(lines) + "\n")

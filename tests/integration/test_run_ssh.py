@@ -172,7 +172,7 @@ def test_failed_verify_rolls_the_host_back_over_ssh(
 def test_a_changed_host_key_stops_that_host_with_the_command_to_fix_it(
     site: Site, capsys: pytest.CaptureFixture[str], fleet: list[SshdHost], ssh_session: SshSession
 ) -> None:
-    impostor = ssh_session.start_sshd(name="impostor")
+    impostor = ssh_session.start_sshd()
     lines = site.known_hosts.read_text().splitlines()
     label = fleet[0].known_hosts_line.split()[0]
     lines[0] = f"{label} {impostor.host_key}"

@@ -52,3 +52,8 @@ def test_sealed_text_shows_no_secret_and_unseals_only_with_the_same_secrets() ->
     assert Masker(["Tr0ub4dor"]).unseal(sealed, salt) == text
     with pytest.raises(UnknownSecretError, match="same inventory"):
         Masker(["other"]).unseal(sealed, salt)
+
+
+def test_a_known_multi_word_password_is_masked_whole() -> None:
+    out = Masker(["two words"]).mask("requirepass two words\n")
+    assert "two" not in out and "words" not in out

@@ -86,6 +86,11 @@ class StepType(ABC, Generic[ArgsT]):
         rows = []
         for name, info in cls.Args.model_fields.items():
             annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
-            default = "required" if info.is_required() else repr(info.default)
+            if info.is_required():
+                default = "required"
+            elif info.default_factory is not None:
+                default = repr(info.default_factory())  # type: ignore[call-arg]
+            else:
+                default = repr(info.default)
             rows.append((name, annotation.replace("typing.", ""), default, info.description or ""))
         return rows
