@@ -23,17 +23,17 @@ from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
-from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, run_playbook
+from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
 from redmedic.gate import Confirm, Gate
-from redmedic.inventory import load_inventory, select_hosts
-from redmedic.planfile import PlanFileError, SavedPlan, file_sha256, load_plan, save_plan
-from redmedic.playbook import check_variables, load_playbook, validate_playbook
+from redmedic.inventory import Host, load_inventory, select_hosts
+from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
+from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import Event, Reporter
 from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.secrets import is_secret_name
-from redmedic.steps import StepRegistry, builtin_step_types
+from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
 
 
@@ -254,6 +254,36 @@ def _output(
     return _Output(both, confirm, audit)
 
 
+def _execute(
+    args: argparse.Namespace,
+    registry: StepRegistry,
+    playbook: Playbook,
+    hosts: list[Host],
+    extra: dict[str, Any],
+    *,
+    check: bool,
+    salt: bytes,
+    saved: dict[str, SavedHost] | None = None,
+) -> RunResult:
+    """Run (or apply a saved plan) with the user's output, gates and audit log."""
+    run_id = _new_run_id()
+    options = _run_options(args, extra, check=check, run_id=run_id, salt=salt)
+    output = _output(args, changes=not check, run_id=run_id, salt=salt)
+    try:
+        return run_playbook(
+            playbook,
+            hosts,
+            options,
+            registry=registry,
+            reporter=output.reporter,
+            confirm=output.confirm,
+            approve_all=args.yes,
+            saved=saved,
+        )
+    finally:
+        output.close()
+
+
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     if args.plan_out and not args.check:
         raise UsageError(
@@ -265,21 +295,8 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     for host in hosts:
         check_variables(playbook, {*host.vars, *extra})
-    run_id, salt = _new_run_id(), os.urandom(16)
-    options = _run_options(args, extra, check=args.check, run_id=run_id, salt=salt)
-    output = _output(args, changes=not args.check, run_id=run_id, salt=salt)
-    try:
-        result = run_playbook(
-            playbook,
-            hosts,
-            options,
-            registry=registry,
-            reporter=output.reporter,
-            confirm=output.confirm,
-            approve_all=args.yes,
-        )
-    finally:
-        output.close()
+    salt = os.urandom(16)
+    result = _execute(args, registry, playbook, hosts, extra, check=args.check, salt=salt)
     if args.plan_out:
         save_plan(
             SavedPlan(
@@ -316,23 +333,11 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
         return 0
     hosts = select_hosts(inventory, ",".join(names), args.limit, where=args.plan)
-    run_id, salt = _new_run_id(), bytes.fromhex(plan.salt)
-    options = _run_options(args, extra, check=False, run_id=run_id, salt=salt)
-    output = _output(args, changes=True, run_id=run_id, salt=salt)
-    try:
-        result = run_playbook(
-            playbook,
-            hosts,
-            options,
-            registry=registry,
-            reporter=output.reporter,
-            confirm=output.confirm,
-            approve_all=args.yes,
-            saved=dict(plan.hosts),
-        )
-    finally:
-        output.close()
-    return result.exit_code
+    salt = bytes.fromhex(plan.salt)
+    saved = dict(plan.hosts)
+    return _execute(
+        args, registry, playbook, hosts, extra, check=False, salt=salt, saved=saved
+    ).exit_code
 
 
 def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -409,7 +414,6 @@ def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    registry = builtin_step_types()
     handlers = {
         "run": command_run,
         "apply": command_apply,
@@ -418,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": command_steps,
     }
     try:
-        return handlers[args.command](args, registry)
+        return handlers[args.command](args, load_step_types())
     except InputError as exc:
         print(f"redmedic: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

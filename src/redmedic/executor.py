@@ -276,8 +276,9 @@ class HostRun:
         )
 
     # -- phases --------------------------------------------------------------------------
-    def diagnose(self, conn: Connection) -> str | None:
-        for step in self.playbook.diagnose:
+    def check_steps(self, conn: Connection, steps: tuple[Step, ...]) -> tuple[Step, str] | None:
+        """Run read-only steps in order; the first one whose outcome is a failure, and why."""
+        for step in steps:
             observed = self.observe(conn, step)
             if observed is None:
                 continue
@@ -286,8 +287,12 @@ class HostRun:
             self.register(step, result, changed=False)
             self.report_observation(step, result, failure)
             if failure:
-                return f"{step.name}: {failure}"
+                return step, failure
         return None
+
+    def diagnose(self, conn: Connection) -> str | None:
+        failed = self.check_steps(conn, self.playbook.diagnose)
+        return f"{failed[0].name}: {failed[1]}" if failed else None
 
     def change_view(self, step: Step, change: Change) -> ChangePlanned:
         """How a change is shown (masked by `emit`/`confirm_request`, hidden if sensitive)."""
@@ -407,16 +412,9 @@ class HostRun:
         return count
 
     def verify(self, conn: Connection) -> None:
-        for step in self.playbook.verify:
-            observed = self.observe(conn, step)
-            if observed is None:
-                continue
-            result = observed[0]
-            failure = self.expectation_failure(step, result)
-            self.register(step, result, changed=False)
-            self.report_observation(step, result, failure)
-            if failure:
-                raise _VerifyFailed(f"verify '{step.name}' failed: {failure}")
+        failed = self.check_steps(conn, self.playbook.verify)
+        if failed:
+            raise _VerifyFailed(f"verify '{failed[0].name}' failed: {failed[1]}")
 
     def rollback(
         self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
