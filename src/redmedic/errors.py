@@ -10,7 +10,8 @@ traceback means a bug in redmedic.
     │   ├── PlaybookError         malformed YAML, unknown step type or argument, ...
     │   ├── InventoryError        missing file, malformed inventory, unknown --limit pattern
     │   ├── TemplateError         undefined variable, Jinja syntax error
-    │   └── UsageError            bad flag values such as `-e` without `=`
+    │   ├── UsageError            bad flag values such as `-e` without `=`
+    │   └── PluginError           an installed step-type plugin is broken
     └── HostError                 one host's problem; the other hosts go on
         ├── UnreachableError      the host could not be reached or logged into (exit 4)
         │   ├── ConnectError      refused, timed out, name not resolved
@@ -61,6 +62,10 @@ class TemplateError(InputError):
 
 class UsageError(InputError):
     """A command-line value is malformed."""
+
+
+class PluginError(InputError):
+    """A `redmedic.steps` entry point cannot be loaded or is not a valid step type."""
 
 
 class HostError(RedmedicError):

@@ -7,6 +7,7 @@ from typing import Any
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.checks import Assert, Fail
 from redmedic.steps.file_line import FileLine
+from redmedic.steps.plugins import add_plugins
 from redmedic.steps.probe import RedisProbe, TcpProbe
 from redmedic.steps.redis_config import RedisConfig
 from redmedic.steps.service import Service
@@ -22,4 +23,16 @@ def builtin_step_types() -> StepRegistry:
     return {t.name: t for t in types}
 
 
-__all__ = ["StepArgs", "StepContext", "StepRegistry", "StepType", "builtin_step_types"]
+def load_step_types() -> StepRegistry:
+    """The built-ins plus every installed `redmedic.steps` plugin (PluginError if one is broken)."""
+    return add_plugins(builtin_step_types())
+
+
+__all__ = [
+    "StepArgs",
+    "StepContext",
+    "StepRegistry",
+    "StepType",
+    "builtin_step_types",
+    "load_step_types",
+]
