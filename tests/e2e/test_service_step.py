@@ -82,3 +82,33 @@ def test_a_stopped_disabled_redis_is_started_and_enabled(
         "failed": 0,
         "exit": 0,
     }
+
+
+def test_a_service_started_by_hand_after_the_plan_is_refused_at_apply(
+    systemd_host: SystemdHost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    systemd_host.ssh("systemctl disable --now redis-server", check=True)
+    assert (
+        run(tmp_path, systemd_host, capsys, "--check", "--plan-out", str(tmp_path / "plan.json"))[
+            "status"
+        ]
+        == "would_change"
+    )
+    systemd_host.ssh("systemctl start redis-server", check=True)
+    code = main(
+        [
+            "apply",
+            str(tmp_path / "plan.json"),
+            "--yes",
+            "--output",
+            "json",
+            "--known-hosts",
+            str(systemd_host.known_hosts),
+        ]
+    )
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1
+    finished = next(e for e in events if e["event"] == "host_finished")
+    assert finished["status"] == "failed"
+    assert "changed since the plan was made" in finished["message"]
+    assert state(systemd_host).split() == ["active", "disabled"]  # nothing applied
