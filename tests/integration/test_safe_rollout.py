@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,41 @@ def test_ctrl_c_mid_apply_marks_hosts_interrupted_and_says_how_to_roll_back(site
     assert all("redmedic rollback " in f["message"] for f in finished)
     audit = (site / "audit.jsonl").read_text()
     assert '"status": "interrupted"' in audit
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tiny tmpfs holding a redis.conf and a filler that leaves no room for a new copy."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "redis.conf").write_text(BROKEN)
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"x" * 512):
+                pass
+        except OSError:
+            pass  # the disk is full: that is the point
+        finally:
+            os.close(fd)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_the_host_and_leaves_the_file_whole(
+    site: Path, full_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (site / "inv.yaml").write_text(
+        "all:\n  hosts:\n"
+        f"    r1: {{ansible_connection: local, redis_conf: {full_disk / 'redis.conf'}, "
+        f"redis_password: {PASSWORD}}}\n"
+    )
+    code, events, text = cli(
+        site, capsys, "run", str(site / "pb.yaml"), "-i", str(site / "inv.yaml"), "--yes"
+    )
+    assert code == 1
+    assert "cannot write" in str(events[-2]["message"]) and PASSWORD not in text
+    assert (full_disk / "redis.conf").read_text() == BROKEN
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "redis.conf"]
