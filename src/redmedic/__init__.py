@@ -10,7 +10,7 @@ The library behind the `redmedic` command. A run is one call:
 Third-party step types subclass `StepType` (see docs/writing-playbooks.md).
 """
 
-from redmedic.connection import CommandResult, ConnectOptions, Connection, RemoteFile, connect
+from redmedic.connection import CommandResult, Connection, ConnectOptions, RemoteFile, connect
 from redmedic.errors import (
     HostError,
     InputError,
