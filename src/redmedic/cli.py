@@ -28,6 +28,7 @@ from redmedic.gate import Confirm, Gate
 from redmedic.inventory import Host, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
+from redmedic.reference import schema_text, step_reference
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import Event, Reporter
 from redmedic.report.jsonl import JsonLinesReporter
@@ -79,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
 
     steps = commands.add_parser("steps", help="list step types, or describe one")
     steps.add_argument("name", nargs="?")
+    steps.add_argument(
+        "--markdown", action="store_true", help="print the reference of every step type"
+    )
+
+    commands.add_parser(
+        "schema", help="print the JSON Schema of playbooks (for editors' YAML language server)"
+    )
     return parser
 
 
@@ -390,6 +398,9 @@ def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 
 def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
+    if args.markdown:
+        sys.stdout.write(step_reference(registry))
+        return 0
     console = Console(highlight=False)
     if args.name is None:
         width = max(len(n) for n in registry)
@@ -411,6 +422,12 @@ def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
     return 0
 
 
+def command_schema(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """The playbook JSON Schema, including installed plugins' step types."""
+    sys.stdout.write(schema_text(registry))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -420,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": command_rollback,
         "validate": command_validate,
         "steps": command_steps,
+        "schema": command_schema,
     }
     try:
         return handlers[args.command](args, load_step_types())
