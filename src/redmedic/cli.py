@@ -33,6 +33,7 @@ from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import Event, Reporter
 from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.rollback import Rollback, undo_steps
+from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "schema", help="print the JSON Schema of playbooks (for editors' YAML language server)"
     )
+
+    new = commands.add_parser("new", help="scaffold a commented playbook to start from")
+    new.add_argument("kind", choices=("playbook",), help="what to create")
+    new.add_argument("name", help="file name, e.g. fix-bind (.yaml is added)")
     return parser
 
 
@@ -428,6 +433,13 @@ def command_schema(args: argparse.Namespace, registry: StepRegistry) -> int:
     return 0
 
 
+def command_new(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """Write a starter playbook; never overwrites."""
+    path = new_playbook(args.name)
+    print(f"created {path}: edit it, then `redmedic validate {path}`")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -438,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": command_validate,
         "steps": command_steps,
         "schema": command_schema,
+        "new": command_new,
     }
     try:
         return handlers[args.command](args, load_step_types())
