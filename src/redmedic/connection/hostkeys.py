@@ -66,8 +66,14 @@ def fingerprint(key_blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def parse_known_hosts(text: str, file: str) -> list[KnownHostEntry]:
-    """Parse known_hosts text; lines we cannot read are skipped, as ssh itself does."""
+def parse_known_hosts(text: str, file: str, label: str | None = None) -> list[KnownHostEntry]:
+    """Parse known_hosts text; lines we cannot read are skipped, as ssh itself does.
+
+    With `label`, only lines that may name that host are parsed (the others cannot change
+    any verdict about it): one connection then costs the same whatever the file's size,
+    instead of every host of a fleet decoding every other host's line.
+    """
+    wanted = label.lower() if label is not None else None
     entries: list[KnownHostEntry] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
@@ -77,6 +83,8 @@ def parse_known_hosts(text: str, file: str) -> list[KnownHostEntry]:
         if fields[0].startswith("@"):
             marker, fields = fields[0], fields[1:]
         if len(fields) < 3:
+            continue
+        if wanted is not None and not _may_name(fields[0], wanted):
             continue
         try:
             blob = base64.b64decode(fields[2], validate=True)
@@ -95,6 +103,20 @@ def parse_known_hosts(text: str, file: str) -> list[KnownHostEntry]:
     return entries
 
 
+def _may_name(hosts_field: str, label: str) -> bool:
+    """Cheap pre-check: False only when no pattern of `hosts_field` can match `label`.
+
+    `label` is lower case. Hashed names and wildcards need the real match; a plain name
+    can only match when the label occurs in it.
+    """
+    return (
+        "|" in hosts_field
+        or "*" in hosts_field
+        or "?" in hosts_field
+        or label in hosts_field.lower()
+    )
+
+
 def _pattern_matches(pattern: str, label: str) -> bool:
     if pattern.startswith("|1|"):
         try:
@@ -105,6 +127,8 @@ def _pattern_matches(pattern: str, label: str) -> bool:
             return False
         actual = hmac.new(salt, label.encode(), hashlib.sha1).digest()
         return hmac.compare_digest(actual, expected)
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == label.lower()
     # OpenSSH patterns know only `*` and `?`; brackets are literal ("[addr]:port").
     regex = re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", ".")
     return re.fullmatch(regex, label.lower()) is not None
@@ -170,8 +194,11 @@ def trust_file(extra: Sequence[str]) -> str:
     return os.path.expanduser(extra[0] if extra else USER_KNOWN_HOSTS)
 
 
-def load_entries(files: Sequence[str]) -> list[KnownHostEntry]:
-    """Read every existing file; a missing file simply knows no hosts (OSError otherwise)."""
+def load_entries(files: Sequence[str], label: str | None = None) -> list[KnownHostEntry]:
+    """Read every existing file; a missing file simply knows no hosts (OSError otherwise).
+
+    With `label`, only the entries that may name that host (see `parse_known_hosts`).
+    """
     entries: list[KnownHostEntry] = []
     for path in files:
         try:
@@ -179,7 +206,7 @@ def load_entries(files: Sequence[str]) -> list[KnownHostEntry]:
                 text = handle.read()
         except FileNotFoundError:
             continue
-        entries.extend(parse_known_hosts(text, path))
+        entries.extend(parse_known_hosts(text, path, label))
     return entries
 
 

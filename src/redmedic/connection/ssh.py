@@ -317,7 +317,9 @@ def _handshake_and_check_key(
 ) -> None:
     label = hostkeys.host_label(host.address, host.port)
     try:
-        entries = hostkeys.load_entries(hostkeys.known_hosts_files(options.known_hosts_files))
+        entries = hostkeys.load_entries(
+            hostkeys.known_hosts_files(options.known_hosts_files), label
+        )
     except OSError as exc:
         raise HostKeyError(
             host.name, f"cannot read known_hosts {exc.filename}: {exc.strerror}"
@@ -369,7 +371,7 @@ def _handshake_and_check_key(
             ) from None
         if verdict in (hostkeys.Verdict.UNKNOWN, hostkeys.Verdict.KNOWN):
             return
-        entries = hostkeys.load_entries([target])
+        entries = hostkeys.load_entries([target], label)
         verdict, entry = hostkeys.verify(entries, label, key_type, blob)
     if verdict is hostkeys.Verdict.UNKNOWN:
         target = hostkeys.trust_file(options.known_hosts_files)
