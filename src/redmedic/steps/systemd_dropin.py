@@ -1,0 +1,266 @@
+"""`systemd_dropin`: set unit settings (e.g. LimitNOFILE) in a drop-in file, then reload.
+
+Why a drop-in: Debian's redis-server unit ships LimitNOFILE=65535, and limits set in
+/etc/security/limits.conf (pam_limits) never apply to services — a drop-in in
+/etc/systemd/system/UNIT.service.d/ is the one place that survives package upgrades and
+is read by systemd. It only takes effect after `systemctl daemon-reload` and a restart of
+the service; the reload is planned here, the restart is the playbook's handler (`notify`).
+
+Rollback order matters: the executor undoes applied changes in reverse order, so the
+daemon-reload that makes systemd forget the drop-in must be the undo of a change planned
+*before* the file (the leading `mkdir -p`), not of the trailing reload — otherwise systemd
+would reload while the new drop-in is still on disk and the restart that follows a
+rollback would keep the new settings.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from pydantic import Field, field_validator
+
+from redmedic.connection.base import RemoteFile, parse_stat_line, read_script
+from redmedic.errors import StepError
+from redmedic.plan import Change, CommandChange, FileChange, StepResult
+from redmedic.steps.base import StepArgs, StepContext, StepType
+
+HEADER = "# Written by redmedic: change the playbook rather than this file.\n"
+_FILE_MARK = "@@redmedic-read-file@@"
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+")
+
+Value = bool | int | str
+
+
+class SystemdDropinArgs(StepArgs):
+    unit: str = Field(description="Unit name, e.g. redis-server (`.service` is optional).")
+    name: str = Field(
+        default="redmedic", description="Drop-in file name without `.conf` (default redmedic)."
+    )
+    section: str = Field(default="Service", description="Unit file section, e.g. Service.")
+    settings: dict[str, Value] = Field(
+        description="Directives to set in that section, e.g. {LimitNOFILE: 65535}."
+    )
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if not _UNIT.fullmatch(value):
+            raise ValueError(f"{value!r} is not a systemd unit name")
+        return value
+
+    @field_validator("name", "section")
+    @classmethod
+    def _word(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.@-]+", value):
+            raise ValueError(f"{value!r} may only hold letters, digits and _ . @ -")
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, value: dict[str, Value]) -> dict[str, Value]:
+        if not value:
+            raise ValueError("give at least one setting")
+        for key, item in value.items():
+            if not _KEY.fullmatch(key):
+                raise ValueError(f"{key!r} is not a unit directive name")
+            if "\n" in render_value(item):
+                raise ValueError(f"the value of {key} must be one line")
+        return value
+
+    @property
+    def unit_name(self) -> str:
+        """The full unit name: `redis-server` means `redis-server.service`."""
+        return self.unit if "." in self.unit else f"{self.unit}.service"
+
+    @property
+    def directory(self) -> str:
+        return f"/etc/systemd/system/{self.unit_name}.d"
+
+    @property
+    def path(self) -> str:
+        return f"{self.directory}/{self.name}.conf"
+
+
+def render_value(value: Value) -> str:
+    """systemd spelling of a YAML value: booleans as yes/no, the rest as written."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def merge_dropin(text: str, section: str, settings: dict[str, Value]) -> str:
+    """`text` with each setting set in `[section]`; other lines and sections are kept.
+
+    An existing directive is replaced where it stands (the last one, which is the one
+    systemd uses for single-value settings); a new one goes to the end of the section;
+    a missing section is appended. Pure: tested as text in, text out.
+    """
+    lines = text.splitlines()
+    if not lines:
+        lines = [HEADER.rstrip("\n")]
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"[{section}]"), None)
+    if start is None:
+        if lines and lines[-1].strip() and not lines[-1].startswith("#"):
+            lines.append("")
+        lines.append(f"[{section}]")
+        start = len(lines) - 1
+    for key, value in settings.items():
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+            len(lines),
+        )
+        wanted = f"{key}={render_value(value)}"
+        pattern = re.compile(rf"\s*{key}\s*=")
+        hits = [i for i in range(start + 1, end) if pattern.match(lines[i])]
+        if hits:
+            lines[hits[-1]] = wanted
+            continue
+        insert = end
+        while insert > start + 1 and not lines[insert - 1].strip():
+            insert -= 1
+        lines.insert(insert, wanted)
+    return "\n".join(lines) + "\n"
+
+
+def parse_show(text: str) -> dict[str, str]:
+    """`systemctl show -p A -p B UNIT` → {A: ..., B: ...} (systemd picks the order)."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def parse_read(path: str, text: str) -> RemoteFile | None:
+    """The output of `read_script(path)` (decoded with surrogateescape) as a RemoteFile."""
+    marker, _, rest = text.partition("\n")
+    if marker == "redmedic:absent":
+        return None
+    stat_line, newline, content = rest.partition("\n")
+    if marker != "redmedic:file" or not newline:
+        raise ValueError(f"unexpected output {text[:80]!r}")
+    mode, owner, group = parse_stat_line(stat_line)
+    return RemoteFile(path, content.encode("utf-8", "surrogateescape"), mode, owner, group)
+
+
+def run_and_read(ctx: StepContext, script: str, path: str) -> str:
+    """Run `script` and read `path` in ONE round trip; split the answer with `split_read`.
+
+    The file is not read from the host when an earlier step of this run already plans to
+    change it: `split_read` then takes it from `ctx.planned_files`, so two steps editing
+    one file compose. `script` runs in a subshell, so an `exit` in it does not skip the
+    read. Keep the whole answer as the StepResult's stdout: `plan` splits it again
+    instead of reading the host a second time.
+    """
+    command = f"(\n{script}\n)\n"
+    if path not in ctx.planned_files:
+        command += f"printf '\\n%s\\n' '{_FILE_MARK}'\n" + read_script(path)
+    result = ctx.conn.run(command, become=ctx.become)
+    if result.rc != 0:
+        raise StepError(
+            ctx.host.name,
+            f"cannot read {path} (exit {result.rc}): {result.tail()}",
+            step=ctx.step_name,
+        )
+    return result.stdout
+
+
+def split_read(ctx: StepContext, output: str, path: str) -> tuple[str, RemoteFile | None]:
+    """(the script's own output, the file) from a `run_and_read` answer."""
+    if path in ctx.planned_files:
+        return output, ctx.planned_files[path]
+    own, found, rest = output.partition(f"\n{_FILE_MARK}\n")
+    try:
+        if not found:
+            raise ValueError("the read did not run")
+        return own, parse_read(path, rest)
+    except ValueError as exc:
+        raise StepError(ctx.host.name, f"cannot read {path}: {exc}", step=ctx.step_name) from None
+
+
+def show_script(args: SystemdDropinArgs) -> str:
+    """Effective values, load state and whether systemd must reload; drop-in dir exists."""
+    props = " ".join(f"-p {k}" for k in ("LoadState", "NeedDaemonReload", *args.settings))
+    return (
+        "LC_ALL=C; export LC_ALL\n"
+        "[ -d /run/systemd/system ] || { echo @@no-systemd; exit 0; }\n"
+        f"systemctl show {props} -- {shlex.quote(args.unit_name)}\n"
+        f"[ -d {shlex.quote(args.directory)} ] && echo @@dir || echo @@nodir\n"
+    )
+
+
+class SystemdDropin(StepType[SystemdDropinArgs]):
+    """Diagnose reads the effective values (`systemctl show`) and the drop-in in one round
+    trip; plan writes the drop-in and reloads systemd only when its content differs (or
+    systemd still has to load it). Restarting the service is the playbook's `notify`.
+
+    Facts: `unit`, `path`, `exists`, `content`, `up_to_date`, `current` (each setting's
+    effective value now), `need_daemon_reload`, `dir_exists`."""
+
+    name = "systemd_dropin"
+    Args = SystemdDropinArgs
+    summary = "Set directives (e.g. LimitNOFILE) in a systemd drop-in and daemon-reload."
+    read_only = False
+
+    def diagnose(self, args: SystemdDropinArgs, ctx: StepContext) -> StepResult:
+        raw = run_and_read(ctx, show_script(args), args.path)
+        output, current = split_read(ctx, raw, args.path)
+        if "@@no-systemd" in output:
+            raise StepError(
+                ctx.host.name,
+                "this host has no systemd (PID 1 is not systemd) — set the limit in the "
+                "service's own start script",
+                step=ctx.step_name,
+            )
+        shown = parse_show(output)
+        if shown.get("LoadState") == "not-found":
+            raise StepError(
+                ctx.host.name,
+                f"unit {args.unit_name} does not exist — check the name (Debian: "
+                "redis-server, others: redis or redis@NAME)",
+                step=ctx.step_name,
+            )
+        content = current.content.decode("utf-8", "replace") if current is not None else ""
+        wanted = merge_dropin(content, args.section, args.settings)
+        return StepResult(
+            stdout=raw,
+            msg=f"{args.path}: " + ("up to date" if wanted == content else "needs an update"),
+            facts={
+                "unit": args.unit_name,
+                "path": args.path,
+                "exists": current is not None,
+                "content": content,
+                "up_to_date": wanted == content,
+                "current": {k: shown.get(k) for k in args.settings},
+                "need_daemon_reload": shown.get("NeedDaemonReload") == "yes",
+                "dir_exists": "@@dir" in output.split(),
+            },
+        )
+
+    def plan(self, args: SystemdDropinArgs, ctx: StepContext, found: StepResult) -> list[Change]:
+        facts = found.facts
+        reload = CommandChange("systemctl daemon-reload", become=ctx.become)
+        if facts["up_to_date"]:
+            return [reload] if facts["need_daemon_reload"] else []
+        _, current = split_read(ctx, found.stdout, args.path)
+        old = current.content.decode("utf-8", "surrogateescape") if current else ""
+        new = merge_dropin(old, args.section, args.settings).encode("utf-8", "surrogateescape")
+        directory = shlex.quote(args.directory)
+        # The undo of this first change runs last in a rollback: after the drop-in is
+        # restored (or removed), so systemd reloads what is really on disk.
+        undo = "systemctl daemon-reload"
+        if not facts["dir_exists"]:
+            undo = f"rmdir -- {directory} 2>/dev/null; {undo}"
+        return [
+            CommandChange(
+                f"mkdir -p -- {directory}",
+                display=f"mkdir -p {args.directory}",
+                become=ctx.become,
+                undo_command=undo,
+            ),
+            FileChange(args.path, current, new, become=ctx.become, mode=0o644),
+            reload,
+        ]
