@@ -17,7 +17,7 @@ import hashlib
 import shlex
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -237,6 +237,57 @@ def restore_script(path: str, backup: str | None) -> str:
     )
 
 
+def batch_script(commands: Sequence[str]) -> str:
+    """The one-round-trip script behind `run_many`.
+
+    Each command runs exactly as `run` runs it (`/bin/sh -c COMMAND`, so a syntax error stays
+    that command's exit 2), with no stdin, its stdout and stderr in temporary files; then a
+    header line `redmedic:result RC OUT_BYTES ERR_BYTES` and both outputs are printed. The
+    byte counts frame the outputs exactly, whatever bytes the commands print.
+    """
+    parts = [
+        "d=$(mktemp -d) || exit 1\n"
+        "trap 'rm -rf -- \"$d\"' EXIT\n"
+        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
+    ]
+    for command in commands:
+        parts.append(
+            f'/bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"\n'
+            "rc=$?\n"
+            'sizes=$(stat -c %s -- "$d/o" "$d/e") || exit 1\n'
+            "set -- $sizes\n"
+            f'printf \'{_MARK}result %s %s %s\\n\' "$rc" "$1" "$2"\n'
+            'cat -- "$d/o" "$d/e" || exit 1\n'
+        )
+    return "".join(parts)
+
+
+def parse_batch_output(out: bytes) -> list[tuple[int, bytes, bytes]]:
+    """(rc, stdout, stderr) per command that finished, from `batch_script`'s output.
+
+    Raises ValueError on anything but a sequence of complete, well-formed results.
+    """
+    results: list[tuple[int, bytes, bytes]] = []
+    head = f"{_MARK}result ".encode()
+    at = 0
+    while at < len(out):
+        end = out.find(b"\n", at)
+        if end < 0 or not out.startswith(head, at):
+            raise ValueError(f"unexpected output at byte {at}: {out[at : at + 40]!r}")
+        fields = out[at + len(head) : end].split(b" ")
+        if len(fields) != 3 or not all(f.isdigit() for f in fields):
+            raise ValueError(f"bad result header {out[at:end]!r}")
+        rc, out_len, err_len = (int(f) for f in fields)
+        body = end + 1
+        if body + out_len + err_len > len(out):
+            raise ValueError("output ends inside a result")
+        results.append(
+            (rc, out[body : body + out_len], out[body + out_len : body + out_len + err_len])
+        )
+        at = body + out_len + err_len
+    return results
+
+
 def sudo_command(command: str, *, with_password: bool) -> str:
     """Wrap `command` for sudo. The password, if any, travels on stdin — never in argv.
 
@@ -324,6 +375,42 @@ class Connection(ABC):
             stdout=out.decode(ENCODING, ERRORS),
             stderr=err.decode(ENCODING, ERRORS),
         )
+
+    def run_many(
+        self,
+        commands: Sequence[str],
+        *,
+        become: bool = False,
+        timeout: float | None = None,
+    ) -> list[CommandResult]:
+        """Run commands one after the other in ONE round trip; results as `run` gives them.
+
+        For read-only commands that do not need each other's output (diagnose steps): one
+        remote exec (and one sudo) instead of one per command — each channel costs the
+        host an sshd session and a shell, and the caller a round trip. Every command runs
+        whatever the previous ones returned; none gets stdin. `timeout` is for the whole
+        batch. Raises like `run`, and CommandError when the batch itself breaks off.
+        """
+        if not commands:
+            return []
+        rc, out, err = self._run_bytes(batch_script(commands), become=become, timeout=timeout)
+        try:
+            done = parse_batch_output(out)
+        except ValueError as exc:
+            raise CommandError(self.host.name, f"batch of commands: {exc}") from None
+        if len(done) != len(commands):
+            raise self._command_error(
+                f"batch of {len(commands)} commands stopped after {len(done)}", rc, b"", err
+            )
+        return [
+            CommandResult(
+                command=command,
+                rc=code,
+                stdout=stdout.decode(ENCODING, ERRORS),
+                stderr=stderr.decode(ENCODING, ERRORS),
+            )
+            for command, (code, stdout, stderr) in zip(commands, done, strict=True)
+        ]
 
     def read_file(self, path: str, *, become: bool = False) -> RemoteFile | None:
         """Read a file's bytes, mode, owner and group in one round trip; None if it is absent."""
