@@ -7,11 +7,14 @@ from typing import Any
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.checks import Assert, Fail
 from redmedic.steps.file_line import FileLine
+from redmedic.steps.firewall import Firewall
 from redmedic.steps.plugins import add_plugins
 from redmedic.steps.probe import RedisProbe, TcpProbe
 from redmedic.steps.redis_config import RedisConfig
 from redmedic.steps.service import Service
 from redmedic.steps.shell import Shell
+from redmedic.steps.sysctl import Sysctl
+from redmedic.steps.systemd_dropin import SystemdDropin
 
 StepRegistry = dict[str, StepType[Any]]
 
@@ -20,6 +23,7 @@ def builtin_step_types() -> StepRegistry:
     """A fresh registry of the step types redmedic ships, by name."""
     types: list[StepType[Any]] = [Shell(), FileLine(), Service(), Assert(), Fail()]
     types += [RedisConfig(), RedisProbe(), TcpProbe()]
+    types += [Firewall(), SystemdDropin(), Sysctl()]
     return {t.name: t for t in types}
 
 
