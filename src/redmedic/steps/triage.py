@@ -1,0 +1,95 @@
+"""`redis_triage`: name the causes of "connection refused" from the evidence gathered so far.
+
+It reads no host: it runs `redmedic.diagnosis.diagnose` over what earlier steps registered
+(`redis_facts`, the probes, optionally `log_scan`), so a whole triage costs the round trips
+of those steps and nothing more. Its `causes` fact drives the fix steps:
+
+    fix:
+      - name: Listen on all interfaces
+        redis_config: {set: {bind: "0.0.0.0 -::*"}}
+        when: "'bind' in triage.causes"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+# A module import, not names: `redmedic.diagnosis` imports `redmedic.steps.log_scan`, which
+# loads this package (and this module) while diagnosis is still half-initialised.
+from redmedic import diagnosis
+from redmedic.errors import StepError
+from redmedic.plan import StepResult
+from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.log_scan import hits_from_logs, hits_from_registered
+
+
+class TriageArgs(StepArgs):
+    facts: dict[str, Any] = Field(
+        description='The registered `redis_facts` result, passed whole: "{{ facts }}".'
+    )
+    probe: dict[str, Any] | list[Any] | None = Field(
+        default=None,
+        description="Registered probe result(s): one result, a list of them, or a mapping of "
+        "vantage name (control, host) to result; each with `outcome` and `detail`.",
+    )
+    logs: dict[str, Any] | None = Field(
+        default=None,
+        description="Registered `log_scan` result; default: scan the logs `facts` holds.",
+    )
+    port: int = Field(default=6379, ge=1, le=65535, description="The port clients connect to.")
+    symptom: str | None = Field(
+        default=None,
+        description="The error clients reported. With it, a server that answers from every "
+        "vantage point is reported as a `client` problem; without it, as healthy.",
+    )
+
+
+class RedisTriage(StepType[TriageArgs]):
+    """Map the evidence to causes. Findings: one per cause (not-running, not-enabled,
+    wrong-port, bind, protected-mode, firewall-ufw, firewall-firewalld, max-clients,
+    nofile-limit, oom, overcommit, network, client), each with the facts behind it.
+    Facts: `causes` (cause ids, in order), `fixable` (the ones a fix step can act on),
+    `findings` [{cause, summary, evidence, fixable}]. `rc` is 1 when any cause was found.
+    """
+
+    name = "redis_triage"
+    Args = TriageArgs
+    summary = "Name the causes of a Redis connection failure from facts, probes and logs."
+    read_only = True
+
+    def diagnose(self, args: TriageArgs, ctx: StepContext) -> StepResult:
+        if args.facts.get("skipped") or "listening" not in args.facts:
+            raise StepError(
+                ctx.host.name,
+                "`facts` holds no redis_facts result — register a redis_facts step and pass "
+                'it as facts: "{{ NAME }}"',
+                step=ctx.step_name,
+            )
+        if args.logs is not None and not args.logs.get("skipped"):
+            hits = hits_from_registered(args.logs)
+        else:
+            hits = hits_from_logs(args.facts)
+        findings = diagnosis.diagnose(
+            args.facts, diagnosis.probes_from(args.probe), hits, args.port, symptom=args.symptom
+        )
+        causes = [f.cause for f in findings]
+        return StepResult(
+            rc=1 if findings else 0,
+            msg=f"causes: {', '.join(causes)}" if causes else "no cause found",
+            facts={
+                "causes": causes,
+                "fixable": [f.cause for f in findings if f.fixable],
+                "findings": [
+                    {
+                        "cause": f.cause,
+                        "summary": f.summary,
+                        "evidence": list(f.evidence),
+                        "fixable": f.fixable,
+                    }
+                    for f in findings
+                ],
+            },
+            findings=tuple(findings),
+        )
