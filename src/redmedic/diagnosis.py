@@ -29,6 +29,7 @@ from typing import Any
 from redmedic.plan import Finding
 from redmedic.probes.outcome import ProbeOutcome, one_line
 from redmedic.steps.log_scan import LogHit, clip
+from redmedic.steps.redis_facts import as_int
 
 CAUSES = (
     "not-running",
@@ -258,7 +259,7 @@ def host_view(facts: Mapping[str, Any], port: int) -> HostView:
         port=port,
         init=str(facts.get("init") or "none"),
         unit=facts.get("unit") or None,
-        pid=_int(facts.get("pid")),
+        pid=as_int(facts.get("pid")),
         redis_sockets=tuple(_socket(s) for s in facts.get("redis_listening") or []),
         port_holders=tuple(s for s in listening if s.port == port),
         owners_visible=any(s.process for s in listening) or not listening,
@@ -267,9 +268,9 @@ def host_view(facts: Mapping[str, Any], port: int) -> HostView:
         config_read=config.get("status") == "read",
         live=facts.get("live_config") or {},
         info=facts.get("info") or {},
-        open_files=_int(limits.get("soft")) if isinstance(limits, Mapping) else None,
+        open_files=as_int(limits.get("soft")) if isinstance(limits, Mapping) else None,
         open_files_known=isinstance(limits, Mapping),
-        overcommit=_int(kernel.get("overcommit_memory")),
+        overcommit=as_int(kernel.get("overcommit_memory")),
         check_system=check.get("checks") or {},
         ufw=firewall.get("ufw") or {},
         firewalld=firewall.get("firewalld") or {},
@@ -279,21 +280,10 @@ def host_view(facts: Mapping[str, Any], port: int) -> HostView:
 def _socket(item: Mapping[str, Any]) -> Socket:
     return Socket(
         str(item.get("address") or ""),
-        _int(item.get("port")) or 0,
+        as_int(item.get("port")) or 0,
         item.get("process"),
-        _int(item.get("pid")),
+        as_int(item.get("pid")),
     )
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
 
 
 def is_loopback(address: str) -> bool:
@@ -468,8 +458,8 @@ def _firewall(backend: str, cause: str, state_key: str, active: str) -> Rule:
 
 def _max_clients(ev: Evidence) -> Finding | None:
     clients, stats = ev.host.section("clients"), ev.host.section("stats")
-    connected, limit = _int(clients.get("connected_clients")), _int(clients.get("maxclients"))
-    rejected = _int(stats.get("rejected_connections")) or 0
+    connected, limit = as_int(clients.get("connected_clients")), as_int(clients.get("maxclients"))
+    rejected = as_int(stats.get("rejected_connections")) or 0
     full = connected is not None and limit is not None and connected >= limit
     seen = ev.outcome_seen(ProbeOutcome.MAX_CLIENTS)
     logged = ev.log("max-clients")
@@ -497,13 +487,13 @@ def wanted_maxclients(host: HostView) -> int:
     """The maxclients the operator asked for: the config file's (its default 10000), else
     the running server's, else the default. The running value may already be reduced."""
     if host.config_read:
-        return _int(host.directive("maxclients")) or DEFAULT_MAXCLIENTS
+        return as_int(host.directive("maxclients")) or DEFAULT_MAXCLIENTS
     return running_maxclients(host) or DEFAULT_MAXCLIENTS
 
 
 def running_maxclients(host: HostView) -> int | None:
     """maxclients of the running server (CONFIG GET, else INFO clients)."""
-    return _int(host.live.get("maxclients")) or _int(host.section("clients").get("maxclients"))
+    return as_int(host.live.get("maxclients")) or as_int(host.section("clients").get("maxclients"))
 
 
 def _nofile(ev: Evidence) -> Finding | None:
@@ -535,7 +525,7 @@ def _nofile(ev: Evidence) -> Finding | None:
 
 def _oom(ev: Evidence) -> Finding | None:
     memory = ev.host.section("memory")
-    used, limit = _int(memory.get("used_memory")), _int(memory.get("maxmemory"))
+    used, limit = as_int(memory.get("used_memory")), as_int(memory.get("maxmemory"))
     policy = str(memory.get("maxmemory_policy") or "")
     full = bool(limit) and used is not None and used >= (limit or 0) and policy == "noeviction"
     seen = ev.outcome_seen(ProbeOutcome.OOM)

@@ -339,10 +339,15 @@ def split_sections(output: str, marker: str) -> dict[str, str]:
     return sections
 
 
-def _int(text: str | None) -> int | None:
+def as_int(value: Any) -> int | None:
+    """An integer from a fact or a field of command output; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
     try:
-        return int(str(text).strip())
-    except (TypeError, ValueError):
+        return int(str(value).strip())
+    except ValueError:
         return None
 
 
@@ -357,8 +362,8 @@ def parse_unit(text: str) -> dict[str, Any] | None:
         "active_state": values.get("ActiveState", ""),
         "sub_state": values.get("SubState", ""),
         "unit_file_state": values.get("UnitFileState", ""),
-        "main_pid": _int(values.get("MainPID")) or None,
-        "n_restarts": _int(values.get("NRestarts")),
+        "main_pid": as_int(values.get("MainPID")) or None,
+        "n_restarts": as_int(values.get("NRestarts")),
         "result": values.get("Result", ""),
         "exec_start": _exec_start_argv(values.get("ExecStart", "")),
     }
@@ -387,7 +392,7 @@ def parse_listening(text: str) -> list[dict[str, Any]]:
         sockets.append(
             {
                 "address": address.strip("[]").split("%")[0],
-                "port": _int(port),
+                "port": as_int(port),
                 "process": owner.group("name") if owner else None,
                 "pid": int(owner.group("pid")) if owner else None,
             }
@@ -408,7 +413,7 @@ def parse_open_files(text: str) -> dict[str, int | None] | None:
     if not match:
         return None
     soft, hard = match.groups()
-    return {"soft": _int(soft), "hard": _int(hard)}
+    return {"soft": as_int(soft), "hard": as_int(hard)}
 
 
 def parse_info(text: str) -> dict[str, Any]:
@@ -426,7 +431,7 @@ def parse_info(text: str) -> dict[str, Any]:
             continue
         if current in INFO_SECTIONS and ":" in line:
             key, _, value = line.partition(":")
-            fields.setdefault(current, {})[key] = _int(value) if _is_int(value) else value
+            fields.setdefault(current, {})[key] = as_int(value) if _is_int(value) else value
     if fields:
         return {"answered": True, "error": None, **{s: fields.get(s, {}) for s in INFO_SECTIONS}}
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -515,11 +520,11 @@ def parse_free(text: str) -> dict[str, int | None]:
         cells = line.split()
         if cells[:1] == ["Mem:"] and len(cells) >= 7:
             found.update(
-                total=_int(cells[1]), used=_int(cells[2]), free=_int(cells[3]),
-                available=_int(cells[6]),
+                total=as_int(cells[1]), used=as_int(cells[2]), free=as_int(cells[3]),
+                available=as_int(cells[6]),
             )  # fmt: skip
         elif cells[:1] == ["Swap:"] and len(cells) >= 3:
-            found.update(swap_total=_int(cells[1]), swap_used=_int(cells[2]))
+            found.update(swap_total=as_int(cells[1]), swap_used=as_int(cells[2]))
     return found
 
 
@@ -529,7 +534,7 @@ def parse_kernel(sysctl_text: str, thp_text: str) -> dict[str, Any]:
     for line in sysctl_text.splitlines():
         key, sep, value = line.partition(" = ")
         if sep:
-            values[key.strip()] = _int(value)
+            values[key.strip()] = as_int(value)
     thp = re.search(r"\[(\w+)\]", thp_text)
     return {
         "overcommit_memory": values.get("vm.overcommit_memory"),
@@ -590,7 +595,7 @@ def parse_facts(sections: Mapping[str, str], port: int) -> tuple[dict[str, Any],
         sections.get("config-path", ""), sections.get("config", "")
     )
     pid_text = sections.get("pid", "").split()
-    pid = _int(pid_text[0]) if pid_text else None
+    pid = as_int(pid_text[0]) if pid_text else None
     sockets = parse_listening(sections.get("listen", ""))
     cmdline = _lines(sections.get("cmdline", ""))
     facts = {
