@@ -241,50 +241,53 @@ def batch_script(commands: Sequence[str]) -> str:
     """The one-round-trip script behind `run_many`.
 
     Each command runs exactly as `run` runs it (`/bin/sh -c COMMAND`, so a syntax error stays
-    that command's exit 2), with no stdin, its stdout and stderr in temporary files; then a
-    header line `redmedic:result RC OUT_BYTES ERR_BYTES` and both outputs are printed. The
-    byte counts frame the outputs exactly, whatever bytes the commands print.
+    that command's exit 2), with no stdin, its stdout and stderr going to temporary files.
+    Then one line of exit codes, one `stat` for every file's size and one `cat` of them all:
+    the sizes frame the outputs exactly, whatever bytes the commands print, and the batch
+    costs the host two helper processes in all, not per command.
     """
-    parts = [
-        "d=$(mktemp -d) || exit 1\n"
-        "trap 'rm -rf -- \"$d\"' EXIT\n"
-        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
+    files = " ".join(f'"$d/{i}o" "$d/{i}e"' for i in range(len(commands)))
+    lines = [
+        "d=$(mktemp -d) || exit 1",
+        "trap 'rm -rf -- \"$d\"' EXIT",
+        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+        "rcs=",
     ]
-    for command in commands:
-        parts.append(
-            f'/bin/sh -c {shlex.quote(command)} </dev/null >"$d/o" 2>"$d/e"\n'
-            "rc=$?\n"
-            'sizes=$(stat -c %s -- "$d/o" "$d/e") || exit 1\n'
-            "set -- $sizes\n"
-            f'printf \'{_MARK}result %s %s %s\\n\' "$rc" "$1" "$2"\n'
-            'cat -- "$d/o" "$d/e" || exit 1\n'
+    for index, command in enumerate(commands):
+        lines.append(
+            f'/bin/sh -c {shlex.quote(command)} </dev/null >"$d/{index}o" 2>"$d/{index}e"; '
+            'rcs="$rcs $?"'
         )
-    return "".join(parts)
+    lines += [
+        f"printf '%s\\n' \"{_MARK}rcs$rcs\"",
+        f"stat -c %s -- {files} || exit 1",
+        f"printf '%s\\n' '{_MARK}data'",
+        f"cat -- {files}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
-def parse_batch_output(out: bytes) -> list[tuple[int, bytes, bytes]]:
-    """(rc, stdout, stderr) per command that finished, from `batch_script`'s output.
+def parse_batch_output(out: bytes, count: int) -> list[tuple[int, bytes, bytes]]:
+    """(rc, stdout, stderr) for each of `count` commands, from `batch_script`'s output.
 
-    Raises ValueError on anything but a sequence of complete, well-formed results.
+    Raises ValueError unless the output is complete and well formed.
     """
-    results: list[tuple[int, bytes, bytes]] = []
-    head = f"{_MARK}result ".encode()
-    at = 0
-    while at < len(out):
-        end = out.find(b"\n", at)
-        if end < 0 or not out.startswith(head, at):
-            raise ValueError(f"unexpected output at byte {at}: {out[at : at + 40]!r}")
-        fields = out[at + len(head) : end].split(b" ")
-        if len(fields) != 3 or not all(f.isdigit() for f in fields):
-            raise ValueError(f"bad result header {out[at:end]!r}")
-        rc, out_len, err_len = (int(f) for f in fields)
-        body = end + 1
-        if body + out_len + err_len > len(out):
-            raise ValueError("output ends inside a result")
-        results.append(
-            (rc, out[body : body + out_len], out[body + out_len : body + out_len + err_len])
-        )
-        at = body + out_len + err_len
+    head, sep, body = out.partition(f"\n{_MARK}data\n".encode())
+    lines = head.split(b"\n")
+    if not sep or len(lines) != 1 + 2 * count or not lines[0].startswith(f"{_MARK}rcs".encode()):
+        raise ValueError(f"unexpected output {out[:60]!r}")
+    rcs = lines[0][len(f"{_MARK}rcs") :].split()
+    if len(rcs) != count or not all(f.isdigit() for f in [*rcs, *lines[1:]]):
+        raise ValueError(f"bad exit codes or sizes {head[:80]!r}")
+    sizes = [int(size) for size in lines[1:]]
+    if sum(sizes) != len(body):
+        raise ValueError(f"expected {sum(sizes)} bytes of output, got {len(body)}")
+    results, at = [], 0
+    for index in range(count):
+        out_len, err_len = sizes[2 * index], sizes[2 * index + 1]
+        stdout, stderr = body[at : at + out_len], body[at + out_len : at + out_len + err_len]
+        results.append((int(rcs[index]), stdout, stderr))
+        at += out_len + err_len
     return results
 
 
@@ -395,13 +398,11 @@ class Connection(ABC):
             return []
         rc, out, err = self._run_bytes(batch_script(commands), become=become, timeout=timeout)
         try:
-            done = parse_batch_output(out)
-        except ValueError as exc:
-            raise CommandError(self.host.name, f"batch of commands: {exc}") from None
-        if len(done) != len(commands):
+            done = parse_batch_output(out, len(commands))
+        except ValueError:
             raise self._command_error(
-                f"batch of {len(commands)} commands stopped after {len(done)}", rc, b"", err
-            )
+                f"a batch of {len(commands)} commands broke off", rc, b"", err
+            ) from None
         return [
             CommandResult(
                 command=command,
