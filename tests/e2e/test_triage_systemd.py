@@ -25,8 +25,8 @@ from redmedic.connection import ConnectOptions, connect
 from redmedic.inventory import Host
 from redmedic.steps.log_scan import LogScan, LogScanArgs
 from redmedic.steps.redis_facts import RedisFacts, RedisFactsArgs
+from redmedic.testing import step_context
 from tests.support.nspawn import SystemdHost
-from tests.unit.test_diagnosis import step_context
 
 pytestmark = pytest.mark.e2e
 

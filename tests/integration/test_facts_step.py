@@ -30,9 +30,9 @@ from redmedic.inventory import Host
 from redmedic.secrets import MASK, Masker
 from redmedic.steps.log_scan import LogScan, LogScanArgs
 from redmedic.steps.redis_facts import RedisFacts, RedisFactsArgs
+from redmedic.testing import step_context
 from tests.support.loopback import LoginUser, SshdHost, SshSession
 from tests.support.redis_server import RedisServer, running_redis
-from tests.unit.test_diagnosis import step_context
 
 pytestmark = pytest.mark.integration
 

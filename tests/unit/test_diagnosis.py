@@ -19,18 +19,15 @@ from typing import Any
 
 import pytest
 
-from redmedic.connection.base import Connection
 from redmedic.diagnosis import Probes, Vantage, diagnose, probes_from
 from redmedic.errors import StepError
-from redmedic.inventory import Host
 from redmedic.plan import Finding
 from redmedic.probes.outcome import ProbeOutcome
-from redmedic.secrets import MASK, Masker
-from redmedic.steps.base import StepContext
+from redmedic.secrets import MASK
 from redmedic.steps.log_scan import LogHit, hits_from_logs
 from redmedic.steps.redis_facts import parse_facts
 from redmedic.steps.triage import RedisTriage, TriageArgs
-from redmedic.templating import Templar
+from redmedic.testing import step_context
 
 PASSWORD = "Hunter2-redmedic-pw"
 
@@ -697,36 +694,6 @@ def test_probes_from_lists_and_explicit_vantages() -> None:
 
 
 # -- the step ----------------------------------------------------------------------------
-
-
-class NoHost(Connection):
-    """A connection for steps that must read no host: any command fails the test."""
-
-    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
-        raise AssertionError(f"a step ran a command: {command[:60]}")
-
-    def close(self) -> None:
-        pass
-
-
-def step_context(
-    conn: Connection | None = None, *, become: bool = False, masker: Masker | None = None
-) -> StepContext:
-    """What the executor hands a diagnose step (shared by the facts/log/triage tests)."""
-    if conn is None:
-        conn = NoHost(Host(name="h1", address="10.213.57.2"))
-    return StepContext(
-        host=conn.host,
-        conn=conn,
-        vars={},
-        phase="diagnose",
-        step_name="step",
-        where="pb.yaml:3",
-        become=become,
-        check=True,
-        templar=Templar(),
-        masker=masker or Masker(),
-    )
 
 
 def registered(result_facts: dict[str, Any]) -> dict[str, Any]:

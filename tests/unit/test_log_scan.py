@@ -27,7 +27,7 @@ from redmedic.steps.log_scan import (
     scan_current,
     scan_log,
 )
-from tests.unit.test_diagnosis import step_context
+from redmedic.testing import step_context
 
 # (kind, line): one real line per message family.
 LINES: list[tuple[str, str]] = [

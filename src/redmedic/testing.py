@@ -1,0 +1,71 @@
+"""Test doubles for step types, public so plugin authors test their steps the same way.
+
+`ScriptedConnection` answers commands from a script instead of a host: a step type's
+diagnose can then be tested as "this host output in, these facts and changes out", with
+every command it ran recorded. A command nothing in the script matches fails the test, so
+a step cannot quietly run more than its author expected. `step_context` builds what the
+executor hands a step.
+
+    conn = ScriptedConnection({"systemctl is-active": (0, "inactive\\ndisabled\\n", "")})
+    found = Service().diagnose(Service.Args(name="redis-server"), step_context(conn))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from redmedic.connection.base import Connection
+from redmedic.inventory import Host
+from redmedic.secrets import Masker
+from redmedic.steps.base import StepContext
+from redmedic.templating import Templar
+
+Reply = tuple[int, str, str]
+
+
+class ScriptedConnection(Connection):
+    """A connection whose commands are answered from `script` (first matching substring).
+
+    `commands` records every command in the order it ran (as the step wrote it, never a
+    sudo wrapper); an empty script makes a connection for steps that must read no host.
+    """
+
+    def __init__(self, script: Mapping[str, Reply] | None = None, host: Host | None = None) -> None:
+        super().__init__(host or Host(name="h1", address="10.213.57.2"))
+        self.script = dict(script or {})
+        self.commands: list[str] = []
+
+    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        self.commands.append(command)
+        for needle, (rc, out, err) in self.script.items():
+            if needle in command:
+                return rc, out.encode("utf-8", "surrogateescape"), err.encode()
+        raise AssertionError(f"unexpected command on {self.host.name}: {command[:120]!r}")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def step_context(
+    conn: Connection | None = None,
+    *,
+    phase: str = "diagnose",
+    become: bool = False,
+    masker: Masker | None = None,
+    variables: Mapping[str, Any] | None = None,
+) -> StepContext:
+    """What the executor hands a step, with a scripted (or no-host) connection by default."""
+    conn = conn or ScriptedConnection()
+    return StepContext(
+        host=conn.host,
+        conn=conn,
+        vars=dict(variables or {}),
+        phase=phase,
+        step_name="step",
+        where="pb.yaml:3",
+        become=become,
+        check=phase == "diagnose",
+        templar=Templar(),
+        masker=masker or Masker(),
+    )
