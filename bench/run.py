@@ -460,6 +460,30 @@ def _tools(ansible_config: Path, ansible_playbook: Path) -> dict[str, Tool]:
     }
 
 
+def snapshot_source(target: Path) -> Path:
+    """HEAD's src/ under `target` (git archive): redmedic as committed, whatever is edited."""
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "HEAD", "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
+
+
+def source_state(snapshot: bool) -> str:
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    if snapshot:
+        return f"redmedic at commit {head}"
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"redmedic working tree of {head}" + (" (with uncommitted changes)" if dirty else "")
+
+
 def bench_venv_ready() -> bool:
     return all((BENCH_VENV / "bin" / tool).exists() for tool in ("pyinfra", "ansible-playbook"))
 
@@ -706,6 +730,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write every sample here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="time redmedic as committed at HEAD (git archive), not the working tree",
+    )
+    parser.add_argument(
         "--no-wait",
         action="store_true",
         help="do not wait for a quiet machine before each timed run (smoke tests)",
@@ -754,6 +783,8 @@ def main(argv: list[str] | None = None) -> int:
             home = root / "home"
             home.mkdir()
             env = tool_env(home)
+            if args.snapshot:
+                env["PYTHONPATH"] = str(snapshot_source(root / "snapshot"))
             warmed: set[str] = set()
             for k in args.ks:
                 inputs = write_inputs(fleet, k, workload)
@@ -783,7 +814,8 @@ def main(argv: list[str] | None = None) -> int:
     labels = {name: _tools(Path(), Path())[name].label for name in names}
     versions = tool_versions(names)
     meta = (
-        f"Run {started:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs, "
+        f"Run {started:%Y-%m-%d %H:%M} UTC, {source_state(args.snapshot)}, "
+        f"on {os.cpu_count()} CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
         + f"; forks {args.forks}, median of {args.repeat} interleaved runs.\n"
