@@ -258,17 +258,29 @@ def cause_for(name: str) -> str:
     return "overcommit" if name.replace("/", ".") == "vm.overcommit_memory" else name
 
 
+def persisted_elsewhere(args: SysctlArgs, state: State) -> Assignment | None:
+    """The other file that already sets the wanted value at boot, when `args.file` sets
+    nothing: writing `args.file` too would change nothing, and a host configured the
+    classic way (e.g. in /etc/sysctl.conf) must get no change. Pure."""
+    if state.persisted is not None or not state.others:
+        return None
+    last = effective(list(state.others))[-1]
+    return last if last.value == args.wanted else None
+
+
 def findings_for(args: SysctlArgs, state: State) -> list[Finding]:
     """What this step cannot fix, said plainly (never a silent no-op); pure."""
     cause = cause_for(args.name)
     found = []
     if args.runtime and not state.writable and state.runtime != args.wanted:
+        elsewhere = persisted_elsewhere(args, state)
         found.append(
             Finding(
                 cause,
                 f"{args.dotted} is {state.runtime or 'unreadable'} and the runtime value "
                 f"could not be changed here: {args.proc_path} is read-only (e.g. inside a "
-                f"container) — {args.file} sets {args.wanted}, which takes effect at the next "
+                f"container) — {elsewhere.show() if elsewhere else args.file} sets "
+                f"{args.wanted}, which takes effect at the next "
                 "boot; in a container set it on the machine that runs it",
                 (f"{args.proc_path}: not writable", f"runtime value: {state.runtime}"),
                 fixable=False,
@@ -335,7 +347,7 @@ class Sysctl(StepType[SysctlArgs]):
     def plan(self, args: SysctlArgs, ctx: StepContext, found: StepResult) -> list[Change]:
         state, current = self._state(args, ctx, found.stdout)
         changes: list[Change] = []
-        if state.persisted != args.wanted:
+        if state.persisted != args.wanted and persisted_elsewhere(args, state) is None:
             old = current.content.decode("utf-8", "surrogateescape") if current else ""
             new = set_key(old, args.dotted, args.wanted)
             changes.append(

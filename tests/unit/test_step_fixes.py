@@ -1,0 +1,65 @@
+"""Step-type behaviours fixed while proving the shipped playbooks on real hosts.
+
+Each test names the real-host situation that showed the problem (tests/e2e/test_faults.py
+runs the playbooks there) and feeds the step the output such a host gives.
+"""
+
+from __future__ import annotations
+
+from redmedic.steps.sysctl import Sysctl, SysctlArgs, persisted_elsewhere, read_state
+from redmedic.testing import ScriptedConnection, step_context
+
+OVERCOMMIT = SysctlArgs(name="vm.overcommit_memory", value=1)
+
+
+def gathered(*assignments: str, runtime: str = "0", writable: str = "no") -> str:
+    """What the sysctl step's one round trip prints on a Debian 12 container host (nspawn:
+    /proc/sys read-only) whose /etc/sysctl.d/60-redmedic.conf does not exist."""
+    files = "".join(f"{line}\n" for line in assignments)
+    return (
+        f"@@runtime\n{runtime}\n@@writable\n{writable}\n@@files\n{files}\n"
+        "@@redmedic-read-file@@\nredmedic:absent\n"
+    )
+
+
+def test_a_value_an_admin_persisted_in_sysctl_conf_gets_no_second_file() -> None:
+    # Given a healthy host whose admin set vm.overcommit_memory = 1 in /etc/sysctl.conf
+    # (read last at boot), when the step plans, then it writes nothing and says where the
+    # value comes from; before the fix it planned /etc/sysctl.d/60-redmedic.conf anyway.
+    conn = ScriptedConnection(
+        {"overcommit_memory": (0, gathered("/etc/sysctl.conf:69:vm.overcommit_memory = 1"), "")}
+    )
+    ctx = step_context(conn, phase="fix")
+    found = Sysctl().diagnose(OVERCOMMIT, ctx)
+
+    assert Sysctl().plan(OVERCOMMIT, ctx, found) == []
+    [finding] = found.findings  # the runtime value still cannot change in a container
+    assert "/etc/sysctl.conf:69 sets 1, which takes effect at the next boot" in finding.summary
+
+
+def test_another_file_that_sets_a_different_value_last_still_gets_ours_written() -> None:
+    output = gathered(
+        "/etc/sysctl.d/10-tuning.conf:1:vm.overcommit_memory = 1",
+        "/etc/sysctl.conf:69:vm.overcommit_memory = 0",
+    )
+    conn = ScriptedConnection({"overcommit_memory": (0, output, "")})
+    ctx = step_context(conn, phase="fix")
+    found = Sysctl().diagnose(OVERCOMMIT, ctx)
+
+    [write] = Sysctl().plan(OVERCOMMIT, ctx, found)
+    assert write.describe() == "create /etc/sysctl.d/60-redmedic.conf"
+    assert any("/etc/sysctl.conf:69 sets" in f.summary for f in found.findings)
+
+
+def test_a_file_hidden_by_the_same_name_in_etc_does_not_count() -> None:
+    state = read_state(
+        OVERCOMMIT,
+        gathered(
+            "/etc/sysctl.d/50-redis.conf:1:vm.overcommit_memory = 0",
+            "/usr/lib/sysctl.d/50-redis.conf:1:vm.overcommit_memory = 1",
+        ).split("\n@@redmedic-read-file@@")[0],
+        "",
+    )
+    assert persisted_elsewhere(OVERCOMMIT, state) is None
+    own = read_state(OVERCOMMIT, gathered(), "vm.overcommit_memory = 0\n")
+    assert persisted_elsewhere(OVERCOMMIT, own) is None  # our own file decides: edit it
