@@ -1,0 +1,69 @@
+"""`make demo`: the shipped triage playbook, dry-run against a host without systemd.
+
+User story: given the demo's target — a real sshd on loopback, a login user that needs a
+sudo password, and a redis-server started by hand (no systemd) from Debian's redis.conf,
+bound to 127.0.0.1 — when I run `make demo`, then it exits 0, names the cause (`bind`)
+with its evidence, shows the diffs it would apply (bind, a masked requirepass) and the
+restart it would run through `redis_restart_command`, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from redmedic.cli import main
+from tests.support.demo import REPO, demo_target, run_demo
+from tests.support.loopback import LoginUser
+
+
+def test_make_demo_shows_findings_and_diffs_and_exits_0(
+    test_user: LoginUser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_demo(REPO / "playbooks" / "connection-refused.yaml", keep=False)
+    out = capsys.readouterr().out
+
+    assert code == 0, out
+    assert "bind" in out and "loopback only" in out
+    assert "-bind 127.0.0.1 -::1" in out and "+bind 0.0.0.0 -::*" in out
+    assert "+requirepass ********" in out
+    assert "redis-server" in out and "--daemonize yes" in out  # the restart without systemd
+    assert "would change" in out
+    assert "requirepass demo-" not in out  # the demo's password stays masked
+
+
+def test_the_triage_fixes_a_host_without_systemd_through_its_restart_command(
+    test_user: LoginUser, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the demo's target (Redis on loopback only, no systemd), when the triage is
+    # applied, then bind and requirepass are set, Redis is restarted by the inventory's
+    # redis_restart_command, and a client from this machine gets PONG at the host's address;
+    # a second run changes nothing. The kernel is this test machine's: its overcommit fix
+    # is skipped by tag.
+    with demo_target() as target:
+        argv = ["run", str(REPO / "playbooks" / "connection-refused.yaml"),
+                "-i", str(target.inventory), "--known-hosts", str(target.known_hosts),
+                "--output", "json", "--yes", "--skip-tags", "overcommit",
+                "--audit-log", str(tmp_path / "audit.jsonl")]  # fmt: skip
+        first = main(argv)
+        events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        client = redis.Redis(
+            host=target.host.address, port=target.port, password=target.password, protocol=2
+        )
+        try:
+            pong = client.ping()
+        finally:
+            client.close()
+        second = main(argv)
+        again = json.loads(capsys.readouterr().out.splitlines()[-1])["hosts"]["demo-redis"]
+
+    summary = events[-1]["hosts"]["demo-redis"]
+    assert (first, summary["status"]) == (0, "changed"), events[-3:]
+    applied = [e["description"] for e in events if e["event"] == "change_applied"]
+    assert applied[:2] == [f"edit {target.conf}", f"edit {target.conf}"]
+    assert applied[2].startswith("p=$(cat ")  # the restart command
+    assert pong is True
+    assert (second, again) == (0, {"status": "ok", "changed": 0, "failed": 0})
