@@ -244,3 +244,14 @@ def test_the_step_scans_registered_facts_without_a_round_trip() -> None:
     assert [f.cause for f in result.findings] == ["oom"]
     quiet = LogScan().diagnose(LogScanArgs(facts={**facts, "kernel_oom": []}), ctx)
     assert (quiet.rc, quiet.msg, quiet.findings) == (0, "no known trouble in the logs", ())
+
+
+def test_findings_can_be_left_to_the_triage_step() -> None:
+    facts = {
+        "log": {"path": "/var/log/redis/redis-server.log", "lines": []},
+        "journal": [],
+        "kernel_oom": [LINES[18][1]],
+        "rc": 0,
+    }
+    quiet = LogScan().diagnose(LogScanArgs(facts=facts, findings=False), step_context())
+    assert quiet.facts["kinds"] == ["oom-killer"] and quiet.findings == ()

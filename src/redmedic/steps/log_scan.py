@@ -201,6 +201,11 @@ class LogScanArgs(StepArgs):
         description='Registered `redis_facts` result ("{{ facts }}"): scan the logs it '
         "already read instead of reading them again (no round trip).",
     )
+    findings: bool = Field(
+        default=True,
+        description="Report findings; false when a later redis_triage step reports the "
+        "causes from these hits (so each cause is shown once).",
+    )
 
 
 class LogScan(StepType[LogScanArgs]):
@@ -221,7 +226,7 @@ class LogScan(StepType[LogScanArgs]):
         logs = args.facts if args.facts is not None else self._read(args, ctx)
         hits = hits_from_logs(logs)
         grouped = hits_by_kind(hits)
-        findings = log_findings(hits)
+        findings = log_findings(hits) if args.findings else []
         path = (logs.get("log") or {}).get("path")
         msg = f"found: {', '.join(grouped)}" if grouped else "no known trouble in the logs"
         return StepResult(
