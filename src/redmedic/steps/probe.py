@@ -95,6 +95,12 @@ class TcpProbeArgs(StepArgs):
         ),
     )
 
+    findings: bool = Field(
+        default=True,
+        description="Report findings from comparing the vantage points; false when a later "
+        "redis_triage step names the causes (so each cause is shown once, and right).",
+    )
+
     @field_validator("vantage")
     @classmethod
     def _distinct(cls, value: list[Vantage]) -> list[Vantage]:
@@ -265,8 +271,10 @@ def _vantage(results: dict[str, ProbeResult], result: ProbeResult) -> str:
     return next(name for name, r in results.items() if r is result)
 
 
-def probe_result(results: dict[str, ProbeResult], secret: str | None = None) -> StepResult:
-    """Facts, stdout, rc and findings from each vantage's probe result."""
+def probe_result(
+    results: dict[str, ProbeResult], secret: str | None = None, *, findings: bool = True
+) -> StepResult:
+    """Facts, stdout, rc and (unless `findings` is false) findings from each vantage's result."""
     lines = []
     facts: dict[str, Any] = {}
     for name, r in results.items():
@@ -287,7 +295,7 @@ def probe_result(results: dict[str, ProbeResult], secret: str | None = None) -> 
         stdout="\n".join(lines) + "\n",
         msg=", ".join(f"{name} {r.outcome}" for name, r in results.items()),
         facts=facts,
-        findings=tuple(findings_for(results)),
+        findings=tuple(findings_for(results)) if findings else (),
     )
 
 
@@ -323,7 +331,8 @@ class TcpProbe(StepType[TcpProbeArgs]):
                 args,
                 lambda address, port: tcp_probe(address, port, args.timeout),
                 lambda: host_connect(ctx, args.port, args.timeout),
-            )
+            ),
+            findings=args.findings,
         )
 
 
@@ -358,7 +367,8 @@ class RedisProbe(StepType[RedisProbeArgs]):
                 return seen
             return explain_tunnel_failure(seen, host_connect(ctx, args.port, args.timeout))
 
-        return probe_result(_probe_all(ctx, args, probe, from_host), args.password)
+        results = _probe_all(ctx, args, probe, from_host)
+        return probe_result(results, args.password, findings=args.findings)
 
 
 def _as_host_sees_it(result: ProbeResult, local: str, local_port: int, port: int) -> ProbeResult:
