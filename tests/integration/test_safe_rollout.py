@@ -193,7 +193,7 @@ def test_ctrl_c_mid_apply_marks_hosts_interrupted_and_says_how_to_roll_back(site
         "--output",
         "json",
         "-e",
-        "pause=3",
+        "pause=8",
         "--audit-log",
         str(site / "audit.jsonl"),
     ]
