@@ -213,6 +213,7 @@ def _run_options(
             trust_new_host_keys=args.trust_new_host_keys,
             connect_timeout=args.connect_timeout,
         ),
+        keep_plan=bool(getattr(args, "plan_out", None)),
         run_id=run_id,
         salt=salt,
     )

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
-from redmedic.connection.base import Connection, RemoteFile
+from redmedic.connection.base import CommandResult, Connection, RemoteFile
 from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
 from redmedic.gate import ConfirmRequest, Gate
 from redmedic.inventory import Host
@@ -42,7 +42,8 @@ from redmedic.report.events import (
     masked,
 )
 from redmedic.secrets import Masker, UnknownSecretError
-from redmedic.steps import StepContext, StepRegistry
+from redmedic.steps import StepArgs, StepContext, StepRegistry
+from redmedic.steps.shell import Shell
 from redmedic.templating import Templar
 
 
@@ -69,6 +70,7 @@ class RunOptions:
     max_fail_percent: float | None = None
     confirm_batches: bool = False
     connect: ConnectOptions = field(default_factory=ConnectOptions)
+    keep_plan: bool = False  # under check: keep each host's plan as data (--plan-out)
     run_id: str = ""
     salt: bytes = b""  # keys the secret placeholders of saved plans and undo records
 
@@ -162,6 +164,7 @@ class HostRun:
         self.templar = Templar()
         self.masker = Masker([s for s in (host.password, host.become_password) if s])
         self.planned_files: dict[str, RemoteFile] = {}
+        self.prefetched: dict[int, CommandResult] = {}  # id(step) -> its batched output
         self.findings: list[Finding] = []
         self.vars: dict[str, Any] = {}
 
@@ -214,6 +217,12 @@ class HostRun:
             values["skipped"] = skipped
             self.vars[step.register] = values
 
+    def step_args(self, step: Step) -> StepArgs:
+        """The step's arguments rendered with the host's variables and validated."""
+        where = step.where
+        rendered = self.templar.render(dict(step.args), self.vars, where=where, step=step.name)
+        return check_args(self.registry[step.type], rendered, lambda loc: where)  # type: ignore[no-any-return]
+
     def observe(self, conn: Connection, step: Step) -> tuple[StepResult, list[Change]] | None:
         """Render, validate, diagnose (and in fix/handlers, plan) one step.
 
@@ -224,9 +233,9 @@ class HostRun:
             self.emit(StepDone(self.host.name, step.phase, step.name, "skipped", "condition false"))
             return None
         step_type = self.registry[step.type]
-        rendered = self.templar.render(dict(step.args), self.vars, where=step.where, step=step.name)
-        args = check_args(step_type, rendered, lambda loc: step.where)
+        args = self.step_args(step)
         ctx = self.context(conn, step)
+        ctx.prefetched = self.prefetched.pop(id(step), None)
         result = step_type.diagnose(args, ctx)
         changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
         for finding in result.findings:
@@ -277,8 +286,16 @@ class HostRun:
 
     # -- phases --------------------------------------------------------------------------
     def check_steps(self, conn: Connection, steps: tuple[Step, ...]) -> tuple[Step, str] | None:
-        """Run read-only steps in order; the first one whose outcome is a failure, and why."""
+        """Run read-only steps in order; the first one whose outcome is a failure, and why.
+
+        Runs of `shell` steps that do not read each other's results go to the host as one
+        batch (one round trip instead of one per step); each is still registered and
+        reported on its own, in order.
+        """
+        batches = {id(group[0]): group for group in self.shell_batches(steps)}
         for step in steps:
+            if id(step) in batches:
+                self.prefetch(conn, batches[id(step)])
             observed = self.observe(conn, step)
             if observed is None:
                 continue
@@ -289,6 +306,48 @@ class HostRun:
             if failure:
                 return step, failure
         return None
+
+    def shell_batches(self, steps: tuple[Step, ...]) -> list[list[Step]]:
+        """Maximal runs of independent `shell` steps with the same become (two or more)."""
+        groups: list[list[Step]] = []
+        group: list[Step] = []
+        registered: set[str] = set()
+        for step in steps:
+            reads = (
+                self.templar.undeclared(dict(step.args))
+                | self.templar.undeclared(list(step.when), expression=True)
+                | self.templar.undeclared(step.expect_stdout)
+            )
+            joins = (
+                isinstance(self.registry[step.type], Shell)
+                and bool(group)
+                and self.become_for(step) == self.become_for(group[0])
+                and not reads & registered
+            )
+            if not joins:
+                if len(group) > 1:
+                    groups.append(group)
+                group, registered = [], set()
+                if not isinstance(self.registry[step.type], Shell):
+                    continue
+            group.append(step)
+            if step.register:
+                registered.add(step.register)
+        if len(group) > 1:
+            groups.append(group)
+        return groups
+
+    def prefetch(self, conn: Connection, group: list[Step]) -> None:
+        """Run the commands of a batch of shell steps in one round trip, for `observe`."""
+        wanted: list[tuple[Step, str]] = []
+        for step in group:
+            if self.should_run(step):
+                wanted.append((step, Shell.command(self.step_args(step))))  # type: ignore[arg-type]
+        if len(wanted) < 2:
+            return
+        results = conn.run_many([cmd for _, cmd in wanted], become=self.become_for(group[0]))
+        for (step, _), result in zip(wanted, results, strict=True):
+            self.prefetched[id(step)] = result
 
     def diagnose(self, conn: Connection) -> str | None:
         failed = self.check_steps(conn, self.playbook.diagnose)
@@ -463,7 +522,8 @@ class HostRun:
                 count = sum(len(p.changes) for p in planned)
                 for handler in self.notified(planned):
                     count += len(self.plan_step(conn, handler))
-                self.saved_plan = self.save(planned, count)
+                if self.options.keep_plan:
+                    self.saved_plan = self.save(planned, count)
                 conn.close()
                 status = Status.WOULD_CHANGE if count else Status.OK
                 return self.done(HostResult(self.host.name, status, changed=count))

@@ -11,6 +11,7 @@ import difflib
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from redmedic.errors import CommandError
@@ -96,8 +97,8 @@ class FileChange:
         verb = "create" if self.before is None else "edit"
         return f"{verb} {self.path}"
 
-    def diff(self) -> str:
-        """A unified diff of the change, as `diff -u` would print it."""
+    @cached_property
+    def _diff(self) -> str:
         old = self.before.content if self.before is not None else b""
         lines = difflib.unified_diff(
             old.decode("utf-8", "replace").splitlines(keepends=True),
@@ -106,6 +107,10 @@ class FileChange:
             tofile=self.path,
         )
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def diff(self) -> str:
+        """A unified diff of the change, as `diff -u` would print it (computed once)."""
+        return self._diff
 
     def apply(self, conn: Connection) -> Applied:
         """Write atomically, refusing if the file drifted since it was read for planning."""

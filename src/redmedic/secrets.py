@@ -42,8 +42,14 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+_KEYWORDS = ("requirepass", "masterauth", "redis-cli")
+
+
 def directive_secrets(text: str) -> list[str]:
     """The values of `requirepass`/`masterauth` set in `text` (config lines or commands)."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _KEYWORDS):
+        return []  # the common case, and a 100 KB redis.conf is scanned once, not 3 times
     return [
         m.group("value").strip("\"'")
         for spot in _SECRET_SPOTS

@@ -9,10 +9,17 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from redmedic.cli import main
+from redmedic.connection import LocalConnection
+from redmedic.executor import RunOptions
+from redmedic.fleet import run_playbook
+from redmedic.inventory import Host
+from redmedic.playbook import load_playbook
+from redmedic.steps import builtin_step_types
 
 BROKEN = "# redis\nbind 127.0.0.1 -::1\nport 6379\n"
 
@@ -178,3 +185,40 @@ def test_a_failing_canary_batch_stops_the_rollout(
         "h3": "skipped",
         "h4": "skipped",
     }
+
+
+class CountingConnection(LocalConnection):
+    """A real local connection that counts its round trips."""
+
+    execs: ClassVar[list[str]] = []
+
+    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        CountingConnection.execs.append(command)
+        return super()._exec(command, stdin, timeout)
+
+
+def test_independent_diagnose_commands_share_one_round_trip(tmp_path: Path) -> None:
+    playbook = tmp_path / "look.yaml"
+    playbook.write_text(
+        "name: look\nhosts: all\ndiagnose:\n"
+        "  - {shell: echo a, register: a}\n"
+        "  - {shell: 'echo b; exit 3', register: b}\n"
+        "  - {shell: echo c >&2, register: c}\n"
+        "  - {shell: 'echo {{ a.stdout | trim }}{{ b.rc }}', register: d}\n"
+        "  - assert:\n"
+        "      that:\n"
+        "        - \"a.stdout == 'a\\n' and b.rc == 3\"\n"
+        "        - \"c.stderr == 'c\\n' and d.stdout == 'a3\\n'\"\n"
+    )
+    host = Host("box", "127.0.0.1", connection="local")
+    CountingConnection.execs.clear()
+    result = run_playbook(
+        load_playbook(playbook, builtin_step_types()),
+        [host],
+        RunOptions(check=True),
+        registry=builtin_step_types(),
+        reporter=lambda event: None,
+        connector=lambda h, options: CountingConnection(h, options),
+    )
+    assert result.hosts[0].status.value == "ok", result.hosts[0].message
+    assert len(CountingConnection.execs) == 2  # the three independent steps, then the fourth

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from redmedic.connection.base import Connection, RemoteFile
+from redmedic.connection.base import CommandResult, Connection, RemoteFile
 from redmedic.inventory import Host
 from redmedic.plan import Change, StepResult
 from redmedic.secrets import Masker
@@ -50,12 +50,21 @@ class StepContext:
     templar: Templar
     masker: Masker
     planned_files: MutableMapping[str, RemoteFile] = field(default_factory=dict)
+    # The output of this step's command when the executor already ran it in a batch of
+    # read-only commands (one round trip for a run of diagnose `shell` steps).
+    prefetched: CommandResult | None = None
+    _reads: dict[str, RemoteFile | None] = field(default_factory=dict, repr=False)
 
     def read_file(self, path: str) -> RemoteFile | None:
-        """The file as it will be once earlier planned changes apply (or as it is now)."""
+        """The file as it will be once earlier planned changes apply (or as it is now).
+
+        Read once per step: diagnose and plan of one step share what was read.
+        """
         if path in self.planned_files:
             return self.planned_files[path]
-        return self.conn.read_file(path, become=self.become)
+        if path not in self._reads:
+            self._reads[path] = self.conn.read_file(path, become=self.become)
+        return self._reads[path]
 
 
 class StepType(ABC, Generic[ArgsT]):

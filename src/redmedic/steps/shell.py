@@ -27,7 +27,8 @@ class Shell(StepType[ShellArgs]):
     read_only = True
 
     @staticmethod
-    def _command(args: ShellArgs) -> str:
+    def command(args: ShellArgs) -> str:
+        """The command line the step runs (what a batch of diagnose steps runs for it)."""
         if args.chdir is None:
             return args.cmd
         return f"cd {quote(args.chdir)} && {args.cmd}"
@@ -35,8 +36,8 @@ class Shell(StepType[ShellArgs]):
     def diagnose(self, args: ShellArgs, ctx: StepContext) -> StepResult:
         if ctx.phase in ("fix", "handlers"):
             return StepResult()
-        result = ctx.conn.run(self._command(args), become=ctx.become)
+        result = ctx.prefetched or ctx.conn.run(self.command(args), become=ctx.become)
         return StepResult(rc=result.rc, stdout=result.stdout, stderr=result.stderr)
 
     def plan(self, args: ShellArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        return [CommandChange(self._command(args), become=ctx.become)]
+        return [CommandChange(self.command(args), become=ctx.become)]
