@@ -14,8 +14,10 @@ What is measured:
   ControlPersist ssh masters) are reparented here instead of to init; once COMMAND exits,
   leftover descendants get SIGTERM (by PID; they are ours), are reaped, and their CPU counts.
 - `maxrss_mb`: `ru_maxrss` of RUSAGE_CHILDREN, i.e. the largest single process of the tree.
-- `tree_rss_mb`: the largest sum of RSS over the whole tree, sampled every 0.5 s (pages
-  shared by forked workers count once per process, so it overstates forking tools a bit).
+- `tree_rss_mb`: the largest sum of RSS over the whole tree, sampled at 0.1 s and then every
+  0.5 s (pages shared by forked workers count once per process, so it overstates forking
+  tools a bit).
+- `threads`: the most threads seen in one process of the tree (same samples).
 """
 
 from __future__ import annotations
@@ -44,16 +46,16 @@ def _become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(ppid, rss bytes) of a process, None when it is gone."""
+def _stat(pid: int) -> tuple[int, int, int] | None:
+    """(ppid, rss bytes, threads) of a process, None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read()
     except OSError:
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()
-    # fields[0] is the state (field 3 of stat); ppid is field 4, rss field 24.
-    return int(fields[1]), int(fields[21]) * _PAGE
+    # fields[0] is the state (field 3 of stat); ppid is field 4, threads 20, rss 24.
+    return int(fields[1]), int(fields[21]) * _PAGE, int(fields[17])
 
 
 class TreeSampler(threading.Thread):
@@ -62,13 +64,16 @@ class TreeSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(name="tree-sampler", daemon=True)
         self.peak = 0
+        self.threads = 0  # most threads seen in one process of the tree
         self._done = threading.Event()
         self._ours: set[int] = {os.getpid()}
         self._foreign: set[int] = set()
 
     def run(self) -> None:
-        while not self._done.wait(_SAMPLE_S):
+        wait = 0.1  # a first look soon, for short runs
+        while not self._done.wait(wait):
             self.sample()
+            wait = _SAMPLE_S
 
     def sample(self) -> None:
         total = 0
@@ -81,11 +86,12 @@ class TreeSampler(threading.Thread):
             info = _stat(pid)
             if info is None:
                 continue
-            ppid, rss = info
+            ppid, rss, threads = info
             if pid in self._ours or ppid in self._ours:
                 self._ours.add(pid)
                 if pid != os.getpid():
                     total += rss
+                    self.threads = max(self.threads, threads)
             else:
                 self._foreign.add(pid)
         self.peak = max(self.peak, total)
@@ -153,6 +159,7 @@ def measure(command: list[str], stdout: Path) -> dict[str, float]:
         "sys_s": usage.ru_stime,
         "maxrss_mb": usage.ru_maxrss / 1024.0,
         "tree_rss_mb": sampler.peak / 1024.0 / 1024.0,
+        "threads": sampler.threads,
         "leftovers": leftovers,
     }
 

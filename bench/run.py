@@ -531,6 +531,7 @@ class Sample:
     maxrss_mb: float
     tree_rss_mb: float
     background_cpu_s: float = 0.0  # CPU used meanwhile by processes that are not the run's
+    threads: int = 0  # most threads seen in one process of the tool's tree
     note: str = ""
 
 
@@ -633,6 +634,7 @@ def measure_once(
         measured["maxrss_mb"],
         measured["tree_rss_mb"],
         max(0.0, background),
+        measured.get("threads", 0),
         note,
     )
 
@@ -665,6 +667,7 @@ def summarize(samples: list[Sample], tools: list[str], ks: list[int]) -> list[di
                     "maxrss_mb": median([s.maxrss_mb for s in good]),
                     "tree_rss_mb": median([s.tree_rss_mb for s in good]),
                     "background_cpu_s": median([s.background_cpu_s for s in good]),
+                    "threads": max([s.threads for s in good], default=0),
                     "failures": sorted({s.note for s in mine if not s.ok}),
                 }
             )
@@ -674,8 +677,8 @@ def summarize(samples: list[Sample], tools: list[str], ks: list[int]) -> list[di
 def render_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
     head = (
         "| K | tool | wall s | x floor (1 exec) | x floor (channels) | CPU s | host CPU s "
-        "| peak RSS MB | tree RSS MB | other CPU s | runs ok |\n"
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| peak RSS MB | tree RSS MB | threads | other CPU s | runs ok |\n"
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     )
 
     def num(value: float, digits: int = 2) -> str:
@@ -684,7 +687,7 @@ def render_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
     lines = [
         f"| {r['k']} | {labels[r['tool']]} | {num(r['wall_s'])} | {num(r['x_floor'])} "
         f"| {num(r['x_floor_chan'])} | {num(r['cpu_s'])} | {num(r['host_cpu_s'])} "
-        f"| {num(r['maxrss_mb'], 0)} | {num(r['tree_rss_mb'], 0)} "
+        f"| {num(r['maxrss_mb'], 0)} | {num(r['tree_rss_mb'], 0)} | {r['threads']} "
         f"| {num(r['background_cpu_s'], 1)} | {r['runs']} |"
         for r in rows
     ]
