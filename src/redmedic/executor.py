@@ -149,6 +149,7 @@ class HostRun:
         *,
         cancel: threading.Event | None = None,
         saved: SavedHost | None = None,
+        templar: Templar | None = None,
     ) -> None:
         self.host = host
         self.playbook = playbook
@@ -161,7 +162,7 @@ class HostRun:
         self.saved = saved  # apply this reviewed plan instead of planning
         self.saved_plan: SavedHost | None = None  # what this run planned, for --plan-out
         self.applied_count = 0
-        self.templar = Templar()
+        self.templar = templar or Templar()
         self.masker = Masker([s for s in (host.password, host.become_password) if s])
         self.planned_files: dict[str, RemoteFile] = {}
         self.prefetched: dict[int, CommandResult] = {}  # id(step) -> its batched output

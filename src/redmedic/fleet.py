@@ -25,6 +25,7 @@ from redmedic.planfile import SavedHost, file_sha256
 from redmedic.playbook import Playbook
 from redmedic.report.events import ChangePlanned, Event, Reporter, RunFinished, RunStarted
 from redmedic.steps import StepRegistry
+from redmedic.templating import Templar
 
 # Exit codes, documented in the README.
 EXIT_OK = 0
@@ -73,6 +74,7 @@ class Fleet:
 
     def __post_init__(self) -> None:
         self.gate = Gate(self.confirm, approve_all=self.approve_all)
+        self.templar = Templar()  # shared: every host renders the same templates
         self._lock = threading.Lock()  # events from host threads reach the reporter one at a time
 
     def emit(self, event: Event) -> None:
@@ -91,6 +93,7 @@ class Fleet:
             self.connector,
             cancel=self.cancel,
             saved=saved,
+            templar=self.templar,
         )
 
     def run(self) -> RunResult:

@@ -41,10 +41,19 @@ def _strict(value: Any) -> Any:
 
 
 class Templar:
-    """Renders templates for one playbook; `where`/`step` only serve error messages."""
+    """Renders templates for one playbook; `where`/`step` only serve error messages.
+
+    Compiled templates and parsed trees are kept by source text: a fleet run renders the
+    same few templates for every host, and compiling is most of a render's cost. One
+    Templar is shared by all hosts of a run (a compiled Jinja template renders
+    concurrently; a lost race only compiles twice).
+    """
 
     def __init__(self) -> None:
         self._env = _new_environment()
+        self._templates: dict[str, jinja2.Template] = {}
+        self._expressions: dict[str, Any] = {}
+        self._trees: dict[str, jinja2.nodes.Template] = {}
 
     def render(self, value: Any, variables: Mapping[str, Any], *, where: str, step: str) -> Any:
         """Render every string inside `value` (recursively through lists and mappings)."""
@@ -55,13 +64,13 @@ class Templar:
             if whole:
                 # Like Ansible: "{{ facts }}" alone passes the value itself (a dict, a list,
                 # an int), so registered results can be handed to another step intact.
-                expression = self._guard(
-                    lambda: self._env.compile_expression(whole[1], undefined_to_none=False),
-                    where,
-                    step,
-                )
+                expression = self._compile(whole[1], where, step)
                 return self._guard(lambda: _strict(expression(**variables)), where, step)
-            return self._guard(lambda: self._env.from_string(value).render(variables), where, step)
+            template = self._templates.get(value)
+            if template is None:
+                template = self._guard(lambda: self._env.from_string(value), where, step)
+                self._templates[value] = template
+            return self._guard(lambda: template.render(variables), where, step)
         if isinstance(value, Mapping):
             return {k: self.render(v, variables, where=where, step=step) for k, v in value.items()}
         if isinstance(value, list | tuple):
@@ -72,9 +81,7 @@ class Templar:
         self, expression: str, variables: Mapping[str, Any], *, where: str, step: str
     ) -> bool:
         """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool."""
-        compiled = self._guard(
-            lambda: self._env.compile_expression(expression, undefined_to_none=False), where, step
-        )
+        compiled = self._compile(expression, where, step)
         return bool(self._guard(lambda: compiled(**variables), where, step))
 
     def undeclared(self, value: Any, *, expression: bool = False) -> set[str]:
@@ -111,16 +118,23 @@ class Templar:
                 yield from self._parse_all(item, expression)
         elif isinstance(value, str) and (expression or "{" in value):
             source = "{{ (" + value + ") }}" if expression else value
-            try:
-                yield self._env.parse(source)
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateError(f"template syntax error: {exc.message}") from None
+            tree = self._trees.get(source)
+            if tree is None:
+                try:
+                    tree = self._trees[source] = self._env.parse(source)
+                except jinja2.TemplateSyntaxError as exc:
+                    raise TemplateError(f"template syntax error: {exc.message}") from None
+            yield tree
 
     def _compile(self, expression: str, where: str, step: str) -> Any:
-        env = self._env
-        return self._guard(
-            lambda: env.compile_expression(expression, undefined_to_none=False), where, step
-        )
+        compiled = self._expressions.get(expression)
+        if compiled is None:
+            env = self._env
+            compiled = self._guard(
+                lambda: env.compile_expression(expression, undefined_to_none=False), where, step
+            )
+            self._expressions[expression] = compiled
+        return compiled
 
     @staticmethod
     def _guard(call: Any, where: str, step: str) -> Any:
