@@ -1,4 +1,9 @@
-"""`service`: a systemd unit's running state and whether it starts at boot."""
+"""`service`: a service's running state and whether it starts at boot.
+
+systemd first (`systemctl`); where PID 1 is not systemd but the service has a SysV init
+script (`/etc/init.d/NAME`, as Debian's redis-server ships), the `service` command and
+`update-rc.d` instead — the same states, the same one-round-trip read, the same undo.
+"""
 
 from __future__ import annotations
 
@@ -38,12 +43,16 @@ class Service(StepType[ServiceArgs]):
         if not lines or lines[0] == "no-systemd":
             raise StepError(
                 ctx.host.name,
-                "this host has no systemd (PID 1 is not systemd) — manage the service by hand",
+                f"this host has neither systemd nor /etc/init.d/{_sysv_name(args.name)} "
+                "— manage the service by hand",
                 step=ctx.step_name,
             )
-        active = lines[0]
-        enabled = lines[1] if len(lines) > 1 else "unknown"
-        return StepResult(rc=0, stdout=result.stdout, facts={"active": active, "enabled": enabled})
+        init = "sysv" if lines[0] == "sysv" else "systemd"
+        values = lines[1:] if init == "sysv" else lines
+        active = values[0] if values else "unknown"
+        enabled = values[1] if len(values) > 1 else "unknown"
+        facts = {"init": init, "active": active, "enabled": enabled}
+        return StepResult(rc=0, stdout=result.stdout, facts=facts)
 
     def plan(self, args: ServiceArgs, ctx: StepContext, found: StepResult) -> list[Change]:
         active = found.facts["active"] == "active"
@@ -61,25 +70,49 @@ class Service(StepType[ServiceArgs]):
         elif args.state == "reloaded":
             actions.append("reload" if active else "start")
         seen = (_probe(args.name), found.stdout)
-        return [self._change(action, args.name, ctx.become, seen) for action in actions]
+        command = _sysv_command if found.facts.get("init") == "sysv" else _systemd_command
+        return [
+            CommandChange(
+                command(action, args.name),
+                display=command(action, args.name, display=True),
+                become=ctx.become,
+                undo_command=command(_STATE_UNDO[action], args.name)
+                if action in _STATE_UNDO
+                else None,
+                precondition=seen,
+            )
+            for action in actions
+        ]
 
-    @staticmethod
-    def _change(action: str, unit: str, become: bool, seen: tuple[str, str]) -> CommandChange:
-        quoted = shlex.quote(unit)
-        undo = _STATE_UNDO.get(action)
-        return CommandChange(
-            f"systemctl {action} {quoted}",
-            display=f"systemctl {action} {unit}",
-            become=become,
-            undo_command=f"systemctl {undo} {quoted}" if undo else None,
-            precondition=seen,
+
+def _systemd_command(action: str, unit: str, *, display: bool = False) -> str:
+    return f"systemctl {action} {unit if display else shlex.quote(unit)}"
+
+
+def _sysv_command(action: str, unit: str, *, display: bool = False) -> str:
+    name = _sysv_name(unit) if display else shlex.quote(_sysv_name(unit))
+    if action in ("enable", "disable"):
+        return (
+            f"update-rc.d {name} defaults" if action == "enable" else f"update-rc.d {name} disable"
         )
+    return f"service {name} {action}"
+
+
+def _sysv_name(unit: str) -> str:
+    return unit.removesuffix(".service")
 
 
 def _probe(unit: str) -> str:
-    """One round trip: is there systemd, is the unit active, is it enabled."""
+    """One round trip: which init, is the service active, is it enabled at boot."""
     quoted = shlex.quote(unit)
+    script = shlex.quote(f"/etc/init.d/{_sysv_name(unit)}")
+    sysv = shlex.quote(_sysv_name(unit))
     return (
-        "if [ ! -d /run/systemd/system ]; then echo no-systemd; exit 0; fi; "
-        f"systemctl is-active {quoted}; systemctl is-enabled {quoted} 2>/dev/null || true"
+        "if [ -d /run/systemd/system ]; then "
+        f"systemctl is-active {quoted}; systemctl is-enabled {quoted} 2>/dev/null || true; "
+        f"elif [ -x {script} ]; then echo sysv; "
+        f"if service {sysv} status >/dev/null 2>&1; then echo active; else echo inactive; fi; "
+        f"if ls /etc/rc[2345].d/S*{sysv} >/dev/null 2>&1; then echo enabled; "
+        "else echo disabled; fi; "
+        "else echo no-systemd; fi"
     )
