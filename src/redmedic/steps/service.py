@@ -34,7 +34,7 @@ class Service(StepType[ServiceArgs]):
 
     name = "service"
     Args = ServiceArgs
-    summary = "Start, stop, restart or reload a systemd unit; enable or disable it at boot."
+    summary = "Start, stop, restart or reload a service (systemd, else SysV); enable it at boot."
     read_only = False
 
     def diagnose(self, args: ServiceArgs, ctx: StepContext) -> StepResult:
