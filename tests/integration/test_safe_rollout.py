@@ -205,7 +205,7 @@ def test_ctrl_c_mid_apply_marks_hosts_interrupted_and_says_how_to_roll_back(site
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + 20
-    while conf(site, "r1").read_text() == BROKEN or conf(site, "r2").read_text() == BROKEN:
+    while conf(site, "r1").read_text() != FIXED or conf(site, "r2").read_text() != FIXED:
         assert time.monotonic() < deadline and process.poll() is None
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
