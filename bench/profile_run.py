@@ -141,6 +141,9 @@ def main() -> int:
     parser.add_argument("--forks", type=int, default=50)
     parser.add_argument("--out", type=Path, default=None, help="keep raw profiles here")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--snapshot", action="store_true", help="profile redmedic as committed at HEAD"
+    )
     args = parser.parse_args()
     py_spy = bench.BENCH_VENV / "bin" / "py-spy"
     if not py_spy.exists():
@@ -158,6 +161,11 @@ def main() -> int:
             home = root / "home"
             home.mkdir()
             env = bench.tool_env(home)
+            if args.snapshot:
+                source = bench.snapshot_source(root / "snapshot")
+                env["PYTHONPATH"] = str(source)
+                sys.path.insert(0, str(source))  # for the in-process cProfile run
+            print(bench.source_state(args.snapshot))
             cli_args = [
                 "run",
                 str(bench.WORKLOAD),
