@@ -161,11 +161,11 @@ def main() -> int:
             home = root / "home"
             home.mkdir()
             env = bench.tool_env(home)
+            print(bench.source_state(args.snapshot))
             if args.snapshot:
                 source = bench.snapshot_source(root / "snapshot")
                 env["PYTHONPATH"] = str(source)
                 sys.path.insert(0, str(source))  # for the in-process cProfile run
-            print(bench.source_state(args.snapshot))
             cli_args = [
                 "run",
                 str(bench.WORKLOAD),

@@ -778,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     root.chmod(0o755)  # the login user reads its redis.conf copy below it
     samples: list[Sample] = []
     started = dt.datetime.now(dt.UTC)
+    source = source_state(args.snapshot)  # now: the snapshot is taken from HEAD below
     try:
         print(f"bench: starting {max(args.ks)} simulated hosts in {root}", file=sys.stderr)
         with running_fleet(max(args.ks), root) as fleet:
@@ -817,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = {name: _tools(Path(), Path())[name].label for name in names}
     versions = tool_versions(names)
     meta = (
-        f"Run {started:%Y-%m-%d %H:%M} UTC, {source_state(args.snapshot)}, "
+        f"Run {started:%Y-%m-%d %H:%M} UTC, {source}, "
         f"on {os.cpu_count()} CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
