@@ -45,11 +45,25 @@ def is_secret_name(name: str) -> bool:
 _KEYWORDS = ("requirepass", "masterauth", "redis-cli")
 
 
+def _keyword_lines(text: str) -> str:
+    """Only the lines that name a keyword: every secret spot needs one on its line, and a
+    100 KB redis.conf has a handful, so the patterns never scan the rest (str.find is C)."""
+    lowered = text.lower()
+    found: dict[int, str] = {}
+    for word in _KEYWORDS:
+        at = lowered.find(word)
+        while at != -1:
+            start = text.rfind("\n", 0, at) + 1
+            end = text.find("\n", at)
+            end = len(text) if end == -1 else end
+            found[start] = text[start:end]
+            at = lowered.find(word, end)
+    return "\n".join(found[start] for start in sorted(found))
+
+
 def directive_secrets(text: str) -> list[str]:
     """The values of `requirepass`/`masterauth` set in `text` (config lines or commands)."""
-    lowered = text.lower()
-    if not any(word in lowered for word in _KEYWORDS):
-        return []  # the common case, and a 100 KB redis.conf is scanned once, not 3 times
+    text = _keyword_lines(text)
     return [
         m.group("value").strip("\"'")
         for spot in _SECRET_SPOTS
