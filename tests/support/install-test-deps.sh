@@ -18,6 +18,7 @@
 #   sudo               become with a password, as on real fleets
 #   openssl            self-signed certificates for the TLS probe test
 #   python3-venv       `make` creates the project's virtualenv with it
+#   procps             pgrep: tests find the processes of their own sshd daemons
 #
 # Package scripts must not start daemons on this machine (there is no systemd here, so
 # invoke-rc.d would start the system redis-server on 6379): a temporary policy-rc.d forbids it.
@@ -39,6 +40,7 @@ redis-tools
 sudo
 openssl
 python3-venv
+procps
 "
 
 missing=""
