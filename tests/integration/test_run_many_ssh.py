@@ -19,9 +19,11 @@ def conn(ssh_host: Host, ssh_options: ConnectOptions) -> Iterator[SSHConnection]
 
 
 def test_a_batch_gives_what_each_command_gives_alone(conn: SSHConnection) -> None:
-    commands = ["id -un", "echo warn >&2; exit 4", "printf 'x\\000y'", "cat", "echo 'oops"]
+    commands = ["id -un", "echo warn >&2; exit 4", "printf 'x\\000y'", "cat", "echo $0 $#"]
 
     assert conn.run_many(commands) == [conn.run(command) for command in commands]
+    bad, after = conn.run_many(["echo 'oops", "echo fine"])
+    assert bad.rc == 2 and "Syntax error" in bad.stderr and after.stdout == "fine\n"
 
 
 def test_a_batch_under_sudo_runs_every_command_as_root_with_one_sudo(

@@ -7,7 +7,6 @@ transport is covered in tests/integration/test_run_many_ssh.py).
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,6 @@ COMMANDS = [
     "echo out; echo err >&2; exit 3",
     "printf 'no newline'",
     "printf 'a\\000b\\n\\n\\n'",  # NUL bytes and trailing newlines survive
-    "echo 'unbalanced",  # a syntax error stays this command's exit 2
     "cat",  # no stdin: EOF at once
     "cd / && pwd",
     "pwd",  # each command starts afresh: the cd above does not leak
@@ -40,17 +38,19 @@ def test_results_match_running_each_command_alone(conn: LocalConnection) -> None
     assert batched == alone
     assert batched[0].rc == 3 and batched[0].stdout == "out\n" and batched[0].stderr == "err\n"
     assert batched[2].stdout == "a\x00b\n\n\n"
-    assert batched[3].rc == 2 and batched[3].stderr
 
 
-def test_the_batch_leaves_no_temporary_files(
-    conn: LocalConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_syntax_error_is_that_command_s_exit_2(conn: LocalConnection) -> None:
+    bad, after = conn.run_many(["echo 'unbalanced", "echo next"])
+    assert bad.rc == 2 and "Syntax error" in bad.stderr and bad.stdout == ""
+    assert (after.rc, after.stdout) == (0, "next\n")
+
+
+def test_the_batch_shows_neither_its_commands_nor_its_marks_in_argv(
+    conn: LocalConnection,
 ) -> None:
-    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the script's mktemp -d goes
-    assert conn.run_many(["echo x", "false"])[0].stdout == "x\n"
-    with pytest.raises(CommandError):
-        conn.run_many(["kill -TERM $PPID"])
-    assert list(tmp_path.iterdir()) == []
+    (shell,) = conn.run_many(["tr '\\0' ' ' < /proc/$$/cmdline"])  # $$: the batch's shell
+    assert shell.stdout.split() == ["/bin/sh", "-s"]
 
 
 def test_no_commands_run_nothing(conn: LocalConnection) -> None:
@@ -59,30 +59,36 @@ def test_no_commands_run_nothing(conn: LocalConnection) -> None:
 
 def test_a_batch_that_breaks_off_is_an_error(conn: LocalConnection) -> None:
     with pytest.raises(CommandError, match="batch of 3 commands broke off"):
-        conn.run_many(["true", "kill -TERM $PPID", "true"])
+        conn.run_many(["true", "kill -TERM $$", "true"])
+
+
+NONCE = "redmedic-0123abcd"
 
 
 @pytest.mark.parametrize(
-    "output",
+    ("out", "err"),
     [
-        b"",
-        b"junk\n",
-        b"redmedic:rcs 0\n1\n0\nredmedic:data\n",  # one byte missing
-        b"redmedic:rcs 0\n1\n0\nredmedic:data\nab",  # one byte too many
-        b"redmedic:rcs x\n0\n0\nredmedic:data\n",
-        b"redmedic:rcs 0 0\n0\n0\nredmedic:data\n",
+        (b"", b""),
+        (b"junk\n", b"\nredmedic-0123abcd\n"),
+        (b"Aredmedic-0123abcd 0\n", b"\nredmedic-0123abcd\n"),  # no newline before mark
+        (b"\nredmedic-0123abcd x\n", b"\nredmedic-0123abcd\n"),
+        (b"\nredmedic-0123abcd 0\n", b""),  # stderr of the command missing
+        (b"\nredmedic-0123abcd 0\n", b"\nredmedic-0123abcd\nlate"),
+        (b"\nredmedic-0123abcd 0\nmore", b"\nredmedic-0123abcd\n"),
     ],
 )
-def test_malformed_output_is_rejected(output: bytes) -> None:
+def test_malformed_output_is_rejected(out: bytes, err: bytes) -> None:
     with pytest.raises(ValueError):
-        parse_batch_output(output, 1)
+        parse_batch_output(out, err, 1, NONCE)
 
 
-def test_outputs_are_framed_by_their_sizes() -> None:
-    output = b"redmedic:rcs 0 7\n2\n0\n0\n3\nredmedic:data\nA\nerr"
-    assert parse_batch_output(output, 2) == [(0, b"A\n", b""), (7, b"", b"err")]
+def test_outputs_are_cut_at_their_marks() -> None:
+    out = b"A\n\nredmedic-0123abcd 0\n\nredmedic-0123abcd 7\n"
+    err = b"\nredmedic-0123abcd\nerr\nredmedic-0123abcd\n"
+    assert parse_batch_output(out, err, 2, NONCE) == [(0, b"A\n", b""), (7, b"", b"err")]
 
 
-def test_the_script_runs_each_command_through_its_own_shell() -> None:
+def test_the_script_holds_each_command_once_quoted_with_no_stdin() -> None:
     command = "echo 'x' | tr x y"
-    assert f"/bin/sh -c {shlex.quote(command)} </dev/null" in batch_script([command])
+    script = batch_script([command], NONCE)
+    assert f"( eval {shlex.quote(command)} ) </dev/null;" in script
