@@ -13,15 +13,16 @@ changes: it is reported `interrupted`, with the command that rolls it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
-from redmedic.connection.base import CommandResult, Connection, RemoteFile
+from redmedic.connection.base import CommandResult, Connection, RemoteFile, read_script
 from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
 from redmedic.gate import ConfirmRequest, Gate
 from redmedic.inventory import Host
@@ -166,6 +167,8 @@ class HostRun:
         self.masker = Masker([s for s in (host.password, host.become_password) if s])
         self.planned_files: dict[str, RemoteFile] = {}
         self.prefetched: dict[int, CommandResult] = {}  # id(step) -> its batched output
+        # (path, become) -> the file, read in the diagnose batch for the fix steps to plan on
+        self.prefetched_files: dict[tuple[str, bool], RemoteFile | None] = {}
         self.findings: list[Finding] = []
         self.vars: dict[str, Any] = {}
 
@@ -192,6 +195,7 @@ class HostRun:
             templar=self.templar,
             masker=self.masker,
             planned_files=self.planned_files,
+            prefetched_files=self.prefetched_files,
         )
 
     def selected(self, step: Step) -> bool:
@@ -237,8 +241,13 @@ class HostRun:
         args = self.step_args(step)
         ctx = self.context(conn, step)
         ctx.prefetched = self.prefetched.pop(id(step), None)
-        result = step_type.diagnose(args, ctx)
-        changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
+        try:
+            result = step_type.diagnose(args, ctx)
+            changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
+        except HostError as exc:
+            if exc.step is None and not isinstance(exc, UnreachableError):
+                exc.step = step.name  # a failed read or command: say which step it served
+            raise
         for finding in result.findings:
             self.findings.append(finding)
             self.emit(
@@ -286,17 +295,25 @@ class HostRun:
         )
 
     # -- phases --------------------------------------------------------------------------
-    def check_steps(self, conn: Connection, steps: tuple[Step, ...]) -> tuple[Step, str] | None:
+    def check_steps(
+        self, conn: Connection, steps: tuple[Step, ...], reads: Sequence[tuple[str, bool]] = ()
+    ) -> tuple[Step, str] | None:
         """Run read-only steps in order; the first one whose outcome is a failure, and why.
 
         Runs of `shell` steps that do not read each other's results go to the host as one
         batch (one round trip instead of one per step); each is still registered and
-        reported on its own, in order.
+        reported on its own, in order. `reads`, files (path, become) wanted later, join the
+        first batch that runs with the same become.
         """
         batches = {id(group[0]): group for group in self.shell_batches(steps)}
+        pending = list(reads)
         for step in steps:
             if id(step) in batches:
-                self.prefetch(conn, batches[id(step)])
+                group = batches[id(step)]
+                become = self.become_for(group[0])
+                ahead = [path for path, sudo in pending if sudo == become]
+                if self.prefetch(conn, group, ahead):
+                    pending = [read for read in pending if read[1] != become]
             observed = self.observe(conn, step)
             if observed is None:
                 continue
@@ -308,25 +325,28 @@ class HostRun:
                 return step, failure
         return None
 
+    def names_read(self, step: Step) -> set[str]:
+        """The variables a step's arguments and conditions read."""
+        return (
+            self.templar.undeclared(dict(step.args))
+            | self.templar.undeclared(list(step.when), expression=True)
+            | self.templar.undeclared(step.expect_stdout)
+        )
+
     def shell_batches(self, steps: tuple[Step, ...]) -> list[list[Step]]:
-        """Maximal runs of independent `shell` steps with the same become (two or more)."""
+        """Maximal runs of independent `shell` steps with the same become."""
         groups: list[list[Step]] = []
         group: list[Step] = []
         registered: set[str] = set()
         for step in steps:
-            reads = (
-                self.templar.undeclared(dict(step.args))
-                | self.templar.undeclared(list(step.when), expression=True)
-                | self.templar.undeclared(step.expect_stdout)
-            )
             joins = (
                 isinstance(self.registry[step.type], Shell)
                 and bool(group)
                 and self.become_for(step) == self.become_for(group[0])
-                and not reads & registered
+                and not self.names_read(step) & registered
             )
             if not joins:
-                if len(group) > 1:
+                if group:
                     groups.append(group)
                 group, registered = [], set()
                 if not isinstance(self.registry[step.type], Shell):
@@ -334,24 +354,61 @@ class HostRun:
             group.append(step)
             if step.register:
                 registered.add(step.register)
-        if len(group) > 1:
+        if group:
             groups.append(group)
         return groups
 
-    def prefetch(self, conn: Connection, group: list[Step]) -> None:
-        """Run the commands of a batch of shell steps in one round trip, for `observe`."""
+    def prefetch(self, conn: Connection, group: list[Step], paths: list[str]) -> bool:
+        """Run a batch of shell steps' commands and read `paths`, all in one round trip.
+
+        For `observe` and `StepContext.read_file`; False (nothing run) when that would
+        not save a round trip.
+        """
         wanted: list[tuple[Step, str]] = []
         for step in group:
             if self.should_run(step):
                 wanted.append((step, Shell.command(self.step_args(step))))  # type: ignore[arg-type]
-        if len(wanted) < 2:
-            return
-        results = conn.run_many([cmd for _, cmd in wanted], become=self.become_for(group[0]))
-        for (step, _), result in zip(wanted, results, strict=True):
+        commands = [cmd for _, cmd in wanted] + [read_script(path) for path in paths]
+        if len(commands) < 2:
+            return False
+        become = self.become_for(group[0])
+        results = conn.run_many(commands, become=become)
+        for (step, _), result in zip(wanted, results[: len(wanted)], strict=True):
             self.prefetched[id(step)] = result
+        for path, result in zip(paths, results[len(wanted) :], strict=True):
+            # An unreadable file is not kept: the step reads it again and reports the error.
+            with contextlib.suppress(HostError):
+                self.prefetched_files[(path, become)] = conn.file_from_result(path, result)
+        return True
+
+    def ahead_reads(self) -> list[tuple[str, bool]]:
+        """Files the fix steps will read, when they are known before diagnose runs.
+
+        Read in the diagnose batch, they cost no round trip of their own. Only for fix steps
+        whose arguments and conditions read no registered variable (rendering them now gives
+        what it will give in the fix phase); a step that cannot render or validate yet is
+        left alone, to report that in its turn.
+        """
+        if self.saved is not None:
+            return []
+        steps = (*self.playbook.diagnose, *self.playbook.fix)
+        registered = {step.register for step in steps if step.register}
+        found: list[tuple[str, bool]] = []
+        for step in self.playbook.fix:
+            if not self.selected(step) or self.names_read(step) & registered:
+                continue
+            try:
+                if not self.should_run(step):
+                    continue
+                paths = self.registry[step.type].reads(self.step_args(step))
+            except RedmedicError:
+                continue
+            become = self.become_for(step)
+            found += [(path, become) for path in paths if (path, become) not in found]
+        return found
 
     def diagnose(self, conn: Connection) -> str | None:
-        failed = self.check_steps(conn, self.playbook.diagnose)
+        failed = self.check_steps(conn, self.playbook.diagnose, self.ahead_reads())
         return f"{failed[0].name}: {failed[1]}" if failed else None
 
     def change_view(self, step: Step, change: Change) -> ChangePlanned:
@@ -397,6 +454,7 @@ class HostRun:
                 continue
             changes = self.plan_step(conn, step)
             planned.append(_Planned(step, changes, self.become_for(step)))
+        self.prefetched_files.clear()  # handlers and verify run later: they read afresh
         return planned
 
     def notified(self, planned: list[_Planned]) -> list[Step]:
@@ -549,7 +607,8 @@ class HostRun:
         if isinstance(exc, UnreachableError):
             return HostResult(name, Status.UNREACHABLE, message=exc.message)
         if isinstance(exc, HostError):
-            return HostResult(name, Status.FAILED, failed=1, message=exc.message)
+            where = f"{exc.step}: " if exc.step else ""
+            return HostResult(name, Status.FAILED, failed=1, message=where + exc.message)
         if isinstance(exc, RedmedicError):
             return HostResult(name, Status.FAILED, failed=1, message=str(exc))
         if isinstance(exc, Exception):  # a bug in a step type must not take the other hosts down

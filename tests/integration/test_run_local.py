@@ -19,6 +19,7 @@ from redmedic.executor import RunOptions
 from redmedic.fleet import run_playbook
 from redmedic.inventory import Host
 from redmedic.playbook import load_playbook
+from redmedic.report.events import ChangePlanned, HostFinished
 from redmedic.steps import builtin_step_types
 
 BROKEN = "# redis\nbind 127.0.0.1 -::1\nport 6379\n"
@@ -222,3 +223,70 @@ def test_independent_diagnose_commands_share_one_round_trip(tmp_path: Path) -> N
     )
     assert result.hosts[0].status.value == "ok", result.hosts[0].message
     assert len(CountingConnection.execs) == 2  # the three independent steps, then the fourth
+
+
+AHEAD = """\
+name: Fix bind
+hosts: all
+diagnose:
+  - {name: Bind line, shell: "grep '^bind ' {{ redis_conf | quote }}", register: bind_line}
+  - {name: Port line, shell: "grep '^port ' {{ redis_conf | quote }}"}
+fix:
+  - name: Listen on all interfaces
+    file_line: {path: "{{ redis_conf }}", regexp: '^bind ', line: 'bind 0.0.0.0 -::*'}
+    WHEN
+verify:
+  - {name: Bound to all, shell: "grep -c '^bind 0.0.0.0' {{ redis_conf | quote }}"}
+"""
+
+
+def counted_run(tmp_path: Path, when: str, *, check: bool) -> tuple[str, list[object]]:
+    """Run AHEAD on a local host with a broken redis.conf; its status and the events."""
+    conf = tmp_path / "redis.conf"
+    if not conf.exists():
+        conf.write_text(BROKEN)
+    playbook = tmp_path / "ahead.yaml"
+    playbook.write_text(AHEAD.replace("WHEN", when))
+    host = Host("box", "127.0.0.1", connection="local", vars={"redis_conf": str(conf)})
+    events: list[object] = []
+    CountingConnection.execs.clear()
+    result = run_playbook(
+        load_playbook(playbook, builtin_step_types()),
+        [host],
+        RunOptions(check=check),
+        registry=builtin_step_types(),
+        reporter=events.append,
+        approve_all=True,
+        connector=lambda h, options: CountingConnection(h, options),
+    )
+    return result.hosts[0].status.value, events
+
+
+def test_the_fix_steps_file_is_read_in_the_diagnose_round_trip(tmp_path: Path) -> None:
+    status, events = counted_run(tmp_path, "", check=True)
+    assert status == "would_change"
+    assert len(CountingConnection.execs) == 1  # both diagnose commands and the file read
+    (planned,) = [e for e in events if isinstance(e, ChangePlanned)]
+    assert "-bind 127.0.0.1 -::1\n+bind 0.0.0.0 -::*\n" in planned.diff
+
+    status, _ = counted_run(tmp_path, "", check=False)
+    assert status == "changed"
+    assert (tmp_path / "redis.conf").read_text() == "# redis\nbind 0.0.0.0 -::*\nport 6379\n"
+    assert len(CountingConnection.execs) == 3  # diagnose and read; the write; verify
+
+
+def test_a_fix_step_that_depends_on_a_diagnose_result_reads_its_file_itself(
+    tmp_path: Path,
+) -> None:
+    status, _ = counted_run(tmp_path, "when: \"'127.0.0.1' in bind_line.stdout\"", check=True)
+    assert status == "would_change"
+    assert len(CountingConnection.execs) == 2  # the diagnose batch, then the read
+
+
+def test_a_file_that_cannot_be_read_ahead_fails_its_own_step(tmp_path: Path) -> None:
+    (tmp_path / "redis.conf").mkdir()
+    status, events = counted_run(tmp_path, "", check=True)
+    assert status == "failed"
+    (finished,) = [e for e in events if isinstance(e, HostFinished)]
+    assert "Listen on all interfaces" in finished.message
+    assert "cannot read" in finished.message

@@ -417,6 +417,18 @@ class Connection(ABC):
     def read_file(self, path: str, *, become: bool = False) -> RemoteFile | None:
         """Read a file's bytes, mode, owner and group in one round trip; None if it is absent."""
         rc, out, err = self._run_bytes(read_script(path), become=become)
+        return self._file_from(path, rc, out, err)
+
+    def file_from_result(self, path: str, result: CommandResult) -> RemoteFile | None:
+        """The file `read_script(path)` returned as one command of a `run_many` batch.
+
+        Lets a caller fold file reads into a batch of other commands (one round trip for
+        both); raises exactly as `read_file` would.
+        """
+        out = result.stdout.encode(ENCODING, ERRORS)
+        return self._file_from(path, result.rc, out, result.stderr.encode(ENCODING, ERRORS))
+
+    def _file_from(self, path: str, rc: int, out: bytes, err: bytes) -> RemoteFile | None:
         if rc != 0:
             raise self._command_error(f"cannot read {path}", rc, out, err)
         marker, _, rest = out.partition(b"\n")

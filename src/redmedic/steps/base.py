@@ -53,6 +53,9 @@ class StepContext:
     # The output of this step's command when the executor already ran it in a batch of
     # read-only commands (one round trip for a run of diagnose `shell` steps).
     prefetched: CommandResult | None = None
+    # Files (path, become) the executor already read in the diagnose batch because this
+    # run's fix steps declared them (`StepType.reads`): no round trip of their own.
+    prefetched_files: Mapping[tuple[str, bool], RemoteFile | None] = field(default_factory=dict)
     _reads: dict[str, RemoteFile | None] = field(default_factory=dict, repr=False)
 
     def read_file(self, path: str) -> RemoteFile | None:
@@ -63,7 +66,11 @@ class StepContext:
         if path in self.planned_files:
             return self.planned_files[path]
         if path not in self._reads:
-            self._reads[path] = self.conn.read_file(path, become=self.become)
+            key = (path, self.become)
+            if key in self.prefetched_files:
+                self._reads[path] = self.prefetched_files[key]
+            else:
+                self._reads[path] = self.conn.read_file(path, become=self.become)
         return self._reads[path]
 
 
@@ -88,6 +95,14 @@ class StepType(ABC, Generic[ArgsT]):
     def plan(self, args: ArgsT, ctx: StepContext, found: StepResult) -> list[Change]:
         """The changes that would bring the host where `args` wants it; none if it is."""
         return []
+
+    def reads(self, args: ArgsT) -> tuple[str, ...]:
+        """Files this step will read with `ctx.read_file`, known from its arguments alone.
+
+        The executor reads them ahead, in the same round trip as the diagnose commands,
+        when nothing the step depends on is registered by a diagnose step.
+        """
+        return ()
 
     @classmethod
     def describe_args(cls) -> list[tuple[str, str, str, str]]:

@@ -88,6 +88,9 @@ class FileLine(StepType[FileLineArgs]):
     summary = "Ensure a line is present (optionally replacing a regexp match) or absent in a file."
     read_only = False
 
+    def reads(self, args: FileLineArgs) -> tuple[str, ...]:
+        return (args.path,)
+
     def diagnose(self, args: FileLineArgs, ctx: StepContext) -> StepResult:
         current = ctx.read_file(args.path)
         if current is None:
