@@ -33,7 +33,6 @@ from pydantic import Field, field_validator
 
 from redmedic.plan import Finding, StepResult
 from redmedic.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
-from redmedic.probes.redis import redis_probe
 from redmedic.probes.tcp import tcp_probe
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
@@ -347,6 +346,9 @@ class RedisProbe(StepType[RedisProbeArgs]):
     def diagnose(self, args: RedisProbeArgs, ctx: StepContext) -> StepResult:
         if args.password:
             ctx.masker.add(args.password)
+
+        # redis-py costs ~120 ms to import: only runs that probe Redis pay for it.
+        from redmedic.probes.redis import redis_probe
 
         def probe(address: str, port: int) -> ProbeResult:
             return redis_probe(
