@@ -307,8 +307,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
-    for host in hosts:
-        check_variables(playbook, {*host.vars, *extra})
+    # In host order, each set of variable names once: a fleet's hosts mostly share one.
+    for known in dict.fromkeys(frozenset({*host.vars, *extra}) for host in hosts):
+        check_variables(playbook, known)
     salt = os.urandom(16)
     result = _execute(args, registry, playbook, hosts, extra, check=args.check, salt=salt)
     if args.plan_out:

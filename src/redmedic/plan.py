@@ -73,11 +73,12 @@ def unified_diff(before: str, after: str, *, fromfile: str, tofile: str, context
     window between them is compared and the hunk line numbers are shifted back.
     """
     a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    shorter = min(len(a), len(b))
     head = 0
-    while head < min(len(a), len(b)) and a[head] == b[head]:
+    while head < shorter and a[head] == b[head]:
         head += 1
     tail = 0
-    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+    while tail < shorter - head and a[-1 - tail] == b[-1 - tail]:
         tail += 1
     start = max(0, head - context)
     trim = max(0, tail - context)

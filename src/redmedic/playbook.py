@@ -565,8 +565,12 @@ def validate_playbook(
             errors.append(exc)
         lacking: dict[tuple[int, str], list[str]] = {}
         steps = {id(step): step for step in playbook.steps()}
+        by_names: dict[frozenset[str], list[tuple[Step, str]]] = {}
         for host in hosts:
-            for step, name in _missing_variables(playbook, {*host.vars, *extra_vars}):
+            known = frozenset({*host.vars, *extra_vars})
+            if known not in by_names:  # most hosts define the same names: analyse once
+                by_names[known] = _missing_variables(playbook, known)
+            for step, name in by_names[known]:
                 lacking.setdefault((id(step), name), []).append(host.name)
         for (step_id, name), names in lacking.items():
             shown = ", ".join(names[:3]) + (f" (+{len(names) - 3} more)" if len(names) > 3 else "")

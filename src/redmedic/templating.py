@@ -53,7 +53,8 @@ class Templar:
         self._env = _new_environment()
         self._templates: dict[str, jinja2.Template] = {}
         self._expressions: dict[str, Any] = {}
-        self._trees: dict[str, jinja2.nodes.Template] = {}
+        # source -> (names it reads, names it guards): asked per step for every host
+        self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     def render(self, value: Any, variables: Mapping[str, Any], *, where: str, step: str) -> Any:
         """Render every string inside `value` (recursively through lists and mappings)."""
@@ -91,40 +92,49 @@ class Templar:
         errors surface here too, as TemplateError without a location (callers add it).
         """
         names: set[str] = set()
-        for tree in self._parse_all(value, expression):
-            names |= jinja2.meta.find_undeclared_variables(tree)
+        for source in self._sources(value, expression):
+            names |= self._analyse(source)[0]
         return names
 
     def guarded(self, value: Any, *, expression: bool = False) -> set[str]:
         """Names a template treats as optional: tested with `is defined` or given a `default`."""
         names: set[str] = set()
-        for tree in self._parse_all(value, expression):
-            for test in tree.find_all(jinja2.nodes.Test):
-                if test.name in ("defined", "undefined") and isinstance(
-                    test.node, jinja2.nodes.Name
-                ):
-                    names.add(test.node.name)
-            for filt in tree.find_all(jinja2.nodes.Filter):
-                if filt.name in ("default", "d") and isinstance(filt.node, jinja2.nodes.Name):
-                    names.add(filt.node.name)
+        for source in self._sources(value, expression):
+            names |= self._analyse(source)[1]
         return names
 
-    def _parse_all(self, value: Any, expression: bool) -> Iterator[jinja2.nodes.Template]:
+    def _sources(self, value: Any, expression: bool) -> Iterator[str]:
+        """Every template source in a value (mappings and lists walked), as Jinja parses it."""
         if isinstance(value, Mapping):
             for item in value.values():
-                yield from self._parse_all(item, False)
+                yield from self._sources(item, False)
         elif isinstance(value, list | tuple):
             for item in value:
-                yield from self._parse_all(item, expression)
+                yield from self._sources(item, expression)
         elif isinstance(value, str) and (expression or "{" in value):
-            source = "{{ (" + value + ") }}" if expression else value
-            tree = self._trees.get(source)
-            if tree is None:
-                try:
-                    tree = self._trees[source] = self._env.parse(source)
-                except jinja2.TemplateSyntaxError as exc:
-                    raise TemplateError(f"template syntax error: {exc.message}") from None
-            yield tree
+            yield "{{ (" + value + ") }}" if expression else value
+
+    def _analyse(self, source: str) -> tuple[frozenset[str], frozenset[str]]:
+        """(names read, names guarded by `is defined` or `default`) of one source, cached."""
+        known = self._names.get(source)
+        if known is not None:
+            return known
+        try:
+            tree = self._env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template syntax error: {exc.message}") from None
+        guarded = {
+            test.node.name
+            for test in tree.find_all(jinja2.nodes.Test)
+            if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name)
+        } | {
+            filt.node.name
+            for filt in tree.find_all(jinja2.nodes.Filter)
+            if filt.name in ("default", "d") and isinstance(filt.node, jinja2.nodes.Name)
+        }
+        found = (frozenset(jinja2.meta.find_undeclared_variables(tree)), frozenset(guarded))
+        self._names[source] = found
+        return found
 
     def _compile(self, expression: str, where: str, step: str) -> Any:
         compiled = self._expressions.get(expression)
