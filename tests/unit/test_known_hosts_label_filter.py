@@ -1,14 +1,16 @@
-"""known_hosts read for one host: the label filter never changes a verdict.
+"""known_hosts read for one host: the per-file index never changes a verdict.
 
-Connecting to each host of a fleet parses known_hosts once per host; with the label filter
-only lines that may name that host are decoded, so a fleet's connections no longer cost
-O(hosts²). These tests pin that the filter is only an optimisation.
+A fleet run parses each known_hosts file once and each host then looks up the lines that
+may name it (plain names by lookup; hashed, wildcard and negated patterns always), so
+connecting K hosts costs O(K), not O(K²). These tests pin that the index is only an
+optimisation, and that a file changed during the run is read again.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -42,12 +44,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_filtered_read_gives_the_same_verdict(case: str) -> None:
+def test_the_filtered_read_gives_the_same_verdict(case: str, tmp_path: Path) -> None:
     others = [_line(f"[127.0.2.{n}]:2222", KEY_TYPE, _key()[1]) for n in range(50)]
     text = "\n".join([*others[:25], CASES[case], *others[25:]]) + "\n"
+    (tmp_path / "kh").write_text(text)
 
-    everything = hk.parse_known_hosts(text, "/kh")
-    filtered = hk.parse_known_hosts(text, "/kh", LABEL)
+    everything = hk.parse_known_hosts(text, str(tmp_path / "kh"))
+    filtered = hk.load_entries([str(tmp_path / "kh")], LABEL)
 
     for blob in (MINE, OTHER):
         assert hk.verify(filtered, LABEL, KEY_TYPE, blob) == hk.verify(
@@ -57,7 +60,19 @@ def test_the_filtered_read_gives_the_same_verdict(case: str) -> None:
     assert len(filtered) <= 2  # the 50 other hosts' lines were not decoded
 
 
-def test_filtered_entries_keep_their_file_and_line() -> None:
-    text = "\n".join([_line("a.example", KEY_TYPE, OTHER), "# note", _line(LABEL, KEY_TYPE, MINE)])
-    (entry,) = hk.parse_known_hosts(text, "/kh", LABEL)
-    assert (entry.file, entry.line, entry.key_blob) == ("/kh", 3, MINE)
+def test_filtered_entries_keep_their_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "kh"
+    path.write_text(
+        "\n".join([_line("a.example", KEY_TYPE, OTHER), "# note", _line(LABEL, KEY_TYPE, MINE)])
+    )
+    (entry,) = hk.load_entries([str(path)], LABEL)
+    assert (entry.file, entry.line, entry.key_blob) == (str(path), 3, MINE)
+
+
+def test_a_key_recorded_during_the_run_is_seen_by_the_next_host(tmp_path: Path) -> None:
+    path = tmp_path / "kh"
+    path.write_text(_line("a.example", KEY_TYPE, OTHER) + "\n")
+    assert hk.load_entries([str(path)], LABEL) == []
+    assert hk.record_key(str(path), "127.0.1.5", 2222, KEY_TYPE, MINE) is hk.Verdict.UNKNOWN
+    (entry,) = hk.load_entries([str(path)], LABEL)
+    assert (entry.line, entry.key_blob) == (2, MINE)

@@ -18,6 +18,7 @@ import hmac
 import os
 import re
 import shlex
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -66,14 +67,8 @@ def fingerprint(key_blob: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def parse_known_hosts(text: str, file: str, label: str | None = None) -> list[KnownHostEntry]:
-    """Parse known_hosts text; lines we cannot read are skipped, as ssh itself does.
-
-    With `label`, only lines that may name that host are parsed (the others cannot change
-    any verdict about it): one connection then costs the same whatever the file's size,
-    instead of every host of a fleet decoding every other host's line.
-    """
-    wanted = label.lower() if label is not None else None
+def parse_known_hosts(text: str, file: str) -> list[KnownHostEntry]:
+    """Parse known_hosts text; lines we cannot read are skipped, as ssh itself does."""
     entries: list[KnownHostEntry] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         fields = raw.split()
@@ -83,8 +78,6 @@ def parse_known_hosts(text: str, file: str, label: str | None = None) -> list[Kn
         if fields[0].startswith("@"):
             marker, fields = fields[0], fields[1:]
         if len(fields) < 3:
-            continue
-        if wanted is not None and not _may_name(fields[0], wanted):
             continue
         try:
             blob = base64.b64decode(fields[2], validate=True)
@@ -103,18 +96,56 @@ def parse_known_hosts(text: str, file: str, label: str | None = None) -> list[Kn
     return entries
 
 
-def _may_name(hosts_field: str, label: str) -> bool:
-    """Cheap pre-check: False only when no pattern of `hosts_field` can match `label`.
+@dataclass(frozen=True)
+class _FileIndex:
+    """One known_hosts file's entries, found by the plain names they list.
 
-    `label` is lower case. Hashed names and wildcards need the real match; a plain name
-    can only match when the label occurs in it.
+    A plain pattern names a host only when it equals the host's label, so a host's own lines
+    are one lookup away; hashed (`|1|`), wildcard and negated patterns need the real match
+    and are handed to every host.
     """
-    return (
-        "|" in hosts_field
-        or "*" in hosts_field
-        or "?" in hosts_field
-        or label in hosts_field.lower()
-    )
+
+    entries: tuple[KnownHostEntry, ...]
+    by_name: dict[str, tuple[int, ...]]
+    others: tuple[int, ...]
+
+    @classmethod
+    def of(cls, entries: list[KnownHostEntry]) -> _FileIndex:
+        by_name: dict[str, list[int]] = {}
+        others: list[int] = []
+        for position, entry in enumerate(entries):
+            if any(p[:1] in ("!", "|") or "*" in p or "?" in p for p in entry.patterns):
+                others.append(position)
+                continue
+            for pattern in entry.patterns:
+                by_name.setdefault(pattern.lower(), []).append(position)
+        named = {name: tuple(found) for name, found in by_name.items()}
+        return cls(tuple(entries), named, tuple(others))
+
+    def for_label(self, label: str) -> list[KnownHostEntry]:
+        """The entries that may name `label`, in file order."""
+        positions = sorted({*self.by_name.get(label.lower(), ()), *self.others})
+        return [self.entries[p] for p in positions]
+
+
+# path -> ((inode, size, mtime), index): a fleet run parses each file once, not once per
+# host (which made connecting K hosts cost O(K²)); a changed file is parsed again.
+_INDEXES: dict[str, tuple[tuple[int, int, int], _FileIndex]] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _file_index(path: str) -> _FileIndex:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        info = os.fstat(handle.fileno())
+        version = (info.st_ino, info.st_size, info.st_mtime_ns)
+        with _INDEXES_LOCK:
+            cached = _INDEXES.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        index = _FileIndex.of(parse_known_hosts(handle.read(), path))
+    with _INDEXES_LOCK:
+        _INDEXES[path] = (version, index)
+    return index
 
 
 def _pattern_matches(pattern: str, label: str) -> bool:
@@ -197,16 +228,16 @@ def trust_file(extra: Sequence[str]) -> str:
 def load_entries(files: Sequence[str], label: str | None = None) -> list[KnownHostEntry]:
     """Read every existing file; a missing file simply knows no hosts (OSError otherwise).
 
-    With `label`, only the entries that may name that host (see `parse_known_hosts`).
+    With `label`, only the entries that may name that host (the others cannot change any
+    verdict about it), found without looking at other hosts' lines.
     """
     entries: list[KnownHostEntry] = []
     for path in files:
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
+            index = _file_index(path)
         except FileNotFoundError:
             continue
-        entries.extend(parse_known_hosts(text, path, label))
+        entries.extend(index.entries if label is None else index.for_label(label))
     return entries
 
 
