@@ -2,37 +2,72 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.checks import Assert, Fail
-from redmedic.steps.file_line import FileLine
-from redmedic.steps.firewall import Firewall
-from redmedic.steps.log_scan import LogScan
-from redmedic.steps.plugins import add_plugins
-from redmedic.steps.probe import RedisProbe, TcpProbe
-from redmedic.steps.redis_config import RedisConfig
-from redmedic.steps.redis_facts import RedisFacts
-from redmedic.steps.service import Service
-from redmedic.steps.shell import Shell
-from redmedic.steps.sysctl import Sysctl
-from redmedic.steps.systemd_dropin import SystemdDropin
-from redmedic.steps.triage import RedisTriage
 
-StepRegistry = dict[str, StepType[Any]]
+# Built-in step types by name, as "module:Class": imported when a playbook first uses one.
+_BUILTINS = {
+    "shell": "redmedic.steps.shell:Shell",
+    "file_line": "redmedic.steps.file_line:FileLine",
+    "service": "redmedic.steps.service:Service",
+    "assert": "redmedic.steps.checks:Assert",
+    "fail": "redmedic.steps.checks:Fail",
+    "redis_config": "redmedic.steps.redis_config:RedisConfig",
+    "redis_probe": "redmedic.steps.probe:RedisProbe",
+    "tcp_probe": "redmedic.steps.probe:TcpProbe",
+    "redis_facts": "redmedic.steps.redis_facts:RedisFacts",
+    "log_scan": "redmedic.steps.log_scan:LogScan",
+    "redis_triage": "redmedic.steps.triage:RedisTriage",
+    "firewall": "redmedic.steps.firewall:Firewall",
+    "systemd_dropin": "redmedic.steps.systemd_dropin:SystemdDropin",
+    "sysctl": "redmedic.steps.sysctl:Sysctl",
+}
+
+
+class StepRegistry(Mapping[str, StepType[Any]]):
+    """Step types by name; a built-in's module is imported when its type is first looked up.
+
+    Why lazy: the step modules (pydantic models, the firewall and redis.conf parsers, the
+    triage rules) take ~30 ms to import, and every run would pay that at start-up whatever
+    its playbook uses. Names are known without importing, so validation can still list them.
+    """
+
+    def __init__(self, types: Mapping[str, StepType[Any] | str]) -> None:
+        self._types: dict[str, StepType[Any] | str] = dict(types)
+
+    def __getitem__(self, name: str) -> StepType[Any]:
+        found = self._types[name]
+        if isinstance(found, str):
+            module, _, attribute = found.partition(":")
+            found = self._types[name] = getattr(importlib.import_module(module), attribute)()
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._types)
+
+    def __len__(self) -> int:
+        return len(self._types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def with_types(self, more: Mapping[str, StepType[Any]]) -> StepRegistry:
+        """A registry with `more` added (types not imported yet stay so)."""
+        return StepRegistry({**self._types, **more})
 
 
 def builtin_step_types() -> StepRegistry:
     """A fresh registry of the step types redmedic ships, by name."""
-    types: list[StepType[Any]] = [Shell(), FileLine(), Service(), Assert(), Fail()]
-    types += [RedisConfig(), RedisProbe(), TcpProbe()]
-    types += [RedisFacts(), LogScan(), RedisTriage()]
-    types += [Firewall(), SystemdDropin(), Sysctl()]
-    return {t.name: t for t in types}
+    return StepRegistry(_BUILTINS)
 
 
 def load_step_types() -> StepRegistry:
     """The built-ins plus every installed `redmedic.steps` plugin (PluginError if one is broken)."""
+    from redmedic.steps.plugins import add_plugins  # importlib.metadata: only when asked
+
     return add_plugins(builtin_step_types())
 
 

@@ -18,13 +18,14 @@ traceback from somewhere inside redmedic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from pydantic import BaseModel
 
 from redmedic.errors import PluginError
+from redmedic.steps import StepRegistry
 from redmedic.steps.base import StepType
 
 GROUP = "redmedic.steps"
@@ -37,26 +38,27 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def add_plugins(
-    registry: dict[str, StepType[Any]], points: Iterable[EntryPoint] | None = None
-) -> dict[str, StepType[Any]]:
+    registry: Mapping[str, StepType[Any]], points: Iterable[EntryPoint] | None = None
+) -> StepRegistry:
     """`registry` plus one instance of each plugin step type; PluginError for a broken one.
 
     `points` defaults to the installed `redmedic.steps` entry points (tests pass their own).
     """
-    result = dict(registry)
     found = entry_points(group=GROUP) if points is None else points
+    plugins: dict[str, StepType[Any]] = {}
     for point in sorted(found, key=lambda p: p.name):
         step_type = _load(point)
         if point.name in RESERVED:
             raise _error(point, f"'{point.name}' is a step option, not a free step type name")
-        if point.name in result:
+        if point.name in registry or point.name in plugins:
             raise _error(
                 point,
                 f"step type '{point.name}' already exists"
                 + (" (a built-in)" if point.name in registry else " (another plugin)"),
             )
-        result[point.name] = step_type
-    return result
+        plugins[point.name] = step_type
+    base = registry if isinstance(registry, StepRegistry) else StepRegistry(registry)
+    return base.with_types(plugins)
 
 
 def _load(point: EntryPoint) -> StepType[Any]:
