@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import os
 import secrets
 import sys
@@ -444,6 +445,9 @@ def command_new(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    # Everything imported so far lives until exit: keep the cyclic GC from walking it again
+    # in every collection and once more at exit (~40 ms of a run's start-up and teardown).
+    gc.freeze()
     args = _parser().parse_args(argv)
     handlers = {
         "run": command_run,
