@@ -7,13 +7,12 @@ print on the same console.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, TextIO
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from redmedic.gate import Answer, ConfirmRequest
@@ -59,6 +58,33 @@ def diff_text(diff: str) -> Text:
         elif line.startswith("@@"):
             style = "cyan"
         text.append(line, style=style)
+    return text
+
+
+def summary_text(hosts: Mapping[str, Mapping[str, object]]) -> Text:
+    """The run's last words: a tally by status, then one aligned line per host.
+
+    Plain aligned columns rather than a rich Table: as fast for 500 hosts as for 5 (a Table
+    took ~60 ms to lay out 200 rows), and each host's line stays greppable.
+    """
+    tally: dict[str, int] = {}
+    for row in hosts.values():
+        tally[str(row["status"])] = tally.get(str(row["status"]), 0) + 1
+    counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in tally.items())
+    text = Text.assemble(("Summary", "bold"), f": {len(hosts)} host(s) — {counts}\n")
+    rows = [
+        (host, str(row["status"]), str(row["changed"]), str(row["failed"]))
+        for host, row in hosts.items()
+    ]
+    head = ("host", "status", "changed", "failed")
+    widths = [max(len(cells[i].replace("_", " ")) for cells in (head, *rows)) for i in range(4)]
+    line = "  {:<{}}  {:<{}}  {:>{}}  {:>{}}\n"
+    text.append(line.format(*(x for pair in zip(head, widths, strict=True) for x in pair)), "dim")
+    for host, status, changed, failed in rows:
+        text.append(f"  {host:<{widths[0]}}  ")
+        text.append(f"{status.replace('_', ' '):<{widths[1]}}", _STATUS_STYLE.get(status, ""))
+        text.append(f"  {changed:>{widths[2]}}  {failed:>{widths[3]}}\n")
+    text.rstrip()
     return text
 
 
@@ -131,20 +157,8 @@ class ConsoleReporter:
             self._stop_progress()
             self._print(self._summary(event))
 
-    def _summary(self, event: RunFinished) -> Table:
-        table = Table(title="Summary", title_justify="left")
-        for column in ("host", "status", "changed", "failed"):
-            table.add_column(column, justify="right" if column in ("changed", "failed") else "left")
-        for host, row in event.hosts.items():
-            status = str(row["status"])
-            shown = status.replace("_", " ")
-            table.add_row(
-                host,
-                f"[{_STATUS_STYLE.get(status, '')}]{shown}[/]",
-                str(row["changed"]),
-                str(row["failed"]),
-            )
-        return table
+    def _summary(self, event: RunFinished) -> Text:
+        return summary_text(event.hosts)
 
     def _start_progress(self, total: int) -> None:
         if not self.console.is_terminal:

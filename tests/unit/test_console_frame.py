@@ -1,4 +1,4 @@
-"""On a terminal the console shows a progress bar across hosts; it is gone when the run ends."""
+"""The console around the hosts: a progress bar on a terminal, and the summary at the end."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from redmedic.report.console import ConsoleReporter
+from redmedic.report.console import ConsoleReporter, summary_text
 from redmedic.report.events import HostFinished, RunFinished, RunStarted
 
 
@@ -26,3 +26,18 @@ def test_without_a_terminal_there_is_no_progress_bar() -> None:
     reporter = ConsoleReporter(Console(file=io.StringIO(), width=100))
     reporter(RunStarted("fix.yaml", ("a",), check=True))
     assert reporter._progress is None
+
+
+def test_the_summary_tallies_statuses_and_lists_each_host_on_one_line() -> None:
+    hosts = {
+        "redis-1": {"status": "would_change", "changed": 2, "failed": 0},
+        "redis-10": {"status": "ok", "changed": 0, "failed": 0},
+        "redis-2": {"status": "would_change", "changed": 1, "failed": 0},
+    }
+    assert summary_text(hosts).plain.splitlines() == [
+        "Summary: 3 host(s) — 2 would change, 1 ok",
+        "  host      status        changed  failed",
+        "  redis-1   would change        2       0",
+        "  redis-10  ok                  0       0",
+        "  redis-2   would change        1       0",
+    ]
