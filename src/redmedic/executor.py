@@ -607,8 +607,7 @@ class HostRun:
         if isinstance(exc, UnreachableError):
             return HostResult(name, Status.UNREACHABLE, message=exc.message)
         if isinstance(exc, HostError):
-            where = f"{exc.step}: " if exc.step else ""
-            return HostResult(name, Status.FAILED, failed=1, message=where + exc.message)
+            return HostResult(name, Status.FAILED, failed=1, message=_step_message(exc))
         if isinstance(exc, RedmedicError):
             return HostResult(name, Status.FAILED, failed=1, message=str(exc))
         if isinstance(exc, Exception):  # a bug in a step type must not take the other hosts down
@@ -659,7 +658,7 @@ class HostRun:
         except ConnectError as exc:
             return self.interrupted(f"connection lost ({exc.message})")
         except (_VerifyFailed, HostError) as exc:
-            reason = str(exc) if isinstance(exc, _VerifyFailed) else exc.message
+            reason = str(exc) if isinstance(exc, _VerifyFailed) else _step_message(exc)
             if applied:
                 self.rollback(conn, applied, handlers or self.notified(planned), reason)
                 reason += " — this host's changes were rolled back"
@@ -738,6 +737,11 @@ class HostRun:
                 step=step.name,
             )
         return change
+
+
+def _step_message(exc: HostError) -> str:
+    """A host error's message, led by the step it happened in when that is known."""
+    return f"{exc.step}: {exc.message}" if exc.step else exc.message
 
 
 def batches(hosts: list[Host], serial: tuple[str, ...]) -> Iterator[list[Host]]:
