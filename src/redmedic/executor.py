@@ -28,7 +28,7 @@ from redmedic.gate import ConfirmRequest, Gate
 from redmedic.inventory import Host
 from redmedic.plan import Applied, Change, FileChange, Finding, StepResult
 from redmedic.planfile import SavedHost, SavedStep, dump_change, restore_change
-from redmedic.playbook import Playbook, Step, check_args
+from redmedic.playbook import Playbook, Step, check_args, names_read
 from redmedic.report.events import (
     ChangeApplied,
     ChangeDeclined,
@@ -325,14 +325,6 @@ class HostRun:
                 return step, failure
         return None
 
-    def names_read(self, step: Step) -> set[str]:
-        """The variables a step's arguments and conditions read."""
-        return (
-            self.templar.undeclared(dict(step.args))
-            | self.templar.undeclared(list(step.when), expression=True)
-            | self.templar.undeclared(step.expect_stdout)
-        )
-
     def shell_batches(self, steps: tuple[Step, ...]) -> list[list[Step]]:
         """Maximal runs of independent `shell` steps with the same become."""
         groups: list[list[Step]] = []
@@ -343,7 +335,7 @@ class HostRun:
                 isinstance(self.registry[step.type], Shell)
                 and bool(group)
                 and self.become_for(step) == self.become_for(group[0])
-                and not self.names_read(step) & registered
+                and not names_read(self.templar, step) & registered
             )
             if not joins:
                 if group:
@@ -395,7 +387,7 @@ class HostRun:
         registered = {step.register for step in steps if step.register}
         found: list[tuple[str, bool]] = []
         for step in self.playbook.fix:
-            if not self.selected(step) or self.names_read(step) & registered:
+            if not self.selected(step) or names_read(self.templar, step) & registered:
                 continue
             try:
                 if not self.should_run(step):

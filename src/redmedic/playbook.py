@@ -593,6 +593,16 @@ def _in_file_order(errors: list[_E]) -> list[_E]:
     return sorted(errors, key=position)
 
 
+def _templated_parts(step: Step) -> list[tuple[Any, bool]]:
+    """A step's Jinja parts as (value, is a bare expression): arguments, `when`, expect_stdout."""
+    return [(dict(step.args), False), (list(step.when), True), (step.expect_stdout, False)]
+
+
+def names_read(templar: Templar, step: Step) -> set[str]:
+    """The variables a step's arguments and conditions read."""
+    return set().union(*(templar.undeclared(t, expression=e) for t, e in _templated_parts(step)))
+
+
 def _missing_variables(playbook: Playbook, known: Iterable[str]) -> list[tuple[Step, str]]:
     """(step, name) for each variable a step reads that no source can provide at that point.
 
@@ -604,13 +614,10 @@ def _missing_variables(playbook: Playbook, known: Iterable[str]) -> list[tuple[S
     templar = Templar()
     missing: list[tuple[Step, str]] = []
     for step in playbook.steps():
-        templates: list[tuple[Any, bool]] = [
-            (dict(step.args), False),
-            (list(step.when), True),
-            (step.expect_stdout, False),
-        ]
-        needed = set().union(*(templar.undeclared(t, expression=e) for t, e in templates))
-        optional = set().union(*(templar.guarded(t, expression=e) for t, e in templates))
+        needed = names_read(templar, step)
+        optional = set().union(
+            *(templar.guarded(t, expression=e) for t, e in _templated_parts(step))
+        )
         missing += [(step, name) for name in sorted(needed - optional - available)]
         if step.register:
             available.add(step.register)
@@ -644,7 +651,5 @@ def outside_names(playbook: Playbook) -> set[str]:
     templar = Templar()
     names: set[str] = set()
     for step in playbook.steps():
-        names |= templar.undeclared(dict(step.args))
-        names |= templar.undeclared(list(step.when), expression=True)
-        names |= templar.undeclared(step.expect_stdout)
+        names |= names_read(templar, step)
     return names - {s.register for s in playbook.steps() if s.register}
