@@ -32,7 +32,9 @@ Connection variables (each also accepted without the `ansible_` prefix, e.g. `po
     ansible_password (ansible_ssh_pass)       -> Host.password
     ansible_become                            -> Host.become
     ansible_become_password (ansible_become_pass) -> Host.become_password
+    ansible_become_user                       -> Host.become_user
     ansible_connection: ssh | local           -> Host.connection (paramiko, smart = ssh)
+    ansible_ssh_common_args, ansible_ssh_extra_args -> read by sshconfig.resolve
 
 Connection variables are used as written: a Jinja `{{ ... }}` in one is an error. Every
 variable, these included, also lands in `Host.vars` exactly as written, for templating.
@@ -52,10 +54,8 @@ For a connection field, the highest level that sets any of its names decides; wi
 level `ansible_*` beats the short name (`ansible_user` over `user`), and a null value
 counts as not set.
 
-`~/.ssh/config` (any path, or none): each ssh host is looked up by its `ansible_host`, or
-its name, the way `ssh` would. The config's `HostName` becomes the address (as with `ssh
-ALIAS`); its `User`, `Port` and first `IdentityFile` are used only where the inventory
-gave no value. Local hosts are not looked up.
+`~/.ssh/config` (any path, or none): each ssh host's fields are completed by
+`sshconfig.resolve`, which says how. Local hosts are not looked up.
 
 Host patterns (`select_hosts`), separated by `,` (or `:`): a host or group name; `all` or
 `*`; an fnmatch glob over host and group names (`redis_*`, `db?.eu`); `&name` keeps only
@@ -78,9 +78,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import paramiko
-
 from redmedic.errors import InventoryError, UsageError
+from redmedic.sshconfig import SshConfig, SshOptions, load_ssh_config
+from redmedic.sshconfig import resolve as resolve_ssh
 from redmedic.yamlsource import YamlDoc, load_yaml
 
 
@@ -102,8 +102,11 @@ class Host:
     connection: str = "ssh"  # "ssh" or "local"
     become: bool = False
     become_password: str | None = field(default=None, repr=False)
+    become_user: str | None = None
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # What the ssh config (and ansible_ssh_common_args/extra_args) add: see sshconfig.
+    ssh: SshOptions = field(default_factory=SshOptions, repr=False)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,10 @@ CONNECTION_VARS: Mapping[str, tuple[str, ...]] = {
         "become_password",
         "become_pass",
     ),
+    "become_user": ("ansible_become_user", "become_user"),
     "connection": ("ansible_connection", "connection"),
+    "ssh_common_args": ("ansible_ssh_common_args", "ssh_common_args"),
+    "ssh_extra_args": ("ansible_ssh_extra_args", "ssh_extra_args"),
 }
 
 _CONNECTIONS = {"ssh": "ssh", "paramiko": "ssh", "smart": "ssh", "local": "local"}
@@ -161,8 +167,7 @@ class Inventory:
     groups: Mapping[str, Group]
     _doc: YamlDoc = field(repr=False, compare=False)
     _layers: Mapping[str, tuple[_Layer, ...]] = field(repr=False, compare=False)
-    _ssh_config: paramiko.SSHConfig | None = field(repr=False, compare=False)
-    _ssh_config_path: str | None = field(repr=False, compare=False)
+    _ssh_config: SshConfig = field(repr=False, compare=False)
 
     def host(self, name: str) -> Host:
         """The host called `name`; InventoryError (with did-you-mean) if there is none."""
@@ -218,7 +223,6 @@ class Inventory:
                 host.groups,
                 self._doc,
                 self._ssh_config,
-                self._ssh_config_path,
             )
             for host in self.hosts
         )
@@ -230,7 +234,6 @@ class Inventory:
             self._doc,
             layers,
             self._ssh_config,
-            self._ssh_config_path,
         )
 
     def _host_names(self) -> list[str]:
@@ -302,11 +305,17 @@ def select_hosts(
 
 
 def load_inventory(
-    path: str | os.PathLike[str], *, ssh_config: str | None = "~/.ssh/config"
+    path: str | os.PathLike[str],
+    *,
+    ssh_config: str | None = "~/.ssh/config",
+    defaults: Mapping[str, Any] | None = None,
 ) -> Inventory:
     """Read an Ansible-style YAML inventory; every problem is an InventoryError with FILE:LINE.
 
     `ssh_config` is the OpenSSH client config to merge (a missing file is fine); None skips it.
+    `defaults` are variables below every inventory level (the command line's `-u`,
+    `--private-key`, `-k`, `-K`, `--become-user`, as Ansible ranks them: any inventory
+    variable beats them).
     """
     source = os.fspath(path)
     if not os.path.exists(source):
@@ -322,10 +331,10 @@ def load_inventory(
         if ini is None:
             raise
         raise InventoryError(exc.message, where=exc.where, hint=ini) from None
-    config, config_path = _read_ssh_config(ssh_config)
+    config = load_ssh_config(ssh_config)
     reader = _Reader(doc)
     reader.read_root()
-    return reader.build(config, config_path)
+    return reader.build(config, {str(k): (v, None) for k, v in (defaults or {}).items()})
 
 
 # --- reading the YAML ---------------------------------------------------------------------
@@ -529,7 +538,7 @@ class _Reader:
 
     # --- from drafts to values -----------------------------------------------------------
 
-    def build(self, config: paramiko.SSHConfig | None, config_path: str | None) -> Inventory:
+    def build(self, config: SshConfig, defaults: _Layer) -> Inventory:
         drafts = self.groups
         drafts.setdefault("ungrouped", _GroupDraft("ungrouped"))
         for draft in drafts.values():
@@ -572,16 +581,14 @@ class _Reader:
         hosts = []
         for name in order:
             by_precedence = sorted(member_of[name], key=lambda g: (depth_of(g), g))
-            layers[name] = (*(drafts[g].vars for g in by_precedence), self.host_vars[name])
-            visible = tuple(g for g in by_precedence if g != "all")
-            hosts.append(
-                _build_host(
-                    name, layers[name], tuple(sorted(visible)), self.doc, config, config_path
-                )
+            layers[name] = (
+                defaults,
+                *(drafts[g].vars for g in by_precedence),
+                self.host_vars[name],
             )
-        return Inventory(
-            self.doc.source, tuple(hosts), groups, self.doc, layers, config, config_path
-        )
+            visible = tuple(g for g in by_precedence if g != "all")
+            hosts.append(_build_host(name, layers[name], tuple(sorted(visible)), self.doc, config))
+        return Inventory(self.doc.source, tuple(hosts), groups, self.doc, layers, config)
 
 
 # --- one host's connection fields -----------------------------------------------------------
@@ -592,8 +599,7 @@ def _build_host(
     layers: tuple[_Layer, ...],
     groups: tuple[str, ...],
     doc: YamlDoc,
-    config: paramiko.SSHConfig | None,
-    config_path: str | None,
+    config: SshConfig,
 ) -> Host:
     merged: dict[str, Any] = {}
     for layer in layers:
@@ -607,27 +613,16 @@ def _build_host(
             fields[attr] = _convert(attr, var, value, name, locate)
 
     connection = fields.get("connection", "ssh")
-    target = fields.get("address", name)
-    if connection == "ssh" and config is not None:
-        try:
-            found_config = config.lookup(target)
-        except (paramiko.SSHException, ImportError, LookupError, ValueError) as exc:
-            raise InventoryError(
-                f"cannot look up {target!r} in the ssh config: {exc}",
-                where=config_path,
-                hint="fix that Host/Match block, or run without the ssh config",
-            ) from None
-        target = found_config.get("hostname", target)
-        fields.setdefault("user", found_config.get("user"))
-        if "port" not in fields and "port" in found_config:
-            port = found_config["port"]
-            fields["port"] = _convert("port", "Port", port, name, lambda: str(config_path))
-        identities = found_config.get("identityfile")
-        if isinstance(identities, list) and identities:
-            fields.setdefault("private_key_file", identities[0])
+    if connection == "ssh":
+        fields = resolve_ssh(
+            name,
+            fields,
+            config,
+            lambda port: _convert("port", "Port", port, name, lambda: str(config.path)),
+        )
     return Host(
         name=name,
-        address=target,
+        address=fields.get("address", name),
         port=fields.get("port", 22),
         user=fields.get("user"),
         private_key_file=fields.get("private_key_file"),
@@ -635,8 +630,10 @@ def _build_host(
         connection=connection,
         become=fields.get("become", False),
         become_password=fields.get("become_password"),
+        become_user=fields.get("become_user"),
         groups=groups,
         vars=merged,
+        ssh=fields.get("ssh", SshOptions()),
     )
 
 
@@ -697,22 +694,6 @@ def _convert(
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def _read_ssh_config(path: str | None) -> tuple[paramiko.SSHConfig | None, str | None]:
-    if path is None:
-        return None, None
-    full = os.path.expanduser(path)
-    if not os.path.isfile(full):
-        return None, None
-    try:
-        return paramiko.SSHConfig.from_path(full), path
-    except (paramiko.SSHException, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InventoryError(
-            f"cannot read the ssh config: {exc}",
-            where=path,
-            hint="fix the ssh config file, or run without it",
-        ) from None
 
 
 def _split_pattern(pattern: str) -> list[str]:
