@@ -81,6 +81,7 @@ from typing import Any
 from redmedic.errors import InventoryError, UsageError
 from redmedic.sshconfig import SshConfig, SshOptions, load_ssh_config
 from redmedic.sshconfig import resolve as resolve_ssh
+from redmedic.vault import Vault
 from redmedic.yamlsource import YamlDoc, load_yaml
 
 
@@ -309,13 +310,14 @@ def load_inventory(
     *,
     ssh_config: str | None = "~/.ssh/config",
     defaults: Mapping[str, Any] | None = None,
+    vault: Vault | None = None,
 ) -> Inventory:
     """Read an Ansible-style YAML inventory; every problem is an InventoryError with FILE:LINE.
 
     `ssh_config` is the OpenSSH client config to merge (a missing file is fine); None skips it.
     `defaults` are variables below every inventory level (the command line's `-u`,
     `--private-key`, `-k`, `-K`, `--become-user`, as Ansible ranks them: any inventory
-    variable beats them).
+    variable beats them). `vault` opens Ansible Vault data (refused without it).
     """
     source = os.fspath(path)
     if not os.path.exists(source):
@@ -325,7 +327,7 @@ def load_inventory(
             hint="pass -i FILE with an Ansible-style YAML inventory (see inventory.example.yaml)",
         )
     try:
-        doc = load_yaml(source, error=InventoryError)
+        doc = load_yaml(source, error=InventoryError, vault=vault)
     except InventoryError as exc:
         ini = _ini_hint(source)
         if ini is None:

@@ -29,6 +29,7 @@ import yaml.constructor
 import yaml.nodes
 
 from redmedic.errors import InputError
+from redmedic.vault import Vault, is_encrypted, refuse
 
 # libyaml when PyYAML was built with it: same results, marks included, much faster.
 _Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -96,11 +97,17 @@ class YamlDoc:
         return None, None
 
 
-def load_yaml(path: str | os.PathLike[str], *, error: type[InputError] = InputError) -> YamlDoc:
+def load_yaml(
+    path: str | os.PathLike[str],
+    *,
+    error: type[InputError] = InputError,
+    vault: Vault | None = None,
+) -> YamlDoc:
     """Read and parse a YAML file; any problem is raised as `error` with FILE:LINE:COL and a hint.
 
     `error` is the caller's exception class (InventoryError, PlaybookError, ...). The
     source name in messages is `path` as given, so it reads like the user's command line.
+    A file encrypted with Ansible Vault is opened with `vault`, or refused without one.
     """
     source = os.fspath(path)
     try:
@@ -120,6 +127,10 @@ def load_yaml(path: str | os.PathLike[str], *, error: type[InputError] = InputEr
         raise error(
             f"cannot read: {exc.strerror or exc}", where=source, hint="check its permissions"
         ) from None
+    if is_encrypted(text):
+        if vault is None:
+            raise refuse(source, error)
+        text = vault.decrypt(text, where=source, error=error)
     return parse_yaml(text, source, error=error)
 
 
