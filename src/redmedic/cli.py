@@ -89,12 +89,16 @@ class _VersionAction(argparse.Action):
 def version_text() -> str:
     """`redmedic X.Y.Z` from the installed package's metadata, then python and paramiko."""
     import platform
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     import paramiko
 
+    try:
+        ours = version("redmedic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "(not installed)"
     return (
-        f"redmedic {version('redmedic')}\n"
+        f"redmedic {ours}\n"
         f"  python version = {platform.python_version()} ({sys.executable})\n"
         f"  paramiko version = {paramiko.__version__}\n"
     )
@@ -310,7 +314,10 @@ def _ask_secret(prompt: str, flag: str) -> str:
             hint="run it from a terminal, or put the password in the inventory "
             "(encrypted with ansible-vault)",
         ) from None
-    return getpass.getpass(prompt)
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:  # Ctrl-D at the prompt
+        raise UsageError(f"{flag}: no password was typed") from None
 
 
 def connection_defaults(args: argparse.Namespace, *, ask: bool = True) -> dict[str, Any]:
@@ -488,6 +495,7 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
                 salt=salt.hex(),
                 extra_vars={k: v for k, v in extra.items() if not is_secret_name(k)},
                 hosts=result.plans,
+                connection={k: v for k, v in defaults.items() if not is_secret_name(k)},
             ),
             args.plan_out,
         )
@@ -520,8 +528,9 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
         )
     extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars)}
     inventory_path = args.inventory or plan.inventory
+    defaults = {**plan.connection, **connection_defaults(args)}
     inventory = load_inventory(
-        inventory_path, ssh_config=args.ssh_config, defaults=connection_defaults(args)
+        inventory_path, ssh_config=args.ssh_config, defaults=defaults
     ).with_extra_vars(extra)
     names = [name for name, host in plan.hosts.items() if host.steps]
     if not names:

@@ -3,11 +3,13 @@
 User story: given a host where my login user may sudo to anyone with its password, and a
 service account (`redmedic-t2`) that owns a private directory, when a step runs with become
 and the become user is that account, then its commands, file reads and file writes happen
-as that account — not as root, and not as me — with the sudo password on stdin as always.
+as that account — not as root, and not as me — with the sudo password on stdin as always;
+`apply` of a plan made with `--become-user` runs as that user too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import uuid
@@ -17,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.errors import BecomeError
 from redmedic.inventory import Host
-from tests.support.loopback import LoginUser, ensure_other_user
+from tests.support.loopback import LoginUser, SshdHost, SshSession, ensure_other_user
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +105,38 @@ def test_an_unknown_become_user_is_named_with_what_to_check(
     message = str(caught.value)
     assert "no-such-user-rdm does not exist" in message and "--become-user" in message
     assert ssh_host.become_password is not None and ssh_host.become_password not in message
+
+
+def test_apply_reaches_hosts_as_the_plan_did(
+    tmp_path: Path,
+    sshd: SshdHost,
+    known_hosts_file: Path,
+    ssh_session: SshSession,
+    test_user: LoginUser,
+    other_user: LoginUser,
+    private_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a plan made with `-b --become-user redmedic-t2`, when I apply it without those
+    # flags, then the reviewed change still runs as redmedic-t2 (not as root).
+    made = private_dir / "made-by-apply"
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text(
+        f"name: Touch\nhosts: all\nfix:\n  - name: Touch\n    shell: touch {made}\n"
+    )
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        f"all:\n  hosts:\n    {sshd.name}:\n      ansible_host: {sshd.address}\n"
+        f"      ansible_port: {sshd.port}\n      ansible_user: {test_user.name}\n"
+        f"      ansible_ssh_private_key_file: {ssh_session.client_key}\n"
+        f"      ansible_become_password: {test_user.password}\n"
+    )
+    plan = tmp_path / "plan.json"
+    common = ["--known-hosts", str(known_hosts_file), "--output", "json"]
+    assert main(["run", str(playbook), "-i", str(inventory), "-C", "--plan-out", str(plan),
+                 "-b", "--become-user", other_user.name, *common]) == 0  # fmt: skip
+    saved = json.loads(plan.read_text())["connection"]
+    assert saved == {"ansible_become": True, "ansible_become_user": other_user.name}
+    code = main(["apply", str(plan), "--yes", "--audit-log", str(tmp_path / "audit"), *common])
+    assert code == 0, capsys.readouterr().out
+    assert pwd.getpwuid(made.stat().st_uid).pw_name == other_user.name

@@ -20,6 +20,8 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,14 +44,30 @@ diagnose:
 DEADLINE_S = 120.0  # a bound for a busy machine, not an expectation
 
 
-def write_site(tmp_path: Path, sshd: SshdHost, known_hosts: Path, host_vars: str = "") -> Path:
-    (tmp_path / "who.yaml").write_text(WHO)
-    inventory = tmp_path / "inv.yaml"
-    inventory.write_text(
-        f"all:\n  hosts:\n    {sshd.name}:\n      ansible_host: {sshd.address}\n"
-        f"      ansible_port: {sshd.port}\n{host_vars}"
-    )
-    return inventory
+@dataclass(frozen=True)
+class Site:
+    """The playbook `WHO` and an inventory naming only `sshd` (plus `host_vars`)."""
+
+    playbook: Path
+    inventory: Path
+    known_hosts: Path
+
+    def argv(self, *flags: str) -> list[str]:
+        """A dry run of the playbook with `flags`."""
+        return ["run", str(self.playbook), "-i", str(self.inventory),
+                "--known-hosts", str(self.known_hosts), "-C", *flags]  # fmt: skip
+
+
+@pytest.fixture
+def site(tmp_path: Path, sshd: SshdHost, known_hosts_file: Path) -> Callable[..., Site]:
+    def make(**host_vars: object) -> Site:
+        (tmp_path / "who.yaml").write_text(WHO)
+        inventory = tmp_path / "inv.yaml"
+        host = {"ansible_host": sshd.address, "ansible_port": sshd.port, **host_vars}
+        inventory.write_text(json.dumps({"all": {"hosts": {sshd.name: host}}}))
+        return Site(tmp_path / "who.yaml", inventory, known_hosts_file)
+
+    return make
 
 
 def step_outputs(output: str) -> dict[str, str]:
@@ -101,12 +119,10 @@ def run_at_terminal(argv: list[str], answers: list[tuple[str, str]]) -> tuple[in
 
 
 def test_passwords_typed_at_the_prompts_log_in_and_become_root(
-    tmp_path: Path, sshd: SshdHost, known_hosts_file: Path, test_user: LoginUser
+    site: Callable[..., Site], test_user: LoginUser
 ) -> None:
-    inventory = write_site(tmp_path, sshd, known_hosts_file)
     code, shown = run_at_terminal(
-        ["run", str(tmp_path / "who.yaml"), "-i", str(inventory), "--known-hosts",
-         str(known_hosts_file), "-C", "--output", "json", "-u", test_user.name, "-k", "-K", "-b"],
+        site().argv("--output", "json", "-u", test_user.name, "-k", "-K", "-b"),
         [("SSH password: ", test_user.password),
          ("BECOME password[defaults to SSH password]: ", "")],
     )  # fmt: skip
@@ -116,18 +132,13 @@ def test_passwords_typed_at_the_prompts_log_in_and_become_root(
 
 
 def test_a_key_and_become_user_from_the_command_line(
-    tmp_path: Path,
-    sshd: SshdHost,
-    known_hosts_file: Path,
-    test_user: LoginUser,
-    ssh_session: SshSession,
+    site: Callable[..., Site], test_user: LoginUser, ssh_session: SshSession
 ) -> None:
     other = ensure_other_user()
-    inventory = write_site(tmp_path, sshd, known_hosts_file)
     code, shown = run_at_terminal(
-        ["run", str(tmp_path / "who.yaml"), "-i", str(inventory), "--known-hosts",
-         str(known_hosts_file), "-C", "--output", "json", "-u", test_user.name,
-         "--private-key", str(ssh_session.client_key), "-K", "-b", "--become-user", other.name],
+        site().argv("--output", "json", "-u", test_user.name,
+                    "--private-key", str(ssh_session.client_key),
+                    "-K", "-b", "--become-user", other.name),
         [("BECOME password: ", test_user.password)],
     )  # fmt: skip
     assert code == 0, shown
@@ -136,52 +147,37 @@ def test_a_key_and_become_user_from_the_command_line(
 
 
 def test_the_inventorys_become_user_beats_the_command_line(
-    tmp_path: Path,
-    sshd: SshdHost,
-    known_hosts_file: Path,
+    site: Callable[..., Site],
     test_user: LoginUser,
     ssh_session: SshSession,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    inventory = write_site(
-        tmp_path,
-        sshd,
-        known_hosts_file,
-        f"      ansible_user: {test_user.name}\n"
-        f"      ansible_ssh_private_key_file: {ssh_session.client_key}\n"
-        f"      ansible_become_password: {test_user.password}\n"
-        "      ansible_become: true\n"
-        "      ansible_become_user: root\n",
+    given = site(
+        ansible_user=test_user.name,
+        ansible_ssh_private_key_file=str(ssh_session.client_key),
+        ansible_become_password=test_user.password,
+        ansible_become=True,
+        ansible_become_user="root",
     )
-    code = main(
-        ["run", str(tmp_path / "who.yaml"), "-i", str(inventory), "--known-hosts",
-         str(known_hosts_file), "-C", "--output", "json", "-u", "nobody",
-         "--become-user", ensure_other_user().name]
-    )  # fmt: skip
+    flags = ["--output", "json", "-u", "nobody", "--become-user", ensure_other_user().name]
+    code = main(given.argv(*flags))
     shown = capsys.readouterr().out
     assert code == 0, shown
     assert step_outputs(shown) == {"Login user": test_user.name, "Become user": "root"}
 
 
 def test_vvv_shows_the_ssh_conversation_without_any_password(
-    tmp_path: Path,
+    site: Callable[..., Site],
     sshd: SshdHost,
-    known_hosts_file: Path,
     test_user: LoginUser,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    inventory = write_site(
-        tmp_path,
-        sshd,
-        known_hosts_file,
-        f"      ansible_user: {test_user.name}\n"
-        f"      ansible_password: {test_user.password}\n"
-        f"      ansible_become_password: {test_user.password}\n",
+    given = site(
+        ansible_user=test_user.name,
+        ansible_password=test_user.password,
+        ansible_become_password=test_user.password,
     )
-    code = main(
-        ["run", str(tmp_path / "who.yaml"), "-i", str(inventory), "--known-hosts",
-         str(known_hosts_file), "-C", "-b", "-vvv"]
-    )  # fmt: skip
+    code = main(given.argv("-b", "-vvv"))
     out, err = capsys.readouterr()
     assert code == 0, out + err
     ssh_lines = [line for line in err.splitlines() if line.startswith(f"ssh {sshd.name}: ")]
