@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import gc
+import getpass
 import os
 import secrets
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
+from redmedic.extravars import parse_extra_vars
 from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
 from redmedic.gate import Confirm, Gate
 from redmedic.inventory import Host, load_inventory, select_hosts
@@ -33,26 +36,97 @@ from redmedic.reference import schema_text, step_reference
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.events import Event, Reporter
 from redmedic.report.jsonl import JsonLinesReporter
+from redmedic.report.listing import listing
+from redmedic.report.sshlog import run_masker, ssh_conversation
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
 from redmedic.steps import StepRegistry, load_step_types
-from redmedic.yamlsource import load_yaml
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags: `--lim` must not quietly mean `--limit` (or, after a new flag
+    starting the same way is added, something else)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
+class _CommandParser(_Parser):
+    """A sub-command's parser: an unknown flag is its error, shown with its own usage.
+
+    Left to argparse, unknown flags travel up to the top-level parser, whose usage
+    (`redmedic [-h] COMMAND ...`) says nothing about the flags of the command typed. Only
+    flag names are repeated, never other words: `-k hunter2` must not echo the password.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            flags = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
+            words = len(extras) - len(flags)
+            more = f" (and {words} more word(s))" if flags and words else ""
+            if flags:
+                self.error(f"unrecognized arguments: {' '.join(flags)}{more}")
+            self.error(f"{words} unexpected word(s) on the command line")
+        return parsed, extras
+
+
+class _VersionAction(argparse.Action):
+    """`--version` as ansible prints it: the program, then the versions it runs on."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show versions and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(version_text())
+        parser.exit()
+
+
+def version_text() -> str:
+    """`redmedic X.Y.Z` from the installed package's metadata, then python and paramiko."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import paramiko
+
+    try:
+        ours = version("redmedic")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "(not installed)"
+    return (
+        f"redmedic {ours}\n"
+        f"  python version = {platform.python_version()} ({sys.executable})\n"
+        f"  paramiko version = {paramiko.__version__}\n"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="redmedic",
         description="Diagnose and fix 'Redis connection refused' across a fleet, safely, over SSH.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action=_VersionAction)
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
 
     run = commands.add_parser("run", help="dry-run (--check) or apply a playbook to hosts")
     run.add_argument("playbook", help="playbook YAML file")
     run.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
     run.add_argument(
-        "--check", action="store_true", help="change nothing; show the full plan with diffs"
+        "-C", "--check", action="store_true", help="change nothing; show the full plan with diffs"
     )
+    run.add_argument(
+        "-D",
+        "--diff",
+        action="store_true",
+        help="accepted for Ansible habits: redmedic always shows the diff of every change",
+    )
+    _add_list_options(run)
     run.add_argument(
         "--plan-out", metavar="FILE", help="with --check: save the plan for `redmedic apply`"
     )
@@ -96,8 +170,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_list_options(parser: argparse.ArgumentParser) -> None:
+    """ansible-playbook's --list-* flags: print what the run would touch, contact nothing."""
+    parser.add_argument(
+        "--list-hosts", action="store_true", help="list the hosts the run would touch (after -l)"
+    )
+    parser.add_argument(
+        "--list-tasks", action="store_true", help="list the steps of each phase, with tags"
+    )
+    parser.add_argument("--list-tags", action="store_true", help="list the steps' tags")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """ansible-playbook's connection flags. As in Ansible, any inventory variable beats them
+    (they are the `defaults` below every inventory level), and passwords are asked for on
+    the terminal, never taken from the command line."""
+    parser.add_argument("-u", "--user", help="login user (ansible_user)")
+    parser.add_argument(
+        "--private-key",
+        "--key-file",
+        dest="private_key",
+        metavar="FILE",
+        help="SSH private key (ansible_ssh_private_key_file)",
+    )
+    parser.add_argument(
+        "-k", "--ask-pass", action="store_true", help="ask for the SSH password (ansible_password)"
+    )
+    parser.add_argument(
+        "-K",
+        "--ask-become-pass",
+        action="store_true",
+        help="ask for the sudo password (ansible_become_password)",
+    )
+    parser.add_argument(
+        "-b", "--become", action="store_true", help="become root with sudo (ansible_become)"
+    )
+    parser.add_argument(
+        "--become-user",
+        metavar="USER",
+        help="become this user instead of root (ansible_become_user)",
+    )
+
+
 def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
     """Flags every command that reaches hosts shares: selection, gates, SSH, output, audit."""
+    _add_connection_options(parser)
     parser.add_argument("--yes", action="store_true", help="approve every confirmation gate")
     parser.add_argument(
         "-l", "--limit", help="restrict hosts: names, groups, globs, !exclusions, commas"
@@ -107,8 +224,9 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         "--extra-vars",
         action="append",
         default=[],
-        metavar="K=V",
-        help="set a variable (highest precedence); @FILE loads a YAML mapping",
+        metavar="VARS",
+        help="set variables (highest precedence), as Ansible: 'k=v k2=v2' (strings), "
+        "inline JSON/YAML '{\"k\": 1}', or @FILE (YAML/JSON); repeatable, later wins",
     )
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     parser.add_argument("--serial", help="batch sizes, e.g. 1 or 10%% or 1,10%%,100%%")
@@ -151,25 +269,13 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         help="text (rich) or json (one event per line)",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show every step and its output"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: show every step and its output; -vvv: also the SSH conversation "
+        "(key exchange, authentication, channels; secrets masked)",
     )
-
-
-def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
-    """`-e K=V` and `-e @file.yaml`, later ones winning."""
-    result: dict[str, Any] = {}
-    for item in items:
-        if item.startswith("@"):
-            doc = load_yaml(item[1:], error=UsageError)
-            if not isinstance(doc.data, dict):
-                raise UsageError("-e @FILE must hold a YAML mapping", where=item[1:])
-            result.update(doc.data)
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise UsageError(f"bad -e value {item!r}", hint="use -e NAME=VALUE (or -e @vars.yaml)")
-        result[key.strip()] = value
-    return result
 
 
 def _tags(text: str) -> frozenset[str]:
@@ -192,6 +298,65 @@ def _serial(text: str | None) -> tuple[str, ...]:
 def _new_run_id() -> str:
     """Sortable and unique enough to name in `redmedic rollback`."""
     return datetime.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def _ask_secret(prompt: str, flag: str) -> str:
+    """Read a password from the terminal, not echoed (getpass reads /dev/tty itself).
+
+    Without a terminal getpass would fall back to reading stdin with echo on, and a run
+    from cron or CI would hang or swallow its input: that is a usage error instead.
+    """
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        raise UsageError(
+            f"{flag} needs a terminal to ask for the password, and there is none",
+            hint="run it from a terminal, or put the password in the inventory "
+            "(encrypted with ansible-vault)",
+        ) from None
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:  # Ctrl-D at the prompt
+        raise UsageError(f"{flag}: no password was typed") from None
+
+
+def connection_defaults(args: argparse.Namespace, *, ask: bool = True) -> dict[str, Any]:
+    """-u, --private-key, -k, -K, -b, --become-user as inventory variables below every
+    inventory level (Ansible ranks the command line's connection options lowest).
+
+    With `ask` False (nothing will be contacted: --list-hosts) -k and -K ask nothing.
+    """
+    defaults: dict[str, Any] = {}
+    if args.user:
+        defaults["ansible_user"] = args.user
+    if args.private_key:
+        defaults["ansible_ssh_private_key_file"] = args.private_key
+    if args.become:
+        defaults["ansible_become"] = True
+    if args.become_user:
+        defaults["ansible_become_user"] = args.become_user
+    if ask and args.ask_pass:
+        defaults["ansible_password"] = _ask_secret("SSH password: ", "-k/--ask-pass")
+    if ask and args.ask_become_pass:
+        if args.ask_pass:  # as Ansible: an empty answer reuses the SSH password
+            said = _ask_secret("BECOME password[defaults to SSH password]: ", "-K")
+            defaults["ansible_become_password"] = said or defaults["ansible_password"]
+        else:
+            defaults["ansible_become_password"] = _ask_secret("BECOME password: ", "-K")
+    return defaults
+
+
+def _ssh_log(
+    args: argparse.Namespace,
+    hosts: Sequence[Host],
+    extra: dict[str, Any],
+    sensitive: frozenset[str] = frozenset(),
+) -> AbstractContextManager[None]:
+    """-vvv: the SSH conversation on stderr while the block runs, with the run's secrets
+    masked; nothing otherwise."""
+    if args.verbose < 3:
+        return nullcontext()
+    return ssh_conversation(run_masker(hosts, extra, sensitive))
 
 
 def _run_options(
@@ -253,7 +418,7 @@ def _output(
     if args.output == "json":
         user = JsonLinesReporter(sys.stdout)
     else:
-        console = ConsoleReporter(Console(highlight=False), verbose=args.verbose)
+        console = ConsoleReporter(Console(highlight=False), verbose=args.verbose >= 1)
         user = console
         if interactive:
             confirm = ConsolePrompt(console, sys.stdin)
@@ -285,16 +450,17 @@ def _execute(
     options = _run_options(args, extra, check=check, run_id=run_id, salt=salt)
     output = _output(args, changes=not check, run_id=run_id, salt=salt)
     try:
-        return run_playbook(
-            playbook,
-            hosts,
-            options,
-            registry=registry,
-            reporter=output.reporter,
-            confirm=output.confirm,
-            approve_all=args.yes,
-            saved=saved,
-        )
+        with _ssh_log(args, hosts, extra, playbook.sensitive_vars):
+            return run_playbook(
+                playbook,
+                hosts,
+                options,
+                registry=registry,
+                reporter=output.reporter,
+                confirm=output.confirm,
+                approve_all=args.yes,
+                saved=saved,
+            )
     finally:
         output.close()
 
@@ -306,8 +472,15 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         )
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
-    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    listing_only = args.list_hosts or args.list_tasks or args.list_tags
+    defaults = connection_defaults(args, ask=not listing_only)
+    inventory = load_inventory(
+        args.inventory, ssh_config=args.ssh_config, defaults=defaults
+    ).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
+    if listing_only:
+        sys.stdout.write(_listing(args, playbook, hosts))
+        return 0
     # In host order, each set of variable names once: a fleet's hosts mostly share one.
     for known in dict.fromkeys(frozenset({*host.vars, *extra}) for host in hosts):
         check_variables(playbook, known)
@@ -322,6 +495,7 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
                 salt=salt.hex(),
                 extra_vars={k: v for k, v in extra.items() if not is_secret_name(k)},
                 hosts=result.plans,
+                connection={k: v for k, v in defaults.items() if not is_secret_name(k)},
             ),
             args.plan_out,
         )
@@ -330,6 +504,17 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
             file=sys.stderr,
         )
     return result.exit_code
+
+
+def _listing(args: argparse.Namespace, playbook: Playbook, hosts: Sequence[Host]) -> str:
+    selection = RunOptions(tags=_tags(args.tags), skip_tags=_tags(args.skip_tags))
+    return listing(
+        playbook,
+        hosts=[host.name for host in hosts] if args.list_hosts else None,
+        tasks=args.list_tasks,
+        tags=args.list_tags,
+        selects=selection.selects,
+    )
 
 
 def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -343,7 +528,10 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
         )
     extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars)}
     inventory_path = args.inventory or plan.inventory
-    inventory = load_inventory(inventory_path, ssh_config=args.ssh_config).with_extra_vars(extra)
+    defaults = {**plan.connection, **connection_defaults(args)}
+    inventory = load_inventory(
+        inventory_path, ssh_config=args.ssh_config, defaults=defaults
+    ).with_extra_vars(extra)
     names = [name for name, host in plan.hosts.items() if host.steps]
     if not names:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
@@ -365,22 +553,25 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         print(f"run {args.run_id} left nothing to undo", file=sys.stderr)
         return 0
     extra = parse_extra_vars(args.extra_vars)
-    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    inventory = load_inventory(
+        args.inventory, ssh_config=args.ssh_config, defaults=connection_defaults(args)
+    ).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
     salt = bytes.fromhex(started["salt"])
     options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
     output = _output(args, changes=True, run_id=options.run_id, salt=salt, rollback_of=args.run_id)
     try:
-        statuses = Rollback(
-            args.run_id,
-            salt,
-            steps,
-            hosts,
-            options.connect,
-            output.reporter,
-            Gate(output.confirm, approve_all=args.yes),
-            forks=args.forks,
-        ).run(started["playbook"])
+        with _ssh_log(args, hosts, extra):
+            statuses = Rollback(
+                args.run_id,
+                salt,
+                steps,
+                hosts,
+                options.connect,
+                output.reporter,
+                Gate(output.confirm, approve_all=args.yes),
+                forks=args.forks,
+            ).run(started["playbook"])
     finally:
         output.close()
     if any(s in ("failed", "declined") for s in statuses.values()):

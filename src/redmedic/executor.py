@@ -75,6 +75,14 @@ class RunOptions:
     run_id: str = ""
     salt: bytes = b""  # keys the secret placeholders of saved plans and undo records
 
+    def selects(self, step: Step) -> bool:
+        """--tags/--skip-tags select fix steps; diagnose and verify always run."""
+        if step.phase != "fix":
+            return True
+        if self.skip_tags & step.tags:
+            return False
+        return not self.tags or bool(self.tags & (step.tags | {"all"}))
+
 
 @dataclass(frozen=True)
 class HostResult:
@@ -199,12 +207,7 @@ class HostRun:
         )
 
     def selected(self, step: Step) -> bool:
-        """--tags/--skip-tags select fix steps; diagnose and verify always run."""
-        if step.phase != "fix":
-            return True
-        if self.options.skip_tags & step.tags:
-            return False
-        return not self.options.tags or bool(self.options.tags & (step.tags | {"all"}))
+        return self.options.selects(step)
 
     def should_run(self, step: Step) -> bool:
         return all(

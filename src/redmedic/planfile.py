@@ -55,6 +55,9 @@ class SavedPlan:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     hosts: Mapping[str, SavedHost] = field(default_factory=dict)
     version: int = PLAN_VERSION
+    # The command line's -u/--private-key/-b/--become-user (never passwords): `apply`
+    # reaches the hosts as the reviewed plan did, as the same users.
+    connection: Mapping[str, Any] = field(default_factory=dict)
 
 
 def file_sha256(path: str) -> str:
@@ -171,6 +174,7 @@ def load_plan(path: str) -> SavedPlan:
             salt=data["salt"],
             extra_vars=data.get("extra_vars", {}),
             hosts=hosts,
+            connection=data.get("connection", {}),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise PlanFileError(

@@ -1,7 +1,8 @@
 """Jinja2 templating of step arguments and `when:` conditions.
 
 Sandboxed, with StrictUndefined so a typo is an error naming the variable instead of an
-empty string silently reaching a host, and a `quote` filter for shell arguments.
+empty string silently reaching a host, a `quote` filter for shell arguments, and Ansible's
+`bool` filter (so `-e flag=false`, a string, tests false).
 """
 
 from __future__ import annotations
@@ -25,11 +26,35 @@ _HINT = (
 )
 
 
+# Ansible's `bool` filter words (ansible-core 2.19, case-insensitive); ints 1/0 and real bools
+# count too. Anything else is an error here, where Ansible coerces it to False with a
+# deprecation warning (an error from 2.23): a typo such as `-e allow_x=ture` must not decide.
+_TRUE_WORDS = frozenset({"yes", "on", "true", "1"})
+_FALSE_WORDS = frozenset({"no", "off", "false", "0"})
+
+
+def to_bool(value: Any) -> bool:
+    """`value | bool`: command-line values are strings, and the string "false" is truthy."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).lower() if isinstance(value, str | int) else None
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    # The value itself is not shown: it might be a secret passed to the wrong variable.
+    raise jinja2.TemplateRuntimeError(
+        f"bool: a {type(value).__name__} that is not a boolean "
+        "(use true/false, yes/no, on/off or 1/0)"
+    )
+
+
 def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
     env = jinja2.sandbox.SandboxedEnvironment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     env.filters["quote"] = lambda value: shlex.quote(str(value))
+    env.filters["bool"] = to_bool
     return env
 
 

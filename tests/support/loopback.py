@@ -11,6 +11,7 @@ What it owns:
   no slow ``.bashrc``; home ``/var/lib/redmedic-test/home``), its known password, and the
   sudoers drop-in ``/etc/sudoers.d/redmedic-test`` letting it run anything *with* that
   password. Idempotent and guarded by a file lock, so parallel pytest runs can share it.
+* ``ensure_other_user()`` -- a second local account ``redmedic-t2`` (no login), to become.
 * ``SshSession`` -- per test session: a client ed25519 key pair, an ``authorized_keys`` file
   for it (in a per-session directory sshd can read as the user), and ``start_sshd()`` to
   start any number of daemons, each with its own host key, address and log file, stopped by
@@ -144,6 +145,31 @@ def ensure_test_user() -> LoginUser:
             finally:
                 draft.unlink(missing_ok=True)
     return LoginUser(TEST_USER, TEST_PASSWORD, HOME_DIR, entry.pw_uid, entry.pw_gid)
+
+
+OTHER_USER = "redmedic-t2"
+OTHER_HOME = STATE_DIR / "other-home"
+
+
+def ensure_other_user() -> LoginUser:
+    """Create (or repair) OTHER_USER: a second local account that cannot log in, the
+    `ansible_become_user` of become tests (TEST_USER's sudoers rule lets it become anyone).
+
+    Its home is private (0700) so a file there can only be read as that user or root.
+    """
+    with _locked(STATE_DIR / ".setup.lock"):
+        try:
+            entry = pwd.getpwnam(OTHER_USER)
+        except KeyError:
+            _run(
+                ["useradd", "--system", "--home-dir", str(OTHER_HOME),
+                 "--shell", "/usr/sbin/nologin", "--user-group", OTHER_USER]
+            )  # fmt: skip
+            entry = pwd.getpwnam(OTHER_USER)
+        OTHER_HOME.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(OTHER_HOME, entry.pw_uid, entry.pw_gid)
+        os.chmod(OTHER_HOME, 0o700)
+    return LoginUser(OTHER_USER, "", OTHER_HOME, entry.pw_uid, entry.pw_gid)
 
 
 # -- keys ----------------------------------------------------------------------------------

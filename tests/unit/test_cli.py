@@ -39,7 +39,10 @@ def test_steps_lists_and_describes(capsys: pytest.CaptureFixture[str]) -> None:
     ("argv", "message"),
     [
         (["run", "PB", "-i", "missing.yaml", "--check"], "missing.yaml: inventory file not found"),
-        (["run", "PB", "-i", "INV", "--check", "-e", "novalue"], "bad -e value 'novalue'"),
+        (
+            ["run", "PB", "-i", "INV", "--check", "-e", "novalue"],
+            "-e word 'novalue' is not NAME=VALUE",
+        ),
         (["run", "PB", "-i", "INV", "--check", "--limit", "nosuchgroup"], "nosuchgroup"),
         (["run", "PB", "-i", "INV", "--check", "--serial", "0"], "bad --serial value"),
     ],

@@ -245,7 +245,7 @@ def sudo_host(
     def answer(command: str, stdin: bytes) -> tuple[int, str, str]:
         if command.startswith("LC_ALL=C; export LC_ALL"):
             if uid == 0:
-                return 0, "uid=0\n", ""
+                return 0, "uid=0\nself\n", ""
             said = "nopasswd" if nopasswd else "sudo: a password is required"
             return 0, f"uid={uid}\n{said}\n", ""
         if command == "LC_ALL=C sudo -S -k -p '' true":

@@ -37,3 +37,32 @@ def test_a_lone_expression_passes_the_value_itself() -> None:
     assert templar.render("{{ a }}-{{ b }}", {"a": 1, "b": 2}, where="f", step="s") == "1-2"
     with pytest.raises(TemplateError, match="undefined variable 'nope'"):
         templar.render("{{ nope }}", {}, where="f", step="s")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(word, True) for word in ("yes", "on", "true", "1", "True", "YES", "On")],
+        *[(word, False) for word in ("no", "off", "false", "0", "False", "NO", "Off")],
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+    ],
+)
+def test_bool_filter_reads_command_line_strings_as_ansible_does(
+    value: object, expected: bool
+) -> None:
+    # Given `-e allow=false` (the string "false"), when a condition tests `allow | bool`,
+    # then it is false, as in Ansible; a bare `allow` would be true (a non-empty string).
+    assert Templar().evaluate("allow | bool", {"allow": value}, where="f", step="s") is expected
+
+
+@pytest.mark.parametrize("value", ["ture", "", "y", 2, None, [1]])
+def test_bool_filter_refuses_what_is_not_a_boolean_without_showing_it(value: object) -> None:
+    with pytest.raises(TemplateError) as err:
+        Templar().evaluate("allow | bool", {"allow": value}, where="pb.yaml:3:5", step="Gate")
+    message = str(err.value)
+    assert message.startswith("pb.yaml:3:5: template error in step 'Gate': bool: ")
+    assert "true/false" in message
+    assert not isinstance(value, str) or not value or repr(value) not in message

@@ -100,9 +100,10 @@ class RemoteFile:
 
 
 class _Become(Enum):
-    """How this connection gets root, decided once per connection on first use."""
+    """How this connection becomes the become user (root unless `ansible_become_user`),
+    decided once per connection on first use."""
 
-    ROOT = "root"  # already root: run commands as they are
+    SELF = "self"  # already that user (root logged in as root): run commands as they are
     NOPASSWD = "nopasswd"  # sudo -n works
     PASSWORD = "password"  # sudo -S with the (validated) password on stdin
 
@@ -283,29 +284,48 @@ def parse_batch_output(
     return [(code, stdout, stderr) for (code, stdout), stderr in zip(outs, errs, strict=False)]
 
 
-def sudo_command(command: str, *, with_password: bool) -> str:
-    """Wrap `command` for sudo. The password, if any, travels on stdin — never in argv.
+def _sudo_user(user: str | None) -> str:
+    """`-u USER ` for a become user other than root (sudo's own default), else nothing."""
+    return f"-u {shlex.quote(user)} " if user and user != "root" else ""
+
+
+def sudo_command(command: str, *, with_password: bool, user: str | None = None) -> str:
+    """Wrap `command` for sudo, as `user` (root when None). The password, if any, travels
+    on stdin — never in argv.
 
     `-k` makes sudo ignore cached credentials so it reads the password line every time and
     never leaves it for the command; `-p ''` keeps the prompt out of stderr.
     """
     inner = f"/bin/sh -c {shlex.quote(command)}"
     if with_password:
-        return f"sudo -S -k -p '' -- {inner}"
-    return f"sudo -n -- {inner}"
+        return f"sudo -S -k -p '' {_sudo_user(user)}-- {inner}"
+    return f"sudo -n {_sudo_user(user)}-- {inner}"
 
 
-# One round trip: who are we, is there sudo, does it need a password?
-_BECOME_PROBE = (
-    "LC_ALL=C; export LC_ALL\n"
-    "u=$(id -u) || exit 1\n"
-    'echo "uid=$u"\n'
-    '[ "$u" = 0 ] && exit 0\n'
-    "command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }\n"
-    "sudo -n true 2>&1 && echo nopasswd\n"
-    "exit 0\n"
-)
-_SUDO_VALIDATE = "LC_ALL=C sudo -S -k -p '' true"
+def become_probe(user: str | None) -> str:
+    """One round trip: are we already `user` (root when None), is there sudo, does it need
+    a password to become `user`?"""
+    if user and user != "root":
+        already = f'[ "$(id -un)" = {shlex.quote(user)} ]'
+    else:
+        already = '[ "$u" = 0 ]'
+    return (
+        "LC_ALL=C; export LC_ALL\n"
+        "u=$(id -u) || exit 1\n"
+        'echo "uid=$u"\n'
+        f"{already} && {{ echo self; exit 0; }}\n"
+        "command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }\n"
+        f"sudo -n {_sudo_user(user)}true 2>&1 && echo nopasswd\n"
+        "exit 0\n"
+    )
+
+
+def _sudo_validate(user: str | None) -> str:
+    return f"LC_ALL=C sudo -S -k -p '' {_sudo_user(user)}true"
+
+
+_SUDO_UNKNOWN_USER = "unknown user"
+_NEEDS_PASSWORD = "sudo needs a password — set ansible_become_password (or pass -K to be asked)"
 _SUDO_DENIED = ("not in the sudoers", "not allowed to", "may not run sudo")
 _SUDO_BAD_PASSWORD = ("incorrect password", "no password was provided", "Sorry, try again")
 
@@ -505,13 +525,12 @@ class Connection(ABC):
         if not become:
             return self._exec(command, stdin, timeout)
         how = self._become_mode()
-        if how is _Become.ROOT:
+        if how is _Become.SELF:
             return self._exec(command, stdin, timeout)
         with_password = how is _Become.PASSWORD
         prefix = self._password_line() if with_password else b""
-        rc, out, err = self._exec(
-            sudo_command(command, with_password=with_password), prefix + stdin, timeout
-        )
+        wrapped = sudo_command(command, with_password=with_password, user=self.host.become_user)
+        rc, out, err = self._exec(wrapped, prefix + stdin, timeout)
         if rc == 1 and err.startswith(b"sudo: "):
             self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=True)
         return rc, out, err
@@ -528,28 +547,30 @@ class Connection(ABC):
             return self._become
 
     def _probe_become(self) -> _Become:
-        rc, out, err = self._exec(_BECOME_PROBE, b"", self._command_timeout)
+        user = self.host.become_user
+        target = user or "root"
+        rc, out, err = self._exec(become_probe(user), b"", self._command_timeout)
         text = out.decode(ENCODING, ERRORS)
         lines = text.splitlines()
         if rc != 0 or not lines or not lines[0].startswith("uid="):
             raise self._command_error("cannot find out the login user's id", rc, out, err)
-        if lines[0] == "uid=0":
-            return _Become.ROOT
+        if "self" in lines:
+            return _Become.SELF
         if "nosudo" in lines:
             raise BecomeError(
                 self.host.name,
-                "become needs sudo, which is not installed — install sudo or log in as root",
+                f"become needs sudo, which is not installed — install sudo or log in as {target}",
             )
         if "nopasswd" in lines:
             return _Become.NOPASSWD
         said = "\n".join(lines[1:])
-        if any(phrase in said for phrase in _SUDO_DENIED):
+        if any(phrase in said for phrase in (*_SUDO_DENIED, _SUDO_UNKNOWN_USER)):
             self._raise_for_sudo(said, validated=False)
         if self.host.become_password is None:
-            raise BecomeError(self.host.name, "sudo needs a password — set ansible_become_password")
+            raise BecomeError(self.host.name, _NEEDS_PASSWORD)
         # Validate the password on its own, with nothing but the password on stdin: a wrong
         # password must never make sudo read our data lines as further password attempts.
-        rc, _, err = self._exec(_SUDO_VALIDATE, self._password_line(), self._command_timeout)
+        rc, _, err = self._exec(_sudo_validate(user), self._password_line(), self._command_timeout)
         if rc != 0:
             self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=False)
         return _Become.PASSWORD
@@ -557,10 +578,17 @@ class Connection(ABC):
     def _raise_for_sudo(self, said: str, *, validated: bool) -> None:
         """Turn sudo's own complaint into a BecomeError; the password is never quoted."""
         user = self.host.user or "the login user"
+        target = self.host.become_user or "root"
+        if _SUDO_UNKNOWN_USER in said:
+            raise BecomeError(
+                self.host.name,
+                f"the become user {target} does not exist here — check ansible_become_user "
+                "(or --become-user)",
+            )
         if any(phrase in said for phrase in _SUDO_DENIED):
             raise BecomeError(
                 self.host.name,
-                f"sudo refused: {user} may not run commands as root here — "
+                f"sudo refused: {user} may not run commands as {target} here — "
                 "add a sudoers rule or use another ansible_user",
             )
         if any(phrase in said for phrase in _SUDO_BAD_PASSWORD) or not validated:
@@ -568,7 +596,7 @@ class Connection(ABC):
                 self.host.name, "sudo password was rejected — check ansible_become_password"
             )
         if "a password is required" in said:
-            raise BecomeError(self.host.name, "sudo needs a password — set ansible_become_password")
+            raise BecomeError(self.host.name, _NEEDS_PASSWORD)
 
     def _command_error(self, what: str, rc: int, out: bytes, err: bytes) -> CommandError:
         detail = CommandResult("", rc, out.decode(ENCODING, ERRORS), err.decode(ENCODING, ERRORS))

@@ -39,7 +39,8 @@ _INLINE_STDIN = 256 * 1024
 # Longest we sleep between checks while a command runs (for stderr and the deadline).
 _SLICE = 0.05
 _DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
-_PARAMIKO_LOGGER = "redmedic.connection.paramiko"
+# paramiko logs each transport to PARAMIKO_LOGGER.HOST (`-vvv` shows it: report.sshlog).
+PARAMIKO_LOGGER = "redmedic.connection.paramiko"
 _SSH_ERRORS = (paramiko.SSHException, EOFError, OSError)
 
 
@@ -63,7 +64,7 @@ class SSHConnection(Connection):
         except _SSH_ERRORS as exc:
             sock.close()
             raise ConnectError(host.name, f"SSH setup failed: {_reason(exc)}") from None
-        transport.set_log_channel(_quiet_paramiko_logger())
+        transport.set_log_channel(f"{_quiet_paramiko_logger()}.{host.name}")
         try:
             transport.banner_timeout = options.connect_timeout
             transport.auth_timeout = max(options.connect_timeout, 10.0)
@@ -278,10 +279,10 @@ def _quiet_paramiko_logger() -> str:
     configured Python would print those to stderr next to our one-line message. Records
     still propagate, so `--debug`-style logging setups see them.
     """
-    logger = logging.getLogger(_PARAMIKO_LOGGER)
+    logger = logging.getLogger(PARAMIKO_LOGGER)
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
-    return _PARAMIKO_LOGGER
+    return PARAMIKO_LOGGER
 
 
 def _tcp_connect(host: Host, timeout: float) -> socket.socket:
