@@ -173,14 +173,15 @@ def test_the_sudo_password_never_appears_in_process_listings(
     conn.run("true", become=True)  # the one-time sudo check happens before we watch
     marker = "redmedic-ps-check"
     runner = threading.Thread(
-        target=conn.run, args=(f"sleep 1; echo {marker}",), kwargs={"become": True}
+        target=conn.run, args=(f"sleep 2; echo {marker}",), kwargs={"become": True}
     )
     runner.start()
     secret = test_user.password.encode()
     saw_sudo = False
     leaks: list[int] = []
-    deadline = time.monotonic() + 0.8
-    while time.monotonic() < deadline:
+    # Watch for as long as the command runs (bounded): on a busy machine it may start late.
+    deadline = time.monotonic() + 60
+    while runner.is_alive() and time.monotonic() < deadline:
         for pid, text in _cmdlines_and_environs():
             if secret in text:
                 leaks.append(pid)
