@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from redmedic.cli import main
 from redmedic.errors import InputError, InventoryError, UsageError
 from redmedic.vault import Vault, VaultPassword, open_vault
 from redmedic.yamlsource import load_yaml, parse_yaml
@@ -237,3 +238,21 @@ def test_asking_without_a_terminal_is_refused_instead_of_reading_a_pipe() -> Non
     # pytest's stdin is not a terminal, as in cron or CI.
     with pytest.raises(UsageError, match="no terminal"):
         open_vault(ask=True)
+
+
+def test_the_cli_takes_ansible_playbooks_vault_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    playbook = tmp_path / "pb.yaml"
+    vaulted = "".join(f"    {line}\n" for line in envelope_of("redis_password").splitlines())
+    playbook.write_text(
+        "name: p\nhosts: all\nvars:\n  auth: !vault |\n" + vaulted
+        + "diagnose:\n  - name: s\n    shell: echo {{ auth | length }}\n"
+    )  # fmt: skip
+
+    assert main(["validate", str(playbook), "--vault-pass-file", str(DEFAULT_PW)]) == 0
+    assert main(["validate", str(playbook), "--vault-id", f"default@{DEFAULT_PW}"]) == 0
+    assert main(["validate", str(playbook)]) == 2
+    assert f"{playbook}:4:9: encrypted with Ansible Vault" in capsys.readouterr().err
+    assert main(["validate", str(playbook), "-J"]) == 2
+    assert "cannot ask for the vault password: no terminal" in capsys.readouterr().err
