@@ -211,16 +211,9 @@ def test_a_reviewed_plan_applies_and_rolls_back_the_vaulted_value_yet_no_file_sh
     assert code == 0, err
     assert_nothing_shows(site, out, err, plan.read_text())
 
+    changing = ("--yes", "--audit-log", str(audit), *site.vault_flags())
     code, out, err = redmedic(
-        capsys,
-        "apply",
-        str(plan),
-        "--yes",
-        "--audit-log",
-        str(audit),
-        *site.vault_flags(),
-        inventory=site.inventory,
-        site=site,
+        capsys, "apply", str(plan), *changing, inventory=site.inventory, site=site
     )
     assert code == 0, err + out
     assert site.conf.read_text() == f"port 6379\ntoken {CLUSTER_KEY}\n"  # unsealed on the host
@@ -228,15 +221,7 @@ def test_a_reviewed_plan_applies_and_rolls_back_the_vaulted_value_yet_no_file_sh
 
     run_id = json.loads(audit.read_text().splitlines()[0])["run_id"]
     code, out, err = redmedic(
-        capsys,
-        "rollback",
-        run_id,
-        "--yes",
-        "--audit-log",
-        str(audit),
-        *site.vault_flags(),
-        inventory=site.inventory,
-        site=site,
+        capsys, "rollback", run_id, *changing, inventory=site.inventory, site=site
     )
     assert code == 0, err + out
     assert site.conf.read_text() == "port 6379\n"
