@@ -42,6 +42,7 @@ from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
 from redmedic.steps import StepRegistry, load_step_types
+from redmedic.vault import Vault, open_vault
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         "--inventory",
         help="also check that every selected host provides the variables the steps read",
     )
+    _add_vault_options(validate)
 
     steps = commands.add_parser("steps", help="list step types, or describe one")
     steps.add_argument("name", nargs="?")
@@ -212,9 +214,44 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_vault_options(parser: argparse.ArgumentParser) -> None:
+    """Ansible's vault flags, spelled as ansible-playbook spells them."""
+    parser.add_argument(
+        "--vault-id",
+        dest="vault_ids",
+        action="append",
+        default=[],
+        metavar="[LABEL@]SOURCE",
+        help="a vault password: SOURCE is a file, an executable printing it, or 'prompt'",
+    )
+    parser.add_argument(
+        "--vault-password-file",
+        "--vault-pass-file",
+        dest="vault_password_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="vault password file (or an executable printing the password)",
+    )
+    parser.add_argument(
+        "-J",
+        "--ask-vault-password",
+        "--ask-vault-pass",
+        dest="ask_vault_pass",
+        action="store_true",
+        help="ask for the vault password (never echoed)",
+    )
+
+
+def _vault(args: argparse.Namespace) -> Vault:
+    """The run's vault passwords; with none, vault data is refused with these flags named."""
+    return open_vault(args.vault_ids, args.vault_password_files, ask=args.ask_vault_pass)
+
+
 def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
     """Flags every command that reaches hosts shares: selection, gates, SSH, output, audit."""
     _add_connection_options(parser)
+    _add_vault_options(parser)
     parser.add_argument("--yes", action="store_true", help="approve every confirmation gate")
     parser.add_argument(
         "-l", "--limit", help="restrict hosts: names, groups, globs, !exclusions, commas"
@@ -351,16 +388,23 @@ def _ssh_log(
     hosts: Sequence[Host],
     extra: dict[str, Any],
     sensitive: frozenset[str] = frozenset(),
+    secrets: frozenset[str] = frozenset(),
 ) -> AbstractContextManager[None]:
     """-vvv: the SSH conversation on stderr while the block runs, with the run's secrets
-    masked; nothing otherwise."""
+    (vault plaintexts among them) masked; nothing otherwise."""
     if args.verbose < 3:
         return nullcontext()
-    return ssh_conversation(run_masker(hosts, extra, sensitive))
+    return ssh_conversation(run_masker(hosts, extra, sensitive, secrets))
 
 
 def _run_options(
-    args: argparse.Namespace, extra: dict[str, Any], *, check: bool, run_id: str, salt: bytes
+    args: argparse.Namespace,
+    extra: dict[str, Any],
+    *,
+    check: bool,
+    run_id: str,
+    salt: bytes,
+    secrets: frozenset[str],
 ) -> RunOptions:
     if args.forks < 1:
         raise UsageError("-f/--forks must be at least 1")
@@ -382,6 +426,7 @@ def _run_options(
         keep_plan=bool(getattr(args, "plan_out", None)),
         run_id=run_id,
         salt=salt,
+        secrets=secrets,
     )
 
 
@@ -443,14 +488,16 @@ def _execute(
     *,
     check: bool,
     salt: bytes,
+    vault: Vault,
     saved: dict[str, SavedHost] | None = None,
 ) -> RunResult:
     """Run (or apply a saved plan) with the user's output, gates and audit log."""
     run_id = _new_run_id()
-    options = _run_options(args, extra, check=check, run_id=run_id, salt=salt)
+    secrets = vault.secrets
+    options = _run_options(args, extra, check=check, run_id=run_id, salt=salt, secrets=secrets)
     output = _output(args, changes=not check, run_id=run_id, salt=salt)
     try:
-        with _ssh_log(args, hosts, extra, playbook.sensitive_vars):
+        with _ssh_log(args, hosts, extra, playbook.sensitive_vars, secrets):
             return run_playbook(
                 playbook,
                 hosts,
@@ -470,12 +517,13 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         raise UsageError(
             "--plan-out needs --check", hint="plan with --check, then `redmedic apply`"
         )
-    playbook = load_playbook(args.playbook, registry)
-    extra = parse_extra_vars(args.extra_vars)
+    vault = _vault(args)
+    playbook = load_playbook(args.playbook, registry, vault=vault)
+    extra = parse_extra_vars(args.extra_vars, vault=vault)
     listing_only = args.list_hosts or args.list_tasks or args.list_tags
     defaults = connection_defaults(args, ask=not listing_only)
     inventory = load_inventory(
-        args.inventory, ssh_config=args.ssh_config, defaults=defaults
+        args.inventory, ssh_config=args.ssh_config, defaults=defaults, vault=vault
     ).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     if listing_only:
@@ -485,7 +533,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     for known in dict.fromkeys(frozenset({*host.vars, *extra}) for host in hosts):
         check_variables(playbook, known)
     salt = os.urandom(16)
-    result = _execute(args, registry, playbook, hosts, extra, check=args.check, salt=salt)
+    result = _execute(
+        args, registry, playbook, hosts, extra, check=args.check, salt=salt, vault=vault
+    )
     if args.plan_out:
         save_plan(
             SavedPlan(
@@ -493,7 +543,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
                 playbook_sha256=file_sha256(args.playbook),
                 inventory=os.path.abspath(args.inventory),
                 salt=salt.hex(),
-                extra_vars={k: v for k, v in extra.items() if not is_secret_name(k)},
+                extra_vars={
+                    k: v for k, v in extra.items() if not is_secret_name(k) and not vault.holds(v)
+                },
                 hosts=result.plans,
                 connection={k: v for k, v in defaults.items() if not is_secret_name(k)},
             ),
@@ -519,18 +571,19 @@ def _listing(args: argparse.Namespace, playbook: Playbook, hosts: Sequence[Host]
 
 def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     plan = load_plan(args.plan)
-    playbook = load_playbook(plan.playbook, registry)
+    vault = _vault(args)
+    playbook = load_playbook(plan.playbook, registry, vault=vault)
     if file_sha256(plan.playbook) != plan.playbook_sha256:
         raise PlanFileError(
             f"the playbook {plan.playbook} changed since the plan was made",
             where=args.plan,
             hint="make a new plan with --check --plan-out",
         )
-    extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars)}
+    extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars, vault=vault)}
     inventory_path = args.inventory or plan.inventory
     defaults = {**plan.connection, **connection_defaults(args)}
     inventory = load_inventory(
-        inventory_path, ssh_config=args.ssh_config, defaults=defaults
+        inventory_path, ssh_config=args.ssh_config, defaults=defaults, vault=vault
     ).with_extra_vars(extra)
     names = [name for name, host in plan.hosts.items() if host.steps]
     if not names:
@@ -540,7 +593,7 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     salt = bytes.fromhex(plan.salt)
     saved = dict(plan.hosts)
     return _execute(
-        args, registry, playbook, hosts, extra, check=False, salt=salt, saved=saved
+        args, registry, playbook, hosts, extra, check=False, salt=salt, vault=vault, saved=saved
     ).exit_code
 
 
@@ -552,16 +605,23 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
     if not steps:
         print(f"run {args.run_id} left nothing to undo", file=sys.stderr)
         return 0
-    extra = parse_extra_vars(args.extra_vars)
+    vault = _vault(args)
+    extra = parse_extra_vars(args.extra_vars, vault=vault)
     inventory = load_inventory(
-        args.inventory, ssh_config=args.ssh_config, defaults=connection_defaults(args)
+        args.inventory,
+        ssh_config=args.ssh_config,
+        defaults=connection_defaults(args),
+        vault=vault,
     ).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
     salt = bytes.fromhex(started["salt"])
-    options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
+    secrets = vault.secrets
+    options = _run_options(
+        args, extra, check=False, run_id=_new_run_id(), salt=salt, secrets=secrets
+    )
     output = _output(args, changes=True, run_id=options.run_id, salt=salt, rollback_of=args.run_id)
     try:
-        with _ssh_log(args, hosts, extra):
+        with _ssh_log(args, hosts, extra, secrets=secrets):
             statuses = Rollback(
                 args.run_id,
                 salt,
@@ -571,6 +631,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
                 output.reporter,
                 Gate(output.confirm, approve_all=args.yes),
                 forks=args.forks,
+                secrets=secrets,
             ).run(started["playbook"])
     finally:
         output.close()
@@ -581,12 +642,13 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
+    vault = _vault(args)
     inventory = None
     if args.inventory:
-        inventory = load_inventory(args.inventory, ssh_config=None)
+        inventory = load_inventory(args.inventory, ssh_config=None, vault=vault)
     failed = False
     for path in args.playbooks:
-        errors = validate_playbook(path, registry, inventory=inventory)
+        errors = validate_playbook(path, registry, inventory=inventory, vault=vault)
         for error in errors:
             print(error, file=sys.stderr)
         if errors:

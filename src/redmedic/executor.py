@@ -74,6 +74,7 @@ class RunOptions:
     keep_plan: bool = False  # under check: keep each host's plan as data (--plan-out)
     run_id: str = ""
     salt: bytes = b""  # keys the secret placeholders of saved plans and undo records
+    secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
 
     def selects(self, step: Step) -> bool:
         """--tags/--skip-tags select fix steps; diagnose and verify always run."""
@@ -172,7 +173,8 @@ class HostRun:
         self.saved_plan: SavedHost | None = None  # what this run planned, for --plan-out
         self.applied_count = 0
         self.templar = templar or Templar()
-        self.masker = Masker([s for s in (host.password, host.become_password) if s])
+        own = [s for s in (host.password, host.become_password) if s]
+        self.masker = Masker([*own, *options.secrets])
         self.planned_files: dict[str, RemoteFile] = {}
         self.prefetched: dict[int, CommandResult] = {}  # id(step) -> its batched output
         # (path, become) -> the file, read in the diagnose batch for the fix steps to plan on

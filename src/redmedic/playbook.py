@@ -21,6 +21,7 @@ from redmedic.errors import InputError, InventoryError, PlaybookError, TemplateE
 from redmedic.inventory import Inventory, select_hosts
 from redmedic.steps import StepRegistry, StepType
 from redmedic.templating import Templar
+from redmedic.vault import Vault
 from redmedic.yamlsource import YamlDoc, load_yaml
 
 PHASES = ("diagnose", "fix", "handlers", "verify")
@@ -521,12 +522,15 @@ def check_args(step_type: StepType[Any], args: Mapping[str, Any], locate: Locate
         raise _arg_error(step_type, exc.errors()[0], locate) from None
 
 
-def load_playbook(path: str | os.PathLike[str], registry: StepRegistry) -> Playbook:
+def load_playbook(
+    path: str | os.PathLike[str], registry: StepRegistry, *, vault: Vault | None = None
+) -> Playbook:
     """Load and validate a playbook file against the available step types.
 
     Raises the first error found (in file order); `validate_playbook` reports them all.
+    `vault` opens `!vault` values (in `vars:`) and a vault-encrypted playbook.
     """
-    doc = load_yaml(path, error=PlaybookError)
+    doc = load_yaml(path, error=PlaybookError, vault=vault)
     loader = _Loader(doc, registry)
     playbook = loader.load()
     if loader.errors:
@@ -540,6 +544,7 @@ def validate_playbook(
     *,
     inventory: Inventory | None = None,
     extra_vars: Iterable[str] = (),
+    vault: Vault | None = None,
 ) -> list[InputError]:
     """Every error `run` could find in a playbook without contacting a host, in file order.
 
@@ -548,7 +553,7 @@ def validate_playbook(
     the playbook selects must provide the variables its steps read.
     """
     try:
-        doc = load_yaml(path, error=PlaybookError)
+        doc = load_yaml(path, error=PlaybookError, vault=vault)
     except PlaybookError as exc:
         return [exc]
     loader = _Loader(doc, registry)

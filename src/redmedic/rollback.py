@@ -95,6 +95,7 @@ class Rollback:
     gate: Gate
     forks: int = 20
     connector: Callable[[Host, ConnectOptions], Connection] = connect
+    secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
 
     def run(self, playbook: str) -> dict[str, str]:
         """Undo every selected host; returns each host's status."""
@@ -118,7 +119,8 @@ class Rollback:
         return statuses
 
     def undo_host(self, host: Host, emit: Callable[[Event, Masker | None], None]) -> str:
-        masker = Masker([s for s in (host.password, host.become_password) if s])
+        own = [s for s in (host.password, host.become_password) if s]
+        masker = Masker([*own, *self.secrets])
         masker.add_from_vars(host.vars)
         emit(HostStarted(host.name), masker)
         steps = self.steps.get(host.name, [])

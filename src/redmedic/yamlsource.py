@@ -15,7 +15,8 @@ error points at the mapping that lacks it.
 
 Stricter than plain `yaml.safe_load`: a key repeated in one mapping is an error naming
 both lines (YAML would silently keep the last one), and a file must hold one document.
-Safe loading only: no Python object tags. Merge keys (`<<: *defaults`) work.
+Safe loading only: no Python object tags. Merge keys (`<<: *defaults`) work. One tag
+more: Ansible's `!vault |` value is decrypted with the caller's Vault (refused without one).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = getattr(yaml, "CSafeLoader",
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_VAULT_TAG = "!vault"
 PathPart = str | int
 
 
@@ -131,14 +133,30 @@ def load_yaml(
         if vault is None:
             raise refuse(source, error)
         text = vault.decrypt(text, where=source, error=error)
-    return parse_yaml(text, source, error=error)
+        doc = parse_yaml(text, source, error=error, vault=vault)
+        vault.reveal(doc.data)  # the whole file was secret: so is every value in it
+        return doc
+    return parse_yaml(text, source, error=error, vault=vault)
 
 
 def parse_yaml(
-    text: str, source: str = "<string>", *, error: type[InputError] = InputError
+    text: str,
+    source: str = "<string>",
+    *,
+    error: type[InputError] = InputError,
+    vault: Vault | None = None,
 ) -> YamlDoc:
-    """Parse YAML text; `source` names it in `where()` results and in error messages."""
+    """Parse YAML text; `source` names it in `where()` results and in error messages.
+
+    A `!vault` value becomes its plain text, decrypted with `vault`; without one it is
+    refused with its FILE:LINE:COL and the flags to pass.
+    """
     loader = _Loader(text)
+    # Per loader, not on the shared (C)SafeLoader class: PyYAML looks constructors up on self.
+    loader.yaml_constructors = {  # type: ignore[misc]
+        **loader.yaml_constructors,
+        _VAULT_TAG: _vault_constructor(vault, source, error),
+    }
     try:
         root = loader.get_single_node()
         if root is None:
@@ -152,6 +170,25 @@ def parse_yaml(
     finally:
         loader.dispose()
     return YamlDoc(source, data, root)
+
+
+def _vault_constructor(vault: Vault | None, source: str, error: type[InputError]) -> Any:
+    """The constructor of `!vault` values for one parse: decrypt, or refuse with the place."""
+
+    def construct(loader: Any, node: yaml.nodes.Node) -> str:
+        mark = node.start_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+        if not isinstance(node, yaml.nodes.ScalarNode) or not is_encrypted(node.value):
+            raise error(
+                "a !vault value must be the text `ansible-vault encrypt_string` printed",
+                where=where,
+                hint="paste its whole output: `!vault |` and the indented $ANSIBLE_VAULT lines",
+            )
+        if vault is None:
+            raise refuse(where, error)
+        return vault.decrypt(node.value, where=where, error=error)
+
+    return construct
 
 
 def _translate(

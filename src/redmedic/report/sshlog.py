@@ -46,11 +46,19 @@ class _MaskedStderr(logging.Handler):
 
 
 def run_masker(
-    hosts: Iterable[Host], extra_vars: Mapping[str, Any], sensitive: Iterable[str] = ()
+    hosts: Iterable[Host],
+    extra_vars: Mapping[str, Any],
+    sensitive: Iterable[str] = (),
+    secrets: Iterable[str] = (),
 ) -> Masker:
-    """A masker that knows every secret a run has before it contacts a host."""
+    """A masker that knows every secret a run has before it contacts a host.
+
+    `secrets` are values known to be secret whatever their name (vault plaintexts).
+    """
     names = tuple(sensitive)
     masker = Masker()
+    for secret in secrets:
+        masker.add(secret)
     for host in hosts:
         masker.add(host.password)
         masker.add(host.become_password)
