@@ -39,6 +39,15 @@ from redmedic.secrets import is_secret_name
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
 
+_INVENTORY_HELP = (
+    "inventory: YAML, INI, a script, a directory, or host1,host2, (repeat -i to merge)"
+)
+
+
+def _absolute_sources(sources: list[str]) -> list[str]:
+    """-i values for a saved plan: paths made absolute, host lists (`h1,h2,`) as given."""
+    return [s if "," in s and not os.path.exists(s) else os.path.abspath(s) for s in sources]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -49,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="dry-run (--check) or apply a playbook to hosts")
     run.add_argument("playbook", help="playbook YAML file")
-    run.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
+    run.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     run.add_argument(
         "--check", action="store_true", help="change nothing; show the full plan with diffs"
     )
@@ -63,13 +72,13 @@ def _parser() -> argparse.ArgumentParser:
 
     apply = commands.add_parser("apply", help="apply exactly the changes of a saved plan")
     apply.add_argument("plan", help="plan file from `run --check --plan-out`")
-    apply.add_argument("-i", "--inventory", help="inventory (default: the plan's)")
+    apply.add_argument("-i", "--inventory", action="append", help="inventory (default: the plan's)")
     apply.add_argument("--confirm-each", action="store_true", help="ask before every change")
     _add_fleet_options(apply)
 
     rollback = commands.add_parser("rollback", help="undo what an earlier run applied")
     rollback.add_argument("run_id", metavar="RUN_ID", help="the run id printed by that run")
-    rollback.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
+    rollback.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     _add_fleet_options(rollback)
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
@@ -77,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "-i",
         "--inventory",
+        action="append",
         help="also check that every selected host provides the variables the steps read",
     )
 
@@ -306,7 +316,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         )
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
-    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    inventory = load_inventory(
+        args.inventory, ssh_config=args.ssh_config, playbook_dir=os.path.dirname(args.playbook)
+    ).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     # In host order, each set of variable names once: a fleet's hosts mostly share one.
     for known in dict.fromkeys(frozenset({*host.vars, *extra}) for host in hosts):
@@ -318,7 +330,7 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
             SavedPlan(
                 playbook=os.path.abspath(args.playbook),
                 playbook_sha256=file_sha256(args.playbook),
-                inventory=os.path.abspath(args.inventory),
+                inventory="\n".join(_absolute_sources(args.inventory)),
                 salt=salt.hex(),
                 extra_vars={k: v for k, v in extra.items() if not is_secret_name(k)},
                 hosts=result.plans,
@@ -342,8 +354,11 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
             hint="make a new plan with --check --plan-out",
         )
     extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars)}
-    inventory_path = args.inventory or plan.inventory
-    inventory = load_inventory(inventory_path, ssh_config=args.ssh_config).with_extra_vars(extra)
+    inventory = load_inventory(
+        args.inventory or plan.inventory.split("\n"),  # one line per -i of the plan
+        ssh_config=args.ssh_config,
+        playbook_dir=os.path.dirname(plan.playbook),
+    ).with_extra_vars(extra)
     names = [name for name, host in plan.hosts.items() if host.steps]
     if not names:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
@@ -365,7 +380,11 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         print(f"run {args.run_id} left nothing to undo", file=sys.stderr)
         return 0
     extra = parse_extra_vars(args.extra_vars)
-    inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
+    inventory = load_inventory(
+        args.inventory,
+        ssh_config=args.ssh_config,
+        playbook_dir=os.path.dirname(started["playbook"]),
+    ).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
     salt = bytes.fromhex(started["salt"])
     options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
@@ -390,11 +409,13 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
-    inventory = None
-    if args.inventory:
-        inventory = load_inventory(args.inventory, ssh_config=None)
     failed = False
     for path in args.playbooks:
+        inventory = None
+        if args.inventory:
+            inventory = load_inventory(
+                args.inventory, ssh_config=None, playbook_dir=os.path.dirname(path)
+            )
         errors = validate_playbook(path, registry, inventory=inventory)
         for error in errors:
             print(error, file=sys.stderr)

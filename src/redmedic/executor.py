@@ -177,7 +177,8 @@ class HostRun:
         self.reporter(masked(event, self.masker.mask))
 
     def become_for(self, step: Step) -> bool:
-        for choice in (step.become, self.playbook.become, self.host.become):
+        """As in Ansible: an inventory (or -e) `ansible_become` beats the playbook's keywords."""
+        for choice in (self.host.become, step.become, self.playbook.become):
             if choice is not None:
                 return choice
         return False
