@@ -14,8 +14,9 @@ name or a host line's words (shell rules: quotes keep spaces and `#`). In a `[g:
 line everything after the first `=` is the value, comments included.
 
 Values, inline or in `[g:vars]`: Ansible passes each one to Python's `ast.literal_eval`,
-so `22` is a number, `True` a boolean, `None` null, `[1, 2]` a list and `'22'` (quoted)
-the text 22; whatever is no Python literal (`yes`, `true`, `FALSE`, `2gb`) stays text.
+so `22` is a number, `True` a boolean, `None` null and `[1, 2]` a list; whatever is no
+Python literal (`yes`, `true`, `FALSE`, `2gb`) stays text. On a host line shell quoting
+comes first, so `x='22'` is still the number 22: the text "22" is `x="'22'"`.
 (Ansible's documentation says `[g:vars]` values are strings; its code, which is what
 `ansible-inventory` shows, evaluates them the same way as inline ones. We follow the code.)
 
