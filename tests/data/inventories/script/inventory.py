@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """An inventory script with _meta: one --list call gives everything."""
+
 import json
 import sys
 
