@@ -26,7 +26,7 @@ from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
 from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
 from redmedic.gate import Confirm, Gate
-from redmedic.inventory import Host, load_inventory, select_hosts
+from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
 from redmedic.reference import schema_text, step_reference
@@ -410,12 +410,16 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
     failed = False
+    inventories: dict[str, Inventory] = {}  # by playbook directory: its group_vars count
     for path in args.playbooks:
         inventory = None
         if args.inventory:
-            inventory = load_inventory(
-                args.inventory, ssh_config=None, playbook_dir=os.path.dirname(path)
-            )
+            where = os.path.dirname(path)
+            if where not in inventories:
+                inventories[where] = load_inventory(
+                    args.inventory, ssh_config=None, playbook_dir=where
+                )
+            inventory = inventories[where]
         errors = validate_playbook(path, registry, inventory=inventory)
         for error in errors:
             print(error, file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from redmedic.cli import main
 from redmedic.errors import InventoryError
 from redmedic.executor import HostRun, RunOptions
 from redmedic.gate import Gate
@@ -248,3 +249,27 @@ def test_an_inventory_ansible_become_beats_the_playbooks_become(tmp_path: Path) 
     # and -e ansible_become is above everything
     extra = inventory.with_extra_vars({"ansible_become": "false"})
     assert extra.host("sudo").become is False
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def test_several_i_flags_merge_and_the_playbooks_group_vars_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two inventories and a playbook whose group_vars/ provide what its step reads
+    first = write(tmp_path / "inv" / "hosts.ini", "[redis]\nr1\n")
+    second = write(tmp_path / "inv" / "more.yaml", "redis:\n  hosts:\n    r2:\n")
+    playbook = write(
+        tmp_path / "play" / "look.yaml",
+        "name: Look\nhosts: redis\ndiagnose:\n  - shell: cat {{ redis_conf | quote }}\n",
+    )
+
+    # When I validate against both (-i twice), then every host of both is checked
+    assert main(["validate", "-i", first, "-i", second, playbook]) == 2
+    err = capsys.readouterr().err
+    assert "r1, r2" in err  # hosts of both sources
+
+    # and a group_vars/ file beside the playbook provides the variable to all of them
+    write(tmp_path / "play" / "group_vars" / "redis.yml", "redis_conf: /etc/redis.conf\n")
+    assert main(["validate", "-i", first, "-i", second, playbook]) == 0
