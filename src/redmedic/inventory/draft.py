@@ -23,7 +23,7 @@ class GroupDraft:
 
     name: str
     vars: Layer = field(default_factory=dict)
-    hosts: list[str] = field(default_factory=list)
+    hosts: dict[str, None] = field(default_factory=dict)  # an ordered set
     children: list[str] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)
     priority: int = 1  # ansible_group_priority: orders groups of the same depth
@@ -87,9 +87,7 @@ class Draft:
             if port is not None:
                 layer["ansible_port"] = (port, where)
         if group is not None:
-            hosts = self.group(group).hosts
-            if name not in hosts:
-                hosts.append(name)
+            self.group(group).hosts[name] = None
         return layer
 
     def set_group_var(self, group: str, key: str, value: Any, where: Locate) -> None:

@@ -40,6 +40,8 @@ from redmedic.inventory.model import at
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_NAME = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
 _STATES = ("hosts", "children", "vars")
+_PLAIN = frozenset("'\"\\#")  # without these, shell-style splitting is plain splitting
+_WORD = re.compile(r"[^ \t\r\n]+")  # shlex's whitespace
 
 
 @dataclass
@@ -135,7 +137,8 @@ def _declare(group: str, pending: dict[str, _Pending], draft: Draft, source: str
 def _read_host_line(line: str, group: str, draft: Draft, where: str) -> None:
     """`NAME[:PORT] [KEY=VALUE ...]` with shell quoting: the host(s) and their inline vars."""
     try:
-        words = shlex.split(line, comments=True)
+        plain = _PLAIN.isdisjoint(line)
+        words = _WORD.findall(line) if plain else shlex.split(line, comments=True)
     except ValueError as exc:
         raise InventoryError(
             f"cannot split the host line: {exc}",
@@ -177,6 +180,8 @@ def _read_host_line(line: str, group: str, draft: Draft, where: str) -> None:
 
 def ini_value(text: str) -> Any:
     """An INI value as Ansible types it: a Python literal if it is one, else the text."""
+    if text.isidentifier() and text not in ("True", "False", "None"):
+        return text  # the common case, and never a literal: skip the parser
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
