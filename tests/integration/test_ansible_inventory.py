@@ -32,6 +32,7 @@ CASES: list[tuple[str, list[str], str | None]] = [
     ("ini with group_vars and host_vars", ["ini/hosts.ini"], None),
     ("ini and the playbook's group_vars", ["ini/hosts.ini"], "playbook"),
     ("yaml", ["yaml/inventory.yaml"], None),
+    ("yaml corners", ["yaml/tricky.yaml"], None),
     ("json", ["json/inventory.json"], None),
     ("script with _meta", ["script/inventory.py"], None),
     ("script answering --host", ["script_nometa/inventory.sh"], None),

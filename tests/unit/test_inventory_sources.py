@@ -273,3 +273,17 @@ def test_several_i_flags_merge_and_the_playbooks_group_vars_count(
     # and a group_vars/ file beside the playbook provides the variable to all of them
     write(tmp_path / "play" / "group_vars" / "redis.yml", "redis_conf: /etc/redis.conf\n")
     assert main(["validate", "-i", first, "-i", second, playbook]) == 0
+
+
+def test_vault_encrypted_inventory_files_are_never_read_as_text(tmp_path: Path) -> None:
+    # Given an INI inventory and a group_vars file, each encrypted whole with ansible-vault
+    envelope = "$ANSIBLE_VAULT;1.1;AES256\n" + "6162636465666768\n" * 3
+    ini = write(tmp_path / "enc" / "hosts", envelope)
+    plain = write(tmp_path / "plain" / "hosts", "[redis]\nr1\n")
+    secret = write(tmp_path / "plain" / "group_vars" / "redis.yml", envelope)
+
+    # When I load them without a vault password, then each is refused with what to pass
+    for source, where in ((ini, ini), (plain, secret)):
+        err = refused(source)
+        assert err.where == where
+        assert err.hint is not None and "--vault-password-file" in err.hint
