@@ -287,3 +287,15 @@ def test_vault_encrypted_inventory_files_are_never_read_as_text(tmp_path: Path) 
         err = refused(source)
         assert err.where == where
         assert err.hint is not None and "--vault-password-file" in err.hint
+
+
+def test_a_bad_ini_line_stops_the_cli_with_exit_2_and_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hosts = write(tmp_path / "hosts", "[redis]\nr1 maxmemory\n")
+    playbook = write(tmp_path / "look.yaml", "name: Look\nhosts: redis\ndiagnose:\n  - shell: id\n")
+
+    assert main(["validate", "-i", hosts, playbook]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {hosts}:2: word 2 of the host line is not NAME=VALUE — " in err
+    assert err.count("\n") == 1 and "Traceback" not in err
