@@ -19,8 +19,8 @@ from functools import partial
 
 from redmedic.errors import InventoryError
 from redmedic.inventory.model import Layer, kind
+from redmedic.inventory.yaml_source import load_document
 from redmedic.vault import Vault
-from redmedic.yamlsource import load_yaml
 
 EXTENSIONS = (".yml", ".yaml", ".json")
 
@@ -49,7 +49,7 @@ class VarsFiles:
         return self._found[key]
 
     def _read(self, path: str, owner: str) -> Layer:
-        doc = load_yaml(path, error=InventoryError, vault=self.vault)
+        doc = load_document(path, self.vault)
         if doc.data is None:
             return {}
         if not isinstance(doc.data, dict):

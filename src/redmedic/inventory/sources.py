@@ -25,7 +25,7 @@ from redmedic.inventory.draft import Draft
 from redmedic.inventory.ini_source import read_ini_inventory
 from redmedic.inventory.model import at
 from redmedic.inventory.script_source import read_script_inventory
-from redmedic.inventory.yaml_source import read_yaml_inventory
+from redmedic.inventory.yaml_source import load_document, read_yaml_inventory
 from redmedic.vault import Vault, is_encrypted, refuse
 from redmedic.yamlsource import YamlDoc, load_yaml
 
@@ -84,7 +84,7 @@ def _read_file(path: str, draft: Draft, vault: Vault | None) -> None:
         read_script_inventory(path, draft)
     elif ext in YAML_EXTENSIONS:
         try:
-            doc = load_yaml(path, error=InventoryError, vault=vault)
+            doc = load_document(path, vault)
         except InventoryError as exc:
             if not _looks_like_ini(path):
                 raise

@@ -26,16 +26,34 @@ mapping belongs, is an error with FILE:LINE:COL, never silently dropped.
 from __future__ import annotations
 
 import difflib
+import json
 from functools import partial
 
 from redmedic.errors import InventoryError
 from redmedic.inventory import hostnames
 from redmedic.inventory.draft import Draft
 from redmedic.inventory.model import kind
-from redmedic.yamlsource import YamlDoc
+from redmedic.vault import Vault
+from redmedic.yamlsource import YamlDoc, load_yaml
 
 _GROUP_KEYS = ("hosts", "children", "vars")
 YamlPath = tuple[str | int, ...]
+
+
+def load_document(path: str, vault: Vault | None) -> YamlDoc:
+    """A YAML file, or a JSON file YAML cannot read (tab-indented): Ansible reads both.
+
+    JSON read this way has no line numbers; errors in it name the file only.
+    """
+    try:
+        return load_yaml(path, error=InventoryError, vault=vault)
+    except InventoryError as exc:
+        try:
+            with open(path, encoding="utf-8-sig") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            raise exc from None
+        return YamlDoc(path, data, None)
 
 
 def is_plugin_config(doc: YamlDoc) -> bool:
