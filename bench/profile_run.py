@@ -69,7 +69,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("executor, fleet", ("redmedic/executor.py", "redmedic/fleet.py")),
     (
         "inventory, playbook, YAML",
-        ("redmedic/inventory.py", "redmedic/playbook.py", "redmedic/yamlsource.py", "yaml/"),
+        ("redmedic/inventory/", "redmedic/playbook.py", "redmedic/yamlsource.py", "yaml/"),
     ),
     ("threads, queues, locks", ("threading.py", "concurrent/", "queue.py")),
     ("regex (re)", ("re/", "sre_")),

@@ -29,7 +29,7 @@ from redmedic.executor import RunOptions
 from redmedic.extravars import parse_extra_vars
 from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
 from redmedic.gate import Confirm, Gate
-from redmedic.inventory import Host, load_inventory, select_hosts
+from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
 from redmedic.reference import schema_text, step_reference
@@ -105,6 +105,16 @@ def version_text() -> str:
     )
 
 
+_INVENTORY_HELP = (
+    "inventory: YAML, INI, a script, a directory, or host1,host2, (repeat -i to merge)"
+)
+
+
+def _absolute_sources(sources: list[str]) -> list[str]:
+    """-i values for a saved plan: paths made absolute, host lists (`h1,h2,`) as given."""
+    return [s if "," in s and not os.path.exists(s) else os.path.abspath(s) for s in sources]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="redmedic",
@@ -117,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="dry-run (--check) or apply a playbook to hosts")
     run.add_argument("playbook", help="playbook YAML file")
-    run.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
+    run.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     run.add_argument(
         "-C", "--check", action="store_true", help="change nothing; show the full plan with diffs"
     )
@@ -138,13 +148,13 @@ def _parser() -> argparse.ArgumentParser:
 
     apply = commands.add_parser("apply", help="apply exactly the changes of a saved plan")
     apply.add_argument("plan", help="plan file from `run --check --plan-out`")
-    apply.add_argument("-i", "--inventory", help="inventory (default: the plan's)")
+    apply.add_argument("-i", "--inventory", action="append", help="inventory (default: the plan's)")
     apply.add_argument("--confirm-each", action="store_true", help="ask before every change")
     _add_fleet_options(apply)
 
     rollback = commands.add_parser("rollback", help="undo what an earlier run applied")
     rollback.add_argument("run_id", metavar="RUN_ID", help="the run id printed by that run")
-    rollback.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
+    rollback.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     _add_fleet_options(rollback)
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
@@ -152,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "-i",
         "--inventory",
+        action="append",
         help="also check that every selected host provides the variables the steps read",
     )
     _add_vault_options(validate)
@@ -358,8 +369,11 @@ def _ask_secret(prompt: str, flag: str) -> str:
 
 
 def connection_defaults(args: argparse.Namespace, *, ask: bool = True) -> dict[str, Any]:
-    """-u, --private-key, -k, -K, -b, --become-user as inventory variables below every
+    """-u, --private-key, -k, -K, --become-user as inventory variables below every
     inventory level (Ansible ranks the command line's connection options lowest).
+
+    `-b` is not among them: Ansible ranks it below the playbook's `become:` keywords too,
+    which an inventory variable would beat, so it travels as `RunOptions.become`.
 
     With `ask` False (nothing will be contacted: --list-hosts) -k and -K ask nothing.
     """
@@ -368,8 +382,6 @@ def connection_defaults(args: argparse.Namespace, *, ask: bool = True) -> dict[s
         defaults["ansible_user"] = args.user
     if args.private_key:
         defaults["ansible_ssh_private_key_file"] = args.private_key
-    if args.become:
-        defaults["ansible_become"] = True
     if args.become_user:
         defaults["ansible_become_user"] = args.become_user
     if ask and args.ask_pass:
@@ -427,6 +439,7 @@ def _run_options(
         run_id=run_id,
         salt=salt,
         secrets=secrets,
+        become=args.become,
     )
 
 
@@ -523,7 +536,11 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     listing_only = args.list_hosts or args.list_tasks or args.list_tags
     defaults = connection_defaults(args, ask=not listing_only)
     inventory = load_inventory(
-        args.inventory, ssh_config=args.ssh_config, defaults=defaults, vault=vault
+        args.inventory,
+        ssh_config=args.ssh_config,
+        defaults=defaults,
+        vault=vault,
+        playbook_dir=os.path.dirname(args.playbook),
     ).with_extra_vars(extra)
     hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
     if listing_only:
@@ -541,13 +558,14 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
             SavedPlan(
                 playbook=os.path.abspath(args.playbook),
                 playbook_sha256=file_sha256(args.playbook),
-                inventory=os.path.abspath(args.inventory),
+                inventory="\n".join(_absolute_sources(args.inventory)),
                 salt=salt.hex(),
                 extra_vars={
                     k: v for k, v in extra.items() if not is_secret_name(k) and not vault.holds(v)
                 },
                 hosts=result.plans,
                 connection={k: v for k, v in defaults.items() if not is_secret_name(k)},
+                become=args.become,
             ),
             args.plan_out,
         )
@@ -580,10 +598,12 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
             hint="make a new plan with --check --plan-out",
         )
     extra = {**plan.extra_vars, **parse_extra_vars(args.extra_vars, vault=vault)}
-    inventory_path = args.inventory or plan.inventory
-    defaults = {**plan.connection, **connection_defaults(args)}
     inventory = load_inventory(
-        inventory_path, ssh_config=args.ssh_config, defaults=defaults, vault=vault
+        args.inventory or plan.inventory.split("\n"),  # one line per -i of the plan
+        ssh_config=args.ssh_config,
+        defaults={**plan.connection, **connection_defaults(args)},
+        vault=vault,
+        playbook_dir=os.path.dirname(plan.playbook),
     ).with_extra_vars(extra)
     names = [name for name, host in plan.hosts.items() if host.steps]
     if not names:
@@ -592,6 +612,7 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     hosts = select_hosts(inventory, ",".join(names), args.limit, where=args.plan)
     salt = bytes.fromhex(plan.salt)
     saved = dict(plan.hosts)
+    args.become = args.become or plan.become  # -b given to the run that made the plan
     return _execute(
         args, registry, playbook, hosts, extra, check=False, salt=salt, vault=vault, saved=saved
     ).exit_code
@@ -612,6 +633,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         ssh_config=args.ssh_config,
         defaults=connection_defaults(args),
         vault=vault,
+        playbook_dir=os.path.dirname(started["playbook"]),
     ).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
     salt = bytes.fromhex(started["salt"])
@@ -643,11 +665,17 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
     vault = _vault(args)
-    inventory = None
-    if args.inventory:
-        inventory = load_inventory(args.inventory, ssh_config=None, vault=vault)
     failed = False
+    inventories: dict[str, Inventory] = {}  # by playbook directory: its group_vars count
     for path in args.playbooks:
+        inventory = None
+        if args.inventory:
+            where = os.path.dirname(path)
+            if where not in inventories:
+                inventories[where] = load_inventory(
+                    args.inventory, ssh_config=None, playbook_dir=where, vault=vault
+                )
+            inventory = inventories[where]
         errors = validate_playbook(path, registry, inventory=inventory, vault=vault)
         for error in errors:
             print(error, file=sys.stderr)

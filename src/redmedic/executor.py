@@ -75,6 +75,8 @@ class RunOptions:
     run_id: str = ""
     salt: bytes = b""  # keys the secret placeholders of saved plans and undo records
     secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
+    # The command line's -b: Ansible ranks it below the playbook's `become:` keywords.
+    become: bool = False
 
     def selects(self, step: Step) -> bool:
         """--tags/--skip-tags select fix steps; diagnose and verify always run."""
@@ -187,10 +189,12 @@ class HostRun:
         self.reporter(masked(event, self.masker.mask))
 
     def become_for(self, step: Step) -> bool:
-        for choice in (step.become, self.playbook.become, self.host.become):
+        """As in Ansible: an inventory (or -e) `ansible_become` beats the playbook's keywords,
+        which beat the command line's `-b`."""
+        for choice in (self.host.become, step.become, self.playbook.become):
             if choice is not None:
                 return choice
-        return False
+        return self.options.become
 
     def context(self, conn: Connection, step: Step) -> StepContext:
         return StepContext(

@@ -55,9 +55,10 @@ class SavedPlan:
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     hosts: Mapping[str, SavedHost] = field(default_factory=dict)
     version: int = PLAN_VERSION
-    # The command line's -u/--private-key/-b/--become-user (never passwords): `apply`
+    # The command line's -u/--private-key/--become-user (never passwords) and -b: `apply`
     # reaches the hosts as the reviewed plan did, as the same users.
     connection: Mapping[str, Any] = field(default_factory=dict)
+    become: bool = False
 
 
 def file_sha256(path: str) -> str:
@@ -175,6 +176,7 @@ def load_plan(path: str) -> SavedPlan:
             extra_vars=data.get("extra_vars", {}),
             hosts=hosts,
             connection=data.get("connection", {}),
+            become=bool(data.get("become", False)),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise PlanFileError(

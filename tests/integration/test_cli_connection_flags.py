@@ -156,10 +156,9 @@ def test_the_inventorys_become_user_beats_the_command_line(
         ansible_user=test_user.name,
         ansible_ssh_private_key_file=str(ssh_session.client_key),
         ansible_become_password=test_user.password,
-        ansible_become=True,
         ansible_become_user="root",
     )
-    flags = ["--output", "json", "-u", "nobody", "--become-user", ensure_other_user().name]
+    flags = ["--output", "json", "-u", "nobody", "-b", "--become-user", ensure_other_user().name]
     code = main(given.argv(*flags))
     shown = capsys.readouterr().out
     assert code == 0, shown

@@ -180,7 +180,8 @@ def test_short_check_and_diff_flags_dry_run(
 
 def test_connection_flags_rank_below_every_inventory_variable(tmp_path: Path) -> None:
     # Given r2 sets ansible_user in the inventory, when I pass -u ops -b --become-user redis,
-    # then r1 takes all of them and r2 keeps its own user, as in Ansible.
+    # then r1 takes all of them and r2 keeps its own user, as in Ansible. -b is no inventory
+    # variable: the playbook's `become:` keywords beat it (RunOptions.become, the fallback).
     inventory = tmp_path / "inv.yaml"
     inventory.write_text(INVENTORY)
     args = _parser().parse_args(
@@ -188,7 +189,8 @@ def test_connection_flags_rank_below_every_inventory_variable(tmp_path: Path) ->
     )
     loaded = load_inventory(inventory, ssh_config=None, defaults=connection_defaults(args))
     r1, r2 = loaded.host("r1"), loaded.host("r2")
-    assert (r1.user, r1.private_key_file, r1.become, r1.become_user) == ("ops", "/k", True, "redis")
+    assert (r1.user, r1.private_key_file, r1.become, r1.become_user) == ("ops", "/k", None, "redis")
+    assert args.become is True
     assert (r2.user, r2.private_key_file) == ("admin", "/k")
 
 
