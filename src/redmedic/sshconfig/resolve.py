@@ -304,5 +304,5 @@ class _Chain:
                 user=found.get("user"),
                 ssh=options,
             )
-            chain.append((hop, where, "hostname" in found.first))
+            chain.append((hop, where, found.named))
         return chain
