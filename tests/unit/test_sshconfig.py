@@ -474,18 +474,19 @@ def test_the_inventory_form_of_a_bastion(tmp_path: Path) -> None:
 
 def test_ssh_flags_j_i_l_and_f(tmp_path: Path) -> None:
     other = write(tmp_path / "other.conf", "Host web\n  HostName 192.0.2.8\n")
+    key = write(tmp_path / "a b", "not really a key")
     cfg = config(tmp_path, "Host web\n  IdentityFile /keys/cfg\n")
 
     found = ssh(
         "web",
         cfg,
         private_key_file="/keys/inv",
-        ssh_common_args=f"-J 192.0.2.9 -i '/keys/a b' -l args -F {other}",
+        ssh_common_args=f"-J 192.0.2.9 -i '{key}' -i /missing -l args -F {other}",
     )
 
     assert found["address"] == "192.0.2.8"  # -F: only that file
     assert found["user"] == "args"
-    assert found["ssh"].identity_files == ("/keys/inv", "/keys/a b")
+    assert found["ssh"].identity_files == ("/keys/inv", str(key))  # ssh drops a missing -i
     assert [h.address for h in found["ssh"].proxy_jump] == ["192.0.2.9"]
 
 

@@ -271,6 +271,8 @@ def match_list(text: str, patterns: str, *, lower: bool) -> int:
 
 def expand(text: str, tokens: Mapping[str, str], where: str, *, environment: bool = False) -> str:
     """Replace %x tokens (and ${VAR} where ssh allows it); an unknown token is an error."""
+    if "%" not in text and not (environment and "${" in text):
+        return text
     out: list[str] = []
     i = 0
     while i < len(text):

@@ -328,6 +328,8 @@ _VALUES = {
 
 def is_address(text: str) -> bool:
     """An IPv4/IPv6 literal (ssh neither lowercases nor looks those up)."""
+    if ":" not in text and not text.replace(".", "").isdigit():
+        return False  # most names: skip ipaddress's slower parse
     try:
         ipaddress.ip_address(text)
     except ValueError:
