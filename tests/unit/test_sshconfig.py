@@ -414,8 +414,15 @@ def test_a_hop_reached_through_itself_is_a_loop(tmp_path: Path) -> None:
     err = error(tmp_path, text, "web")
 
     assert err.where == f"{tmp_path / 'config'}:4"
-    assert "ProxyJump loop: web → bastion → bastion" in err.message
+    assert "ProxyJump loop: bastion → bastion" in err.message
     assert "Host * !bastion" in str(err)
+
+
+def test_a_host_in_its_own_chain_is_a_loop(tmp_path: Path) -> None:
+    err = error(tmp_path, "Host web\n  ProxyJump 192.0.2.1,web\n", "web")
+
+    assert err.where == f"{tmp_path / 'config'}:2"
+    assert "ProxyJump loop: web → 192.0.2.1 → web" in err.message
 
 
 def test_an_unknown_first_hop_is_an_error(tmp_path: Path) -> None:
