@@ -551,3 +551,21 @@ def test_warnings_of_a_jump_host_reach_the_host_behind_it(tmp_path: Path) -> Non
     found = options("web", cfg, ssh_common_args="-J bastion")
 
     assert [w.where for w in found.warnings] == [f"{tmp_path / 'config'}:3"]
+
+
+def test_the_stock_debian_system_config_warns_about_nothing(tmp_path: Path) -> None:
+    system = write(
+        tmp_path / "etc" / "ssh_config",
+        f"""\
+        Include {tmp_path}/etc/ssh_config.d/*.conf
+        Host *
+            SendEnv LANG LC_*
+            HashKnownHosts yes
+            GSSAPIAuthentication yes
+        """,
+    )
+    local = Local("alice", str(tmp_path / "home"), "ctl", 1000)
+
+    cfg = load_ssh_config(local=local, system_file=str(system))
+
+    assert options("web", cfg).warnings == ()
