@@ -41,6 +41,7 @@ from redmedic.report.sshlog import run_masker, ssh_conversation
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
+from redmedic.sshconfig import DEFAULT_CONFIG, ssh_warnings
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.vault import Vault, open_vault
 
@@ -302,7 +303,11 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         help="record unknown host keys (changed keys are always refused)",
     )
     parser.add_argument(
-        "--ssh-config", default="~/.ssh/config", help="ssh config merged into hosts"
+        "--ssh-config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help="read only this ssh client config, as ssh -F (`none`: no config); "
+        "default: ~/.ssh/config, then /etc/ssh/ssh_config",
     )
     parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (10)")
     parser.add_argument(
@@ -505,6 +510,7 @@ def _execute(
     saved: dict[str, SavedHost] | None = None,
 ) -> RunResult:
     """Run (or apply a saved plan) with the user's output, gates and audit log."""
+    _warn_ssh(hosts)
     run_id = _new_run_id()
     secrets = vault.secrets
     options = _run_options(args, extra, check=check, run_id=run_id, salt=salt, secrets=secrets)
@@ -523,6 +529,12 @@ def _execute(
             )
     finally:
         output.close()
+
+
+def _warn_ssh(hosts: list[Host]) -> None:
+    """What the ssh config (or ssh args) of these hosts set that redmedic ignores, once each."""
+    for line in ssh_warnings((host.name, host.ssh) for host in hosts):
+        print(f"redmedic: warning: {line}", file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -636,6 +648,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         playbook_dir=os.path.dirname(started["playbook"]),
     ).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    _warn_ssh(hosts)
     salt = bytes.fromhex(started["salt"])
     secrets = vault.secrets
     options = _run_options(
