@@ -59,7 +59,8 @@ def load_inventory(
 
     `sources` is one `-i` value or several: a later source adds hosts and groups and, for
     the same host or group, its variables win. `ssh_config` is the OpenSSH client config
-    to merge (a missing file is fine); None skips it. `defaults` are variables below every
+    (`sshconfig.load_ssh_config`: the default reads ~/.ssh/config and /etc/ssh/ssh_config;
+    another path only that file; None none). `defaults` are variables below every
     inventory level (the command line's `-u`, `--private-key`, `-k`, `-K`,
     `--become-user`, as Ansible ranks them: any inventory variable beats them). `vault`
     opens Ansible Vault data (refused without it). `playbook_dir` is where the playbook's

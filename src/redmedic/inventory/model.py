@@ -282,12 +282,7 @@ def build_host(
 
     connection = fields.get("connection", "ssh")
     if connection == "ssh":
-        fields = resolve_ssh(
-            name,
-            fields,
-            config,
-            lambda port: _convert("port", "Port", port, name, lambda: str(config.path)),
-        )
+        fields = resolve_ssh(name, fields, config)
     return Host(
         name=name,
         address=fields.get("address", name),

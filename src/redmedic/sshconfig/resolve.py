@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -124,7 +124,6 @@ def resolve(
     name: str,
     fields: Mapping[str, Any],
     config: SshConfig,
-    convert_port: Callable[[object], int] | None = None,
 ) -> dict[str, Any]:
     """Complete one ssh host's connection fields from the ssh config, as `ssh` would.
 
@@ -135,10 +134,7 @@ def resolve(
     the address (the inventory's `ansible_host`) or else the name; its `HostName` becomes
     the address. The result also carries `ssh`, the `SshOptions` for the connection layer.
     Every problem is an InventoryError naming FILE:LINE, or the host and its variable.
-    `convert_port` is no longer used (ports are checked where they are read, FILE:LINE);
-    it is accepted so that existing callers keep working.
     """
-    del convert_port
     host_arg = str(fields.get("address", name))
     command_line = _command_line(name, fields)
     source = config.other(command_line.config_file) if command_line.config_file else config
