@@ -36,6 +36,7 @@ from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
+from redmedic.shipped import resolve_playbook, shipped_dir, shipped_playbooks
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
 
@@ -48,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="dry-run (--check) or apply a playbook to hosts")
-    run.add_argument("playbook", help="playbook YAML file")
+    run.add_argument("playbook", help="playbook file, or the name of a shipped one")
     run.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
     run.add_argument(
         "--check", action="store_true", help="change nothing; show the full plan with diffs"
@@ -73,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_fleet_options(rollback)
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
-    validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    validate.add_argument(
+        "playbooks", nargs="+", metavar="PLAYBOOK", help="files, or names of shipped playbooks"
+    )
     validate.add_argument(
         "-i",
         "--inventory",
@@ -85,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     steps.add_argument(
         "--markdown", action="store_true", help="print the reference of every step type"
     )
+
+    commands.add_parser("playbooks", help="list the shipped playbooks (run them by name)")
 
     commands.add_parser(
         "schema", help="print the JSON Schema of playbooks (for editors' YAML language server)"
@@ -304,6 +309,7 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         raise UsageError(
             "--plan-out needs --check", hint="plan with --check, then `redmedic apply`"
         )
+    args.playbook = resolve_playbook(args.playbook)
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
@@ -394,7 +400,7 @@ def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     if args.inventory:
         inventory = load_inventory(args.inventory, ssh_config=None)
     failed = False
-    for path in args.playbooks:
+    for path in map(resolve_playbook, args.playbooks):
         errors = validate_playbook(path, registry, inventory=inventory)
         for error in errors:
             print(error, file=sys.stderr)
@@ -430,6 +436,16 @@ def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
     return 0
 
 
+def command_playbooks(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """One line per shipped playbook: the name `run` takes, and what it is for."""
+    shipped = shipped_playbooks()
+    width = max(len(p.name) for p in shipped)
+    for playbook in shipped:
+        print(f"{playbook.name.ljust(width)}  {playbook.summary}")
+    print(f"(installed in {shipped_dir()}; run one with `redmedic run NAME -i INVENTORY`)")
+    return 0
+
+
 def command_schema(args: argparse.Namespace, registry: StepRegistry) -> int:
     """The playbook JSON Schema, including installed plugins' step types."""
     sys.stdout.write(schema_text(registry))
@@ -455,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": command_rollback,
         "validate": command_validate,
         "steps": command_steps,
+        "playbooks": command_playbooks,
         "schema": command_schema,
         "new": command_new,
     }
