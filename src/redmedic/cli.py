@@ -36,6 +36,7 @@ from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
+from redmedic.shard import parse_shard
 from redmedic.shipped import resolve_playbook, shipped_dir, shipped_playbooks
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
@@ -115,6 +116,12 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         metavar="K=V",
         help="set a variable (highest precedence); @FILE loads a YAML mapping",
     )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only this machine's share of the selected hosts: shard K (from 1) of N, "
+        "by a hash of the host name (docs/sharding.md)",
+    )
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     parser.add_argument("--serial", help="batch sizes, e.g. 1 or 10%% or 1,10%%,100%%")
     parser.add_argument(
@@ -192,6 +199,18 @@ def _serial(text: str | None) -> tuple[str, ...]:
                 f"bad --serial value {part!r}", hint="use sizes like 1, 5, 10% or 1,10%,100%"
             )
     return parts
+
+
+def _in_shard(args: argparse.Namespace, hosts: list[Host]) -> list[Host]:
+    """`--shard K/N`: this machine's share of the selected hosts; an empty share is no error
+    (a small fleet leaves some of N shards empty), the run then just has no hosts."""
+    if args.shard is None:
+        return hosts
+    shard = parse_shard(args.shard)
+    mine = shard.pick(hosts)
+    empty = "" if mine else ": nothing to do on this machine"
+    print(f"shard {shard}: {len(mine)} of the {len(hosts)} selected hosts{empty}", file=sys.stderr)
+    return mine
 
 
 def _new_run_id() -> str:
@@ -313,7 +332,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     playbook = load_playbook(args.playbook, registry)
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
-    hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
+    hosts = _in_shard(
+        args, select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
+    )
     # In host order, each set of variable names once: a fleet's hosts mostly share one.
     for known in dict.fromkeys(frozenset({*host.vars, *extra}) for host in hosts):
         check_variables(playbook, known)
@@ -354,7 +375,7 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     if not names:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
         return 0
-    hosts = select_hosts(inventory, ",".join(names), args.limit, where=args.plan)
+    hosts = _in_shard(args, select_hosts(inventory, ",".join(names), args.limit, where=args.plan))
     salt = bytes.fromhex(plan.salt)
     saved = dict(plan.hosts)
     return _execute(
@@ -372,7 +393,9 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         return 0
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
-    hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    hosts = _in_shard(
+        args, select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    )
     salt = bytes.fromhex(started["salt"])
     options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
     output = _output(args, changes=True, run_id=options.run_id, salt=salt, rollback_of=args.run_id)
