@@ -24,15 +24,23 @@ from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
-from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
+from redmedic.fleet import (
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_UNREACHABLE,
+    RunResult,
+    exit_code,
+    run_playbook,
+)
 from redmedic.gate import Confirm, Gate
 from redmedic.inventory import Host, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
 from redmedic.reference import schema_text, step_reference
-from redmedic.report.console import ConsolePrompt, ConsoleReporter
-from redmedic.report.events import Event, Reporter
+from redmedic.report.console import ConsolePrompt, ConsoleReporter, summary_text
+from redmedic.report.events import Event, Reporter, RunFinished
 from redmedic.report.jsonl import JsonLinesReporter
+from redmedic.report.merge import merge_summaries
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
@@ -73,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("run_id", metavar="RUN_ID", help="the run id printed by that run")
     rollback.add_argument("-i", "--inventory", required=True, help="Ansible-style YAML inventory")
     _add_fleet_options(rollback)
+
+    report = commands.add_parser(
+        "report", help="one summary of several --output json runs (the shards of a fleet)"
+    )
+    report.add_argument("outputs", nargs="+", metavar="FILE", help="--output json files")
+    report.add_argument("--output", choices=("text", "json"), default="text")
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
     validate.add_argument(
@@ -417,6 +431,16 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
     return EXIT_UNREACHABLE if "unreachable" in statuses.values() else 0
 
 
+def command_report(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """The shards' summaries as one, with the exit code one run over all their hosts gives."""
+    hosts = merge_summaries(args.outputs)
+    if args.output == "json":
+        JsonLinesReporter(sys.stdout)(RunFinished(hosts))
+    else:
+        Console(highlight=False).print(summary_text(hosts))
+    return exit_code(str(row.get("status")) for row in hosts.values())
+
+
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     """Every error of every playbook as `FILE:LINE:COL: message` on stderr; exit 2 if any."""
     inventory = None
@@ -492,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": command_run,
         "apply": command_apply,
         "rollback": command_rollback,
+        "report": command_report,
         "validate": command_validate,
         "steps": command_steps,
         "playbooks": command_playbooks,
