@@ -59,9 +59,10 @@ def resolve_playbook(argument: str) -> str:
     """The playbook file `argument` means: a file that exists, else the shipped one of that name.
 
     An argument with a `/` in it is a path: it is returned as given, so a missing file is
-    reported as such by the loader. An unknown name is a UsageError naming close matches.
+    reported as such by the loader. A directory of that name does not hide a shipped
+    playbook. An unknown name is a UsageError naming close matches.
     """
-    if os.sep in argument or os.path.exists(argument):
+    if os.sep in argument or os.path.isfile(argument):
         return argument
     stem = argument.removesuffix(SUFFIX)
     names = {p.name: p for p in shipped_playbooks()}

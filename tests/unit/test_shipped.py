@@ -44,6 +44,8 @@ def test_a_file_always_wins_over_a_name(tmp_path: Path, monkeypatch: pytest.Monk
     assert resolve_playbook("memory.yaml") == "memory.yaml"
     assert resolve_playbook("memory") == str(shipped_dir() / "memory.yaml")
     assert resolve_playbook("./missing/memory") == "./missing/memory"  # a path stays a path
+    Path("firewall").mkdir()  # a directory is no playbook file
+    assert resolve_playbook("firewall") == str(shipped_dir() / "firewall.yaml")
 
 
 def test_validate_takes_names(capsys: pytest.CaptureFixture[str]) -> None:
