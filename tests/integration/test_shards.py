@@ -103,19 +103,19 @@ def redmedic(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_shards(site: Site) -> list[tuple[int, str]]:
-    """The four jobs, started together; each writes shard-K.jsonl and audit-K.jsonl.
+def run_shards(site: Site, *command: str, count: int = SHARDS) -> list[tuple[int, str]]:
+    """`count` jobs of `redmedic COMMAND... --shard K/count`, started together; each writes
+    shard-K.jsonl and audit-K.jsonl.
 
     Returns each job's exit code and stderr. A job still running after the bound is
     killed by its PID (ours), so nothing outlives the test.
     """
     jobs = []
     try:
-        for k in range(1, SHARDS + 1):
+        for k in range(1, count + 1):
             argv = [
-                REDMEDIC, "run", str(site.playbook), *site.fleet_flags(),
-                "--shard", f"{k}/{SHARDS}", "--output", "json",
-                "--audit-log", str(site.dir / f"audit-{k}.jsonl"),
+                REDMEDIC, *command, *site.fleet_flags(), "--shard", f"{k}/{count}",
+                "--output", "json", "--audit-log", str(site.dir / f"audit-{k}.jsonl"),
             ]  # fmt: skip
             with (
                 open(site.dir / f"shard-{k}.jsonl", "w") as out,
@@ -137,12 +137,21 @@ def events(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def trouble(output: str) -> list[str]:
+    """The messages of the hosts that did not end well, for assertion messages."""
+    finished = [json.loads(line) for line in output.splitlines() if '"host_finished"' in line]
+    return [f"{e['host']}: {e['message']}" for e in finished if e["status"] not in _WELL]
+
+
+_WELL = ("ok", "changed", "would_change")
+
+
 def test_four_shards_fix_every_host_once_and_make_one_report(site: Site) -> None:
-    jobs = run_shards(site)
+    jobs = run_shards(site, "run", str(site.playbook))
 
     fleet = sorted(site.confs)
     for k, (code, err) in enumerate(jobs, 1):
-        assert code == 0, err
+        assert code == 0, (err, trouble((site.dir / f"shard-{k}.jsonl").read_text()))
         assert f"shard {k}/{SHARDS}: " in err and f"of the {len(fleet)} selected hosts" in err
     # Each job ran its own hosts; together they are the fleet, no host twice.
     started = [events(site.dir / f"shard-{k}.jsonl")[0] for k in range(1, SHARDS + 1)]
@@ -182,3 +191,54 @@ def test_four_shards_fix_every_host_once_and_make_one_report(site: Site) -> None
     assert undone.returncode == 0, undone.stdout[-3000:] + undone.stderr
     for name, conf in site.confs.items():
         assert conf.read_text() == (BROKEN if name in second else FIXED), name
+
+
+def test_a_reviewed_plan_of_the_fleet_is_applied_by_two_machines(site: Site) -> None:
+    # Given one plan of the whole fleet, when two machines apply it with --shard K/2, then
+    # each applies its own hosts' changes, and every host is changed exactly once.
+    plan = site.dir / "plan.json"
+    checked = redmedic(
+        "run", str(site.playbook), *site.fleet_flags(), "--check", "--plan-out", str(plan),
+        "--output", "json",
+    )  # fmt: skip
+    assert checked.returncode == 0, (checked.stderr, trouble(checked.stdout))
+
+    jobs = run_shards(site, "apply", str(plan), count=2)
+
+    for k, (code, err) in enumerate(jobs, 1):
+        assert code == 0, (err, trouble((site.dir / f"shard-{k}.jsonl").read_text()))
+    applied = [
+        str(r["host"])
+        for k in (1, 2)
+        for r in events(site.dir / f"audit-{k}.jsonl")
+        if r["event"] == "change_applied"
+    ]
+    assert sorted(applied) == sorted(site.confs)
+    assert all(conf.read_text() == FIXED for conf in site.confs.values())
+
+
+def test_one_run_is_rolled_back_by_two_machines(site: Site) -> None:
+    # Given one run over the whole fleet, when two machines roll it back with --shard K/2,
+    # then each undoes its own hosts, and every host is undone exactly once.
+    audit = site.dir / "audit.jsonl"
+    fixed = redmedic(
+        "run", str(site.playbook), *site.fleet_flags(), "--output", "json",
+        "--audit-log", str(audit),
+    )  # fmt: skip
+    assert fixed.returncode == 0, (fixed.stderr, trouble(fixed.stdout))
+    run_id = json.loads(fixed.stdout.splitlines()[0])["run_id"]
+    for k in (1, 2):  # each machine rolls back from its copy of the run's audit log
+        (site.dir / f"audit-{k}.jsonl").write_text(audit.read_text())
+
+    jobs = run_shards(site, "rollback", run_id, count=2)
+
+    for k, (code, err) in enumerate(jobs, 1):
+        assert code == 0, (err, trouble((site.dir / f"shard-{k}.jsonl").read_text()))
+    undone = [
+        host
+        for k in (1, 2)
+        for host, result in events(site.dir / f"shard-{k}.jsonl")[-1]["hosts"].items()
+        if result["status"] == "ok"
+    ]
+    assert sorted(undone) == sorted(site.confs)
+    assert all(conf.read_text() == BROKEN for conf in site.confs.values())
