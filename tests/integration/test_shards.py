@@ -52,7 +52,11 @@ class Site:
     confs: dict[str, Path]
 
     def fleet_flags(self) -> list[str]:
-        return ["-i", str(self.inventory), "--known-hosts", str(self.known_hosts), "--yes"]
+        # A generous connect timeout: on a busy 2-core machine, logins at once can be slow.
+        return [
+            "-i", str(self.inventory), "--known-hosts", str(self.known_hosts), "--yes",
+            "--connect-timeout", "60",
+        ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -151,7 +151,8 @@ def test_the_triage_runs_by_name_and_its_plan_applies(
     # Given the demo's host (Redis bound to 127.0.0.1 only), when I plan the triage by its
     # name, then it finds `bind` and would change the host. The kernel is this test
     # machine's: its overcommit fix is skipped by tag.
-    ssh = ["-i", str(target.inventory), "--known-hosts", str(target.known_hosts)]
+    ssh = ["-i", str(target.inventory), "--known-hosts", str(target.known_hosts),
+           "--connect-timeout", "60"]  # fmt: skip
     plan = elsewhere / "plan.json"
     checked = installed.redmedic(
         "run", "connection-refused", *ssh, "--check", "--output", "json",
