@@ -24,14 +24,7 @@ from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
-from redmedic.fleet import (
-    EXIT_FAILED,
-    EXIT_INPUT,
-    EXIT_UNREACHABLE,
-    RunResult,
-    exit_code,
-    run_playbook,
-)
+from redmedic.fleet import EXIT_INPUT, RunResult, exit_code, run_playbook
 from redmedic.gate import Confirm, Gate
 from redmedic.inventory import Host, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
@@ -86,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         "report", help="one summary of several --output json runs (the shards of a fleet)"
     )
     report.add_argument("outputs", nargs="+", metavar="FILE", help="--output json files")
-    report.add_argument("--output", choices=("text", "json"), default="text")
+    report.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (the summary table) or json (one summary line)",
+    )
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
     validate.add_argument(
@@ -426,9 +424,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         ).run(started["playbook"])
     finally:
         output.close()
-    if any(s in ("failed", "declined") for s in statuses.values()):
-        return EXIT_FAILED
-    return EXIT_UNREACHABLE if "unreachable" in statuses.values() else 0
+    return exit_code(statuses.values())
 
 
 def command_report(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -486,7 +482,7 @@ def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
 def command_playbooks(args: argparse.Namespace, registry: StepRegistry) -> int:
     """One line per shipped playbook: the name `run` takes, and what it is for."""
     shipped = shipped_playbooks()
-    width = max(len(p.name) for p in shipped)
+    width = max((len(p.name) for p in shipped), default=0)
     for playbook in shipped:
         print(f"{playbook.name.ljust(width)}  {playbook.summary}")
     print(f"(installed in {shipped_dir()}; run one with `redmedic run NAME -i INVENTORY`)")

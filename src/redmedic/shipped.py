@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from redmedic.errors import UsageError
+from redmedic.errors import PlaybookError, UsageError
 from redmedic.yamlsource import load_yaml
 
 SUFFIX = ".yaml"
@@ -47,7 +47,7 @@ def shipped_playbooks() -> list[ShippedPlaybook]:
     """Every shipped playbook, sorted by name."""
     found = []
     for path in sorted(shipped_dir().glob("*" + SUFFIX)):
-        data = load_yaml(path, error=UsageError).data
+        data = load_yaml(path, error=PlaybookError).data
         text = ""
         if isinstance(data, dict):
             text = str(data.get("description") or data.get("name") or "")
