@@ -27,20 +27,23 @@ from redmedic.connection import ConnectOptions
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
 from redmedic.extravars import parse_extra_vars
-from redmedic.fleet import EXIT_FAILED, EXIT_INPUT, EXIT_UNREACHABLE, RunResult, run_playbook
+from redmedic.fleet import EXIT_INPUT, RunResult, exit_code, run_playbook
 from redmedic.gate import Confirm, Gate
 from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
 from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
 from redmedic.reference import schema_text, step_reference
-from redmedic.report.console import ConsolePrompt, ConsoleReporter
-from redmedic.report.events import Event, Reporter
+from redmedic.report.console import ConsolePrompt, ConsoleReporter, summary_text
+from redmedic.report.events import Event, Reporter, RunFinished
 from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.report.listing import listing
+from redmedic.report.merge import merge_summaries
 from redmedic.report.sshlog import run_masker, ssh_conversation
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
+from redmedic.shard import parse_shard
+from redmedic.shipped import resolve_playbook, shipped_dir, shipped_playbooks
 from redmedic.sshconfig import DEFAULT_CONFIG, ssh_warnings
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.vault import Vault, open_vault
@@ -127,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="dry-run (--check) or apply a playbook to hosts")
-    run.add_argument("playbook", help="playbook YAML file")
+    run.add_argument("playbook", help="playbook file, or the name of a shipped one")
     run.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     run.add_argument(
         "-C", "--check", action="store_true", help="change nothing; show the full plan with diffs"
@@ -158,8 +161,21 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("-i", "--inventory", action="append", required=True, help=_INVENTORY_HELP)
     _add_fleet_options(rollback)
 
+    report = commands.add_parser(
+        "report", help="one summary of several --output json runs (the shards of a fleet)"
+    )
+    report.add_argument("outputs", nargs="+", metavar="FILE", help="--output json files")
+    report.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text (the summary table) or json (one summary line)",
+    )
+
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
-    validate.add_argument("playbooks", nargs="+", metavar="PLAYBOOK")
+    validate.add_argument(
+        "playbooks", nargs="+", metavar="PLAYBOOK", help="files, or names of shipped playbooks"
+    )
     validate.add_argument(
         "-i",
         "--inventory",
@@ -173,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     steps.add_argument(
         "--markdown", action="store_true", help="print the reference of every step type"
     )
+
+    commands.add_parser("playbooks", help="list the shipped playbooks (run them by name)")
 
     commands.add_parser(
         "schema", help="print the JSON Schema of playbooks (for editors' YAML language server)"
@@ -277,6 +295,12 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         help="set variables (highest precedence), as Ansible: 'k=v k2=v2' (strings), "
         "inline JSON/YAML '{\"k\": 1}', or @FILE (YAML/JSON); repeatable, later wins",
     )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only this machine's share of the selected hosts: shard K (from 1) of N, "
+        "by a hash of the host name (docs/sharding.md)",
+    )
     parser.add_argument("-f", "--forks", type=int, default=20, help="hosts in parallel (20)")
     parser.add_argument("--serial", help="batch sizes, e.g. 1 or 10%% or 1,10%%,100%%")
     parser.add_argument(
@@ -346,6 +370,18 @@ def _serial(text: str | None) -> tuple[str, ...]:
                 f"bad --serial value {part!r}", hint="use sizes like 1, 5, 10% or 1,10%,100%"
             )
     return parts
+
+
+def _in_shard(args: argparse.Namespace, hosts: list[Host]) -> list[Host]:
+    """`--shard K/N`: this machine's share of the selected hosts; an empty share is no error
+    (a small fleet leaves some of N shards empty), the run then just has no hosts."""
+    if args.shard is None:
+        return hosts
+    shard = parse_shard(args.shard)
+    mine = shard.pick(hosts)
+    empty = "" if mine else ": nothing to do on this machine"
+    print(f"shard {shard}: {len(mine)} of the {len(hosts)} selected hosts{empty}", file=sys.stderr)
+    return mine
 
 
 def _new_run_id() -> str:
@@ -542,6 +578,7 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         raise UsageError(
             "--plan-out needs --check", hint="plan with --check, then `redmedic apply`"
         )
+    args.playbook = resolve_playbook(args.playbook)
     vault = _vault(args)
     playbook = load_playbook(args.playbook, registry, vault=vault)
     extra = parse_extra_vars(args.extra_vars, vault=vault)
@@ -554,7 +591,9 @@ def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
         vault=vault,
         playbook_dir=os.path.dirname(args.playbook),
     ).with_extra_vars(extra)
-    hosts = select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
+    hosts = _in_shard(
+        args, select_hosts(inventory, playbook.hosts, args.limit, where=playbook.hosts_where)
+    )
     if listing_only:
         sys.stdout.write(_listing(args, playbook, hosts))
         return 0
@@ -621,7 +660,7 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     if not names:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
         return 0
-    hosts = select_hosts(inventory, ",".join(names), args.limit, where=args.plan)
+    hosts = _in_shard(args, select_hosts(inventory, ",".join(names), args.limit, where=args.plan))
     salt = bytes.fromhex(plan.salt)
     saved = dict(plan.hosts)
     args.become = args.become or plan.become  # -b given to the run that made the plan
@@ -647,7 +686,9 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
         vault=vault,
         playbook_dir=os.path.dirname(started["playbook"]),
     ).with_extra_vars(extra)
-    hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    hosts = _in_shard(
+        args, select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    )
     _warn_ssh(hosts)
     salt = bytes.fromhex(started["salt"])
     secrets = vault.secrets
@@ -670,9 +711,17 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
             ).run(started["playbook"])
     finally:
         output.close()
-    if any(s in ("failed", "declined") for s in statuses.values()):
-        return EXIT_FAILED
-    return EXIT_UNREACHABLE if "unreachable" in statuses.values() else 0
+    return exit_code(statuses.values())
+
+
+def command_report(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """The shards' summaries as one, with the exit code one run over all their hosts gives."""
+    hosts = merge_summaries(args.outputs)
+    if args.output == "json":
+        JsonLinesReporter(sys.stdout)(RunFinished(hosts))
+    else:
+        Console(highlight=False).print(summary_text(hosts))
+    return exit_code(str(row.get("status")) for row in hosts.values())
 
 
 def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -680,7 +729,7 @@ def command_validate(args: argparse.Namespace, registry: StepRegistry) -> int:
     vault = _vault(args)
     failed = False
     inventories: dict[str, Inventory] = {}  # by playbook directory: its group_vars count
-    for path in args.playbooks:
+    for path in map(resolve_playbook, args.playbooks):
         inventory = None
         if args.inventory:
             where = os.path.dirname(path)
@@ -724,6 +773,16 @@ def command_steps(args: argparse.Namespace, registry: StepRegistry) -> int:
     return 0
 
 
+def command_playbooks(args: argparse.Namespace, registry: StepRegistry) -> int:
+    """One line per shipped playbook: the name `run` takes, and what it is for."""
+    shipped = shipped_playbooks()
+    width = max((len(p.name) for p in shipped), default=0)
+    for playbook in shipped:
+        print(f"{playbook.name.ljust(width)}  {playbook.summary}")
+    print(f"(installed in {shipped_dir()}; run one with `redmedic run NAME -i INVENTORY`)")
+    return 0
+
+
 def command_schema(args: argparse.Namespace, registry: StepRegistry) -> int:
     """The playbook JSON Schema, including installed plugins' step types."""
     sys.stdout.write(schema_text(registry))
@@ -747,8 +806,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": command_run,
         "apply": command_apply,
         "rollback": command_rollback,
+        "report": command_report,
         "validate": command_validate,
         "steps": command_steps,
+        "playbooks": command_playbooks,
         "schema": command_schema,
         "new": command_new,
     }

@@ -11,7 +11,7 @@ host between two changes and the run reports them `interrupted`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -45,16 +45,21 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """130 if interrupted; 1 if a host failed or was declined; else 4 if one was
-        unreachable; else 0."""
-        statuses = {h.status for h in self.hosts}
+        """130 if interrupted, else `exit_code(statuses)`."""
         if self.cancelled:
             return EXIT_INTERRUPTED
-        if statuses & {Status.FAILED, Status.DECLINED, Status.SKIPPED, Status.INTERRUPTED}:
-            return EXIT_FAILED
-        if Status.UNREACHABLE in statuses:
-            return EXIT_UNREACHABLE
-        return EXIT_OK
+        return exit_code(h.status for h in self.hosts)
+
+
+def exit_code(statuses: Iterable[str]) -> int:
+    """1 if a host failed, was declined, skipped or interrupted; else 4 if one was
+    unreachable; else 0. Also what `redmedic report` answers for the shards' hosts."""
+    found = set(statuses)
+    if found & {Status.FAILED, Status.DECLINED, Status.SKIPPED, Status.INTERRUPTED}:
+        return EXIT_FAILED
+    if Status.UNREACHABLE in found:
+        return EXIT_UNREACHABLE
+    return EXIT_OK
 
 
 @dataclass
