@@ -41,16 +41,28 @@ _MARK = "redmedic:"
 class ConnectOptions:
     """How to open connections: host-key policy and timeouts, shared by every host of a run.
 
-    `known_hosts_files` are read in addition to `~/.ssh/known_hosts`; with
-    `trust_new_host_keys` an unknown key is recorded in the first of them (or in
-    `~/.ssh/known_hosts`) instead of refused — a changed key is always refused.
-    `command_timeout` is the default for `Connection.run` (None waits forever).
+    `known_hosts_files` are read in addition to the host's UserKnownHostsFile and
+    GlobalKnownHostsFile (OpenSSH's defaults: `~/.ssh/known_hosts`,
+    `/etc/ssh/ssh_known_hosts`); with `trust_new_host_keys` an unknown key is recorded in
+    the first of them (or the first UserKnownHostsFile) instead of refused — a changed key
+    is always refused. `connect_timeout` applies where the host's ssh config sets no
+    ConnectTimeout. `command_timeout` bounds every command (None waits forever): the
+    library default is None, the CLI's `--command-timeout` default is `COMMAND_TIMEOUT_S`.
+    `retries` is how often a connection that failed to open (ConnectError only) is tried
+    again, with backoff (see `connection.retry`).
     """
 
     known_hosts_files: tuple[str, ...] = ()
     trust_new_host_keys: bool = False
     connect_timeout: float = 10.0
     command_timeout: float | None = None
+    retries: int = 0
+
+
+#: The CLI's default `--command-timeout`: longer than systemd's own stop + start timeouts
+#: (90 s each by default), so a slow but working `systemctl restart` is never cut short, and
+#: short enough that a wedged command does not hold an on-call engineer's run for long.
+COMMAND_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,18 @@ def parse_stat_line(line: str) -> tuple[int, str, str]:
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"unexpected file mode {mode_text!r}")
     return mode, owner, group
+
+
+def timeout_error(host: str, command: str, timeout: float | None, detail: str) -> CommandError:
+    """A command that outlived its timeout; the message names the flag that raises it.
+
+    Steps never pass their own timeout: the limit is the run's `--command-timeout`.
+    """
+    return CommandError(
+        host,
+        f"`{short_command(command)}` did not finish within {timeout or 0:g} s ({detail}) — "
+        "if it is only slow, raise --command-timeout (0 waits forever)",
+    )
 
 
 def short_command(command: str, width: int = 80) -> str:
