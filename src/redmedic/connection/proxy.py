@@ -52,7 +52,10 @@ class ProxyProcess:
 
     def failure(self) -> str:
         """Why the command is no use, for an error message: its exit and last stderr line."""
-        code = self._process.poll()
+        try:  # it usually just exited: that is why the handshake failed
+            code: int | None = self._process.wait(timeout=_EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
         self._stderr.seek(0)
         lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
         said = f": {lines[-1].strip()}" if lines else ""

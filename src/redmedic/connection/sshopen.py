@@ -237,8 +237,8 @@ def _handshake_and_check_key(
 
 
 def _handshake_failed(where: str, why: str, proxy: ProxyProcess | None) -> str:
-    if proxy is not None:
-        return f"SSH handshake with {where} failed: {why} — {proxy.failure()}"
+    if proxy is not None:  # its own words explain more than paramiko's
+        return f"{proxy.failure()} (SSH handshake with {where} failed: {why})"
     return f"SSH handshake with {where} failed: {why} — is an SSH server listening there?"
 
 
