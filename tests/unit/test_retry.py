@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from redmedic.cli import main
 from redmedic.connection import ConnectOptions
 from redmedic.connection.base import Connection
 from redmedic.connection.local import LocalConnection
@@ -106,3 +109,20 @@ def _ignore(attempt: int, delay: float, exc: ConnectError) -> None:
 
 def _no_sleep(delay: float) -> bool:
     return False
+
+
+@pytest.mark.parametrize(
+    "flags", [["--retries", "-1"], ["--command-timeout", "-5"], ["--connect-timeout", "0"]]
+)
+def test_bad_retry_and_timeout_flags_are_one_line_usage_errors(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    playbook = tmp_path / "pb.yaml"
+    playbook.write_text("name: x\nhosts: all\ndiagnose:\n  - shell: 'true'\n")
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text("all:\n  hosts:\n    box: {ansible_connection: local}\n")
+
+    assert main(["run", str(playbook), "-i", str(inventory), "--check", *flags]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot be negative" in err
