@@ -50,6 +50,14 @@ def bastion(ssh_session: SshSession, target: SshdHost) -> SshdHost:
     )
 
 
+@pytest.fixture
+def via_bastion(
+    target: SshdHost, bastion: SshdHost, ssh_session: SshSession, test_user: LoginUser
+) -> Host:
+    """The target as a host whose ssh config says `ProxyJump bastion`."""
+    return behind(target, test_user, ssh_session, jump(bastion, ssh_session, test_user))
+
+
 def known_hosts(path: Path, *hosts: SshdHost) -> Path:
     path.write_text("".join(h.known_hosts_line + "\n" for h in hosts))
     return path
@@ -114,13 +122,9 @@ def transports_alive(expected: int | None = None) -> int:
 
 
 def test_a_host_behind_a_bastion_is_reached_through_it_and_every_hop_is_closed(
-    target: SshdHost,
-    bastion: SshdHost,
-    ssh_session: SshSession,
-    test_user: LoginUser,
-    tmp_path: Path,
+    target: SshdHost, bastion: SshdHost, via_bastion: Host, tmp_path: Path
 ) -> None:
-    host = behind(target, test_user, ssh_session, jump(bastion, ssh_session, test_user))
+    host = via_bastion
     options = ConnectOptions(
         known_hosts_files=(str(known_hosts(tmp_path / "kh", target, bastion)),)
     )
@@ -204,13 +208,9 @@ def test_a_bastion_whose_key_is_unknown_or_changed_is_refused_before_logging_in(
 
 
 def test_the_targets_key_behind_a_bastion_is_checked_too(
-    target: SshdHost,
-    bastion: SshdHost,
-    ssh_session: SshSession,
-    test_user: LoginUser,
-    tmp_path: Path,
+    target: SshdHost, bastion: SshdHost, via_bastion: Host, tmp_path: Path
 ) -> None:
-    host = behind(target, test_user, ssh_session, jump(bastion, ssh_session, test_user))
+    host = via_bastion
     kh = known_hosts(tmp_path / "kh", bastion)
 
     with pytest.raises(HostKeyError) as caught:
@@ -222,13 +222,9 @@ def test_the_targets_key_behind_a_bastion_is_checked_too(
 
 
 def test_trusting_new_keys_records_both_the_bastions_and_the_targets(
-    target: SshdHost,
-    bastion: SshdHost,
-    ssh_session: SshSession,
-    test_user: LoginUser,
-    tmp_path: Path,
+    target: SshdHost, bastion: SshdHost, via_bastion: Host, tmp_path: Path
 ) -> None:
-    host = behind(target, test_user, ssh_session, jump(bastion, ssh_session, test_user))
+    host = via_bastion
     kh = tmp_path / "kh"
 
     connect(host, ConnectOptions(known_hosts_files=(str(kh),), trust_new_host_keys=True)).close()

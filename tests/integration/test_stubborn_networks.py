@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,12 @@ diagnose:
   - name: Wait for a lock that never frees
     shell: sleep 20
 """
+
+
+def login(address: str, port: int, session: SshSession, user: LoginUser, *, name: str) -> Host:
+    """A host logging in as the test user with the session's key."""
+    key = str(session.client_key)
+    return Host(name=name, address=address, port=port, user=user.name, private_key_file=key)
 
 
 class LateListener:
@@ -117,13 +124,7 @@ def test_a_host_whose_sshd_listens_late_is_reached_after_a_noted_retry(
     playbook = tmp_path / "look.yaml"
     playbook.write_text(READ_ONLY)
     registry = load_step_types()
-    host = Host(
-        name="late",
-        address=late.address,
-        port=late.port,
-        user=test_user.name,
-        private_key_file=str(ssh_session.client_key),
-    )
+    host = login(late.address, late.port, ssh_session, test_user, name="late")
     events: list[Event] = []
 
     def reporter(event: Event) -> None:
@@ -223,14 +224,8 @@ def test_a_host_that_stops_answering_fails_after_the_server_alive_limit(
     frozen = ssh_session.start_sshd(name="frozen")
     known = tmp_path / "known_hosts"
     known.write_text(frozen.known_hosts_line + "\n")
-    host = Host(
-        name="frozen",
-        address=frozen.address,
-        port=frozen.port,
-        user=test_user.name,
-        private_key_file=str(ssh_session.client_key),
-        ssh=SshOptions(server_alive_interval=0.5, server_alive_count_max=2),
-    )
+    host = login(frozen.address, frozen.port, ssh_session, test_user, name="frozen")
+    host = replace(host, ssh=SshOptions(server_alive_interval=0.5, server_alive_count_max=2))
     failures: list[BaseException] = []
     conn = connect(host, ConnectOptions(known_hosts_files=(str(known),)))
 

@@ -158,28 +158,30 @@ def _public_blob(path: str) -> bytes | None:
         return None
 
 
-def _try_key(host: Host, path: str) -> paramiko.PKey | None:
-    """An IdentityFile from the ssh config: used if it loads, skipped (as by ssh) if not."""
+def _read_key(host: Host, path: str) -> paramiko.PKey:
+    """Load a key file (any type); an encrypted one is tried with the login password."""
     try:
         return paramiko.PKey.from_path(path)
     except paramiko.PasswordRequiredException:
         if host.password is not None:
             with suppress(*_KEY_ERRORS):
                 return paramiko.PKey.from_path(path, password=host.password)
-        return None
+        raise
+
+
+def _try_key(host: Host, path: str) -> paramiko.PKey | None:
+    """An IdentityFile from the ssh config: used if it loads, skipped (as by ssh) if not."""
+    try:
+        return _read_key(host, path)
     except _KEY_ERRORS:
         return None
 
 
 def _load_key(host: Host, path: str) -> paramiko.PKey:
-    """Load the inventory's key file (any type); an encrypted one may use the password."""
-    expanded = os.path.expanduser(path)
+    """The inventory's key file: it must load, or the host fails saying why."""
     try:
-        return paramiko.PKey.from_path(expanded)
+        return _read_key(host, os.path.expanduser(path))
     except paramiko.PasswordRequiredException:
-        if host.password is not None:
-            with suppress(*_KEY_ERRORS):
-                return paramiko.PKey.from_path(expanded, password=host.password)
         raise AuthError(
             host.name, f"private key {path} is encrypted — load it into ssh-agent first"
         ) from None
