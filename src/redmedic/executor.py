@@ -366,7 +366,12 @@ class HostRun:
         if len(commands) < 2:
             return False
         become = self.become_for(group[0])
-        results = conn.run_many(commands, become=become)
+        try:
+            results = conn.run_many(commands, become=become)
+        except HostError as exc:  # e.g. --command-timeout: say which steps were running
+            if exc.step is None and not isinstance(exc, UnreachableError):
+                exc.step = ", ".join(step.name for step, _ in wanted)
+            raise
         for (step, _), result in zip(wanted, results[: len(wanted)], strict=True):
             self.prefetched[id(step)] = result
         for path, result in zip(paths, results[len(wanted) :], strict=True):

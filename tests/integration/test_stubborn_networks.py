@@ -47,6 +47,16 @@ diagnose:
   - name: Wait for a lock that never frees
     shell: sleep 20
 """
+# Independent shell steps run as one batch: the message names every step of it.
+HANGS_IN_A_BATCH = """\
+name: Hang
+hosts: all
+diagnose:
+  - name: Who is there
+    shell: hostname
+  - name: Wait for a lock that never frees
+    shell: sleep 20
+"""
 
 
 def login(address: str, port: int, session: SshSession, user: LoginUser, *, name: str) -> Host:
@@ -167,7 +177,20 @@ def test_retries_are_shown_with_v_and_a_dead_host_gives_up_after_them(
     assert "refused" in out and "(gave up after 1 retries)" in out
 
 
+@pytest.mark.parametrize(
+    ("playbook_text", "expected"),
+    [
+        (HANGS, "stuck: Wait for a lock that never frees: `sleep 20` did not finish within 1 s"),
+        (
+            HANGS_IN_A_BATCH,
+            "stuck: Who is there, Wait for a lock that never frees: one of 2 batched commands "
+            "(`hostname`, …) did not finish within 1 s",
+        ),
+    ],
+)
 def test_a_hanging_command_fails_its_host_naming_the_step_and_the_flag(
+    playbook_text: str,
+    expected: str,
     sshd: SshdHost,
     ssh_session: SshSession,
     test_user: LoginUser,
@@ -176,7 +199,7 @@ def test_a_hanging_command_fails_its_host_naming_the_step_and_the_flag(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     playbook = tmp_path / "hang.yaml"
-    playbook.write_text(HANGS)
+    playbook.write_text(playbook_text)
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
         f"all:\n  hosts:\n    stuck:\n      ansible_host: {sshd.address}\n"
@@ -191,7 +214,7 @@ def test_a_hanging_command_fails_its_host_naming_the_step_and_the_flag(
 
     out = " ".join(capsys.readouterr().out.split())  # rich may wrap the long line
     assert code == 1
-    assert "stuck: Wait for a lock that never frees: `sleep 20` did not finish within 1 s" in out
+    assert expected in out
     assert "raise --command-timeout" in out
 
 

@@ -134,16 +134,24 @@ def parse_stat_line(line: str) -> tuple[int, str, str]:
     return mode, owner, group
 
 
-def timeout_error(host: str, command: str, timeout: float | None, detail: str) -> CommandError:
-    """A command that outlived its timeout; the message names the flag that raises it.
+class CommandTimeout(CommandError):
+    """A CommandError whose cause is the timeout: the message names the flag to raise.
 
-    Steps never pass their own timeout: the limit is the run's `--command-timeout`.
+    Kept here, beside the one function that makes it, so a batch can re-word it.
     """
-    return CommandError(
-        host,
-        f"`{short_command(command)}` did not finish within {timeout or 0:g} s ({detail}) — "
-        "if it is only slow, raise --command-timeout (0 waits forever)",
-    )
+
+    def __init__(self, host: str, what: str, timeout: float | None, detail: str) -> None:
+        self.timeout, self.detail = timeout, detail
+        super().__init__(
+            host,
+            f"{what} did not finish within {timeout or 0:g} s ({detail}) — "
+            "if it is only slow, raise --command-timeout (0 waits forever)",
+        )
+
+
+def timeout_error(host: str, command: str, timeout: float | None, detail: str) -> CommandTimeout:
+    """A command that outlived its timeout (steps never pass their own: it is the run's)."""
+    return CommandTimeout(host, f"`{short_command(command)}`", timeout, detail)
 
 
 def short_command(command: str, width: int = 80) -> str:
@@ -415,12 +423,16 @@ class Connection(ABC):
         if not commands:
             return []
         nonce = "redmedic-" + secrets.token_hex(16)
-        rc, out, err = self._run_bytes(
-            "exec /bin/sh -s",
-            become=become,
-            stdin=batch_script(commands, nonce).encode(ENCODING, ERRORS),
-            timeout=timeout,
-        )
+        try:
+            rc, out, err = self._run_bytes(
+                "exec /bin/sh -s",
+                become=become,
+                stdin=batch_script(commands, nonce).encode(ENCODING, ERRORS),
+                timeout=timeout,
+            )
+        except CommandTimeout as exc:  # name what ran, not the batch's wrapper
+            what = f"one of {len(commands)} batched commands (`{short_command(commands[0])}`, …)"
+            raise CommandTimeout(self.host.name, what, exc.timeout, exc.detail) from None
         try:
             done = parse_batch_output(out, err, len(commands), nonce)
         except ValueError:
