@@ -9,7 +9,7 @@ real fleet behind a jump host looks, with nothing faked on the control side:
   are dropped, so the SSH session that installs the rule finishes normally.
 * `write_ssh_config(...)`: the `~/.ssh/config` a user would write for it (`ProxyJump`).
 * `ssh_via(...)`: run a command on the walled-off target with the OpenSSH client, through
-  the bastion — how a test inspects it afterwards.
+  the bastion — how a test inspects it afterwards; `count_logins(...)` is one to run.
 """
 
 from __future__ import annotations
@@ -40,6 +40,17 @@ def write_ssh_config(
         f"Host target\n  HostName {target.address}\n  ProxyJump bastion\n{common}"
     )
     return path
+
+
+def count_logins(*addresses: str) -> str:
+    """A command printing, per address, how many SSH logins came from it — except the one
+    running it (its own log line may not be in the journal yet; excluding it keeps the
+    count exact either way)."""
+    return (
+        "own=${SSH_CONNECTION#* }; own=${own%% *}; for a in " + " ".join(addresses) + "; do "
+        'journalctl -u ssh --no-pager -q | grep "Accepted publickey for root from $a port "'
+        ' | grep -vc " port $own ssh2"; done'
+    )
 
 
 def ssh_via(
