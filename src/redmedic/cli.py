@@ -37,6 +37,7 @@ from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.rollback import Rollback, undo_steps
 from redmedic.scaffold import new_playbook
 from redmedic.secrets import is_secret_name
+from redmedic.sshconfig import DEFAULT_CONFIG, ssh_warnings
 from redmedic.steps import StepRegistry, load_step_types
 from redmedic.yamlsource import load_yaml
 
@@ -137,7 +138,11 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         help="record unknown host keys (changed keys are always refused)",
     )
     parser.add_argument(
-        "--ssh-config", default="~/.ssh/config", help="ssh config merged into hosts"
+        "--ssh-config",
+        default=DEFAULT_CONFIG,
+        metavar="FILE",
+        help="read only this ssh client config, as ssh -F (`none`: no config); "
+        "default: ~/.ssh/config, then /etc/ssh/ssh_config",
     )
     parser.add_argument(
         "--connect-timeout",
@@ -308,6 +313,7 @@ def _execute(
     saved: dict[str, SavedHost] | None = None,
 ) -> RunResult:
     """Run (or apply a saved plan) with the user's output, gates and audit log."""
+    _warn_ssh(hosts)
     run_id = _new_run_id()
     options = _run_options(args, extra, check=check, run_id=run_id, salt=salt)
     output = _output(args, changes=not check, run_id=run_id, salt=salt)
@@ -324,6 +330,12 @@ def _execute(
         )
     finally:
         output.close()
+
+
+def _warn_ssh(hosts: list[Host]) -> None:
+    """What the ssh config (or ssh args) of these hosts set that redmedic ignores, once each."""
+    for line in ssh_warnings((host.name, host.ssh) for host in hosts):
+        print(f"redmedic: warning: {line}", file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -394,6 +406,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
     extra = parse_extra_vars(args.extra_vars)
     inventory = load_inventory(args.inventory, ssh_config=args.ssh_config).with_extra_vars(extra)
     hosts = select_hosts(inventory, ",".join(steps), args.limit, where=str(audit_path))
+    _warn_ssh(hosts)
     salt = bytes.fromhex(started["salt"])
     options = _run_options(args, extra, check=False, run_id=_new_run_id(), salt=salt)
     output = _output(args, changes=True, run_id=options.run_id, salt=salt, rollback_of=args.run_id)

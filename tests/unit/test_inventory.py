@@ -379,21 +379,25 @@ def test_explicit_inventory_values_beat_the_ssh_config(tmp_path: Path) -> None:
     assert inv.host("local1").user is None  # local hosts are not looked up
 
 
-def test_a_missing_ssh_config_is_fine(tmp_path: Path) -> None:
-    inv = load(tmp_path, "all:\n  hosts:\n    r1:\n", ssh_config=str(tmp_path / "nope"))
+def test_a_missing_ssh_config_is_an_error_as_with_ssh_dash_f(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
 
-    assert (inv.host("r1").address, inv.host("r1").user) == ("r1", None)
+    with pytest.raises(InventoryError) as err:
+        load(tmp_path, "all:\n  hosts:\n    r1:\n", ssh_config=missing)
+
+    assert err.value.where == missing
+    assert "not found" in err.value.message
 
 
 def test_a_bad_port_in_the_ssh_config_names_that_file(tmp_path: Path) -> None:
     config = tmp_path / "ssh_config"
-    config.write_text("Host r1\n    Port ssh\n", encoding="utf-8")
+    config.write_text("Host r1\n    Port 99999\n", encoding="utf-8")
 
     with pytest.raises(InventoryError) as err:
         load(tmp_path, "all:\n  hosts:\n    r1:\n", ssh_config=str(config))
 
-    assert err.value.where == str(config)
-    assert "Port must be a port number" in err.value.message
+    assert err.value.where == f"{config}:2"  # ssh takes a service name (`Port ssh`) too
+    assert "bad port '99999'" in err.value.message
 
 
 # --- selecting hosts -------------------------------------------------------------------------
