@@ -23,6 +23,7 @@ from redmedic.connection.base import parse_stat_line, short_command, sudo_comman
 from redmedic.connection.local import LocalConnection
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.inventory import Host
+from redmedic.sshconfig import SshOptions
 
 SECRET = "s3cret-Become-pw"
 
@@ -218,7 +219,11 @@ def test_known_hosts_files_are_openssh_defaults_then_the_extra_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert hk.known_hosts_files(extra=["/extra"]) == [
+    defaults = SshOptions()  # what the ssh config gives a host that sets nothing
+    files = hk.known_hosts_files(
+        defaults.user_known_hosts_files, defaults.global_known_hosts_files, ["/extra"]
+    )
+    assert files == [
         str(tmp_path / ".ssh/known_hosts"),
         str(tmp_path / ".ssh/known_hosts2"),
         "/etc/ssh/ssh_known_hosts",
@@ -230,6 +235,7 @@ def test_known_hosts_files_are_openssh_defaults_then_the_extra_ones(
         "/etc/ours",
         "/extra",
     ]
+    assert hk.known_hosts_files([], [], ["/extra"]) == ["/extra"]  # UserKnownHostsFile none
     assert hk.trust_file([]) == str(tmp_path / ".ssh/known_hosts")
     assert hk.trust_file([], ["~/mine", "~/other"]) == str(tmp_path / "mine")
     assert hk.trust_file(["/extra", "/more"], ["~/mine"]) == "/extra"

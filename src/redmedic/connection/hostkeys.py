@@ -23,8 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
-GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 # Host-key algorithms to offer first for a key type already on record, so the server shows
 # us the key we can compare (an RSA key is negotiated as one of its signature algorithms).
@@ -231,16 +230,14 @@ def preferred_algorithms(entries: Sequence[KnownHostEntry], label: str) -> list[
 
 
 def known_hosts_files(
-    user_files: Sequence[str] = (), global_files: Sequence[str] = (), extra: Sequence[str] = ()
+    user_files: Sequence[str], global_files: Sequence[str], extra: Sequence[str] = ()
 ) -> list[str]:
-    """Every file consulted, as OpenSSH reads them, then each `--known-hosts FILE`.
-
-    `user_files`/`global_files` are the host's UserKnownHostsFile/GlobalKnownHostsFile;
-    empty means OpenSSH's defaults (`~/.ssh/known_hosts`, `~/.ssh/known_hosts2`,
-    `/etc/ssh/ssh_known_hosts`, `/etc/ssh/ssh_known_hosts2`).
+    """Every file consulted: the host's UserKnownHostsFile and GlobalKnownHostsFile lists
+    as they are (`SshOptions` holds OpenSSH's defaults, `~/.ssh/known_hosts` and
+    `/etc/ssh/ssh_known_hosts` among them; empty means `none`), then each --known-hosts FILE.
     """
     files: list[str] = []
-    for name in (*(user_files or USER_KNOWN_HOSTS), *(global_files or GLOBAL_KNOWN_HOSTS), *extra):
+    for name in (*user_files, *global_files, *extra):
         path = os.path.expanduser(name)
         if path not in files:
             files.append(path)
@@ -250,7 +247,7 @@ def known_hosts_files(
 def trust_file(extra: Sequence[str], user_files: Sequence[str] = ()) -> str:
     """Where `--trust-new-host-keys` records keys: the first --known-hosts file, else the
     first UserKnownHostsFile (as `ssh` records there), else `~/.ssh/known_hosts`."""
-    return os.path.expanduser((*extra, *user_files, USER_KNOWN_HOSTS[0])[0])
+    return os.path.expanduser((*extra, *user_files, USER_KNOWN_HOSTS)[0])
 
 
 def load_entries(files: Sequence[str], label: str | None = None) -> list[KnownHostEntry]:
