@@ -22,6 +22,7 @@ from tests.support.nspawn import HostPool, SystemdHost
 
 pytestmark = pytest.mark.e2e
 
+PASSWORD = "E2e-bastion-s3cret"
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "connection-refused.yaml"
 
 
@@ -45,7 +46,8 @@ def test_a_host_behind_a_bastion_is_triaged_through_it_with_both_keys_checked(
     wall_off(target, gateway)
     config = write_ssh_config(tmp_path / "ssh_config", bastion, target, host_pool.known_hosts)
     inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("all:\n  hosts:\n    target: {}\n")
+    # Only the host's name: the ssh config says how to reach it (HostName, ProxyJump, ...).
+    inventory.write_text(f"all:\n  hosts:\n    target: {{redis_password: {PASSWORD}}}\n")
 
     # The wall is real: straight from here the target's SSH port does not answer ...
     direct = target.ssh("true", timeout=60)
@@ -65,6 +67,7 @@ def test_a_host_behind_a_bastion_is_triaged_through_it_with_both_keys_checked(
     assert events[-1]["hosts"]["target"]["status"] == "would_change", done.stdout[-2000:]
     causes = {e["cause"] for e in events if e["event"] == "finding_reported"}
     assert "bind" in causes  # Debian's default bind 127.0.0.1, seen on the target itself
+    assert PASSWORD not in done.stdout + done.stderr
     # The login really came through the bastion: since the count above (itself one), the
     # target's sshd saw one more login from the bastion's address, none from this machine.
     after = [int(n) for n in ssh_via(config, count).stdout.split()]
