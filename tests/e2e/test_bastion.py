@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bastion import count_logins, ssh_via, wall_off, write_ssh_config
+from tests.support.bastion import count_logins, ssh_direct, ssh_via, wall_off, write_ssh_config
 from tests.support.nspawn import HostPool, SystemdHost
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +43,8 @@ def test_a_host_behind_a_bastion_is_triaged_through_it_with_both_keys_checked(
 ) -> None:
     bastion, target = make_systemd_host(), make_systemd_host()
     gateway = host_pool.gateway  # the control machine's address on the hosts' bridge
-    wall_off(target, gateway)
     config = write_ssh_config(tmp_path / "ssh_config", bastion, target, host_pool.known_hosts)
+    wall_off(config, target, gateway)
     inventory = tmp_path / "inventory.yaml"
     # Only the host's name: the ssh config says how to reach it (HostName, ProxyJump, ...).
     inventory.write_text(f"all:\n  hosts:\n    target: {{redis_password: {PASSWORD}}}\n")
@@ -59,7 +59,7 @@ def test_a_host_behind_a_bastion_is_triaged_through_it_with_both_keys_checked(
 
     done = redmedic(
         "run", str(PLAYBOOK), "-i", str(inventory), "--ssh-config", str(config),
-        "--check", "--output", "json", "--connect-timeout", "5",
+        "--check", "--output", "json", "--connect-timeout", "30",
     )  # fmt: skip
 
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -78,18 +78,22 @@ def test_a_bastion_whose_key_is_unknown_stops_the_host_before_any_login(
     make_systemd_host: Callable[[], SystemdHost], host_pool: HostPool, tmp_path: Path
 ) -> None:
     bastion, target = make_systemd_host(), make_systemd_host()
-    wall_off(target, host_pool.gateway)
+    wall_off(
+        write_ssh_config(tmp_path / "all_known", bastion, target, host_pool.known_hosts),
+        target,
+        host_pool.gateway,
+    )
     only_target = tmp_path / "known_hosts"
     only_target.write_text(target.known_hosts_line + "\n")
     config = write_ssh_config(tmp_path / "ssh_config", bastion, target, only_target)
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("all:\n  hosts:\n    target: {}\n")
     count = count_logins(host_pool.gateway)
-    before = int(bastion.ssh(count).stdout)
+    before = int(ssh_direct(bastion, count).stdout)
 
     done = redmedic(
         "run", str(PLAYBOOK), "-i", str(inventory), "--ssh-config", str(config), "--check",
-        "--connect-timeout", "5",
+        "--connect-timeout", "30",
     )  # fmt: skip
 
     assert done.returncode == 4, (done.stdout[-2000:], done.stderr)
@@ -97,4 +101,4 @@ def test_a_bastion_whose_key_is_unknown_stops_the_host_before_any_login(
     assert f"target: via bastion: host key for {bastion.address} is unknown" in message
     # No credential went to the unverified bastion: since the count above (itself one
     # login from this machine), nobody logged in.
-    assert int(bastion.ssh(count).stdout) == before + 1
+    assert int(ssh_direct(bastion, count).stdout) == before + 1
