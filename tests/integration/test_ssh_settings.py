@@ -22,6 +22,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.errors import AuthError, ConnectError, HostKeyError
 from redmedic.inventory import Host
@@ -446,3 +447,37 @@ def test_the_hosts_connect_timeout_beats_the_runs(ssh_host: Host) -> None:
         host = replace(ssh_host, port=port, ssh=SshOptions(connect_timeout=0.5))
         with pytest.raises(ConnectError, match=r"no answer within 0\.5 s"):
             connect(host, ConnectOptions(connect_timeout=60.0))
+
+
+# --- the user's path: ~/.ssh/config, the CLI ------------------------------------------
+
+
+def test_the_cli_follows_proxy_jump_from_the_users_ssh_config(
+    target: SshdHost,
+    bastion: SshdHost,
+    ssh_session: SshSession,
+    test_user: LoginUser,
+    isolated_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kh = known_hosts(tmp_path / "kh", target, bastion)
+    ssh_dir = isolated_home / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "config").write_text(
+        f"Host bastion\n  HostName {bastion.address}\n  Port {bastion.port}\n"
+        f"Host db1\n  HostName {target.address}\n  Port {target.port}\n  ProxyJump bastion\n"
+        f"Host *\n  User {test_user.name}\n  IdentityFile {ssh_session.client_key}\n"
+        f"  UserKnownHostsFile {kh}\n  ServerAliveInterval 5\n"
+    )
+    (ssh_dir / "config").chmod(0o600)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("all:\n  hosts:\n    db1:\n")
+    playbook = tmp_path / "look.yaml"
+    playbook.write_text("name: Look\nhosts: all\ndiagnose:\n  - name: Hello\n    shell: 'true'\n")
+    logins = bastion.log_text().count("Accepted publickey")
+
+    code = main(["run", str(playbook), "-i", str(inventory), "--check"])
+
+    assert code == 0, capsys.readouterr()
+    assert bastion.log_text().count("Accepted publickey") == logins + 1
