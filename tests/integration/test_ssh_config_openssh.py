@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,13 +114,15 @@ def actual(
     }
 
 
-def flattened_chain(config: Path, host: str, local: Local) -> list[tuple[str, dict[str, Any]]]:
+def flattened_chain(
+    config: Path, host: str, local: Local, *flags: str
+) -> list[tuple[str, dict[str, Any]]]:
     """The hops ssh would go through for `host`, each as `ssh -G` resolves it.
 
     ssh runs `ssh -J h1..hn-1 hn -W host`: the first hop's own ProxyJump applies (it is
     reached directly), the later hops' are overridden by the hops before them.
     """
-    jump = expected(config, host, local)["proxy_jump"]
+    jump = expected(config, host, local, *flags)["proxy_jump"]
     if jump is None or jump == "none":
         return []
     chain: list[tuple[str, dict[str, Any]]] = []
@@ -137,27 +140,48 @@ def flattened_chain(config: Path, host: str, local: Local) -> list[tuple[str, di
     return chain
 
 
+def assert_same(config_path: Path, host: str, local: Local, args: str = "") -> None:
+    """redmedic and `ssh -G` agree on `host`, with `args` as ansible_ssh_common_args."""
+    config = load_ssh_config(str(config_path), local=local)
+    fields = resolve(host, {"ssh_common_args": args} if args else {}, config)
+    ssh: SshOptions = fields["ssh"]
+    flags = shlex.split(args)
+    want = expected(config_path, host, local, *flags)
+    del want["proxy_jump"]
+    got = actual(fields["address"], fields.get("user"), fields.get("port", 22), ssh, local)
+    assert got == want, f"{config_path.name}: {host} {args}"
+
+    hops = [
+        (hop.name, actual(hop.address, hop.user, hop.port, hop.ssh, local))
+        for hop in ssh.proxy_jump
+    ]
+    want_hops = [
+        (name, {k: v for k, v in hop.items() if k != "proxy_jump"})
+        for name, hop in flattened_chain(config_path, host, local, *flags)
+    ]
+    assert hops == want_hops, f"{config_path.name}: {host} {args}: the ProxyJump chain"
+
+
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_every_fixture_host_resolves_as_openssh_does(
     fixtures: Path, fixture: str, local: Local
 ) -> None:
-    config_path = fixtures / fixture
-    config = load_ssh_config(str(config_path), local=local)
+    for host in fixture_hosts(fixtures / fixture):
+        assert_same(fixtures / fixture, host, local)
 
-    for host in fixture_hosts(config_path):
-        fields = resolve(host, {}, config)
-        ssh: SshOptions = fields["ssh"]
-        want = expected(config_path, host, local)
-        del want["proxy_jump"]
-        got = actual(fields["address"], fields.get("user"), fields.get("port", 22), ssh, local)
-        assert got == want, f"{fixture}: {host}"
 
-        hops = [
-            (hop.name, actual(hop.address, hop.user, hop.port, hop.ssh, local))
-            for hop in ssh.proxy_jump
-        ]
-        want_hops = [
-            (name, {k: v for k, v in hop.items() if k != "proxy_jump"})
-            for name, hop in flattened_chain(config_path, host, local)
-        ]
-        assert hops == want_hops, f"{fixture}: {host}'s ProxyJump chain"
+@pytest.mark.parametrize(
+    ("host", "args"),
+    [
+        ("web1", "-o User=args -p 2100 -J 192.0.2.9,ops@inner"),
+        ("db-eu", "-oConnectTimeout=7 -i @DIR@/basic.conf -i /missing -o 'ServerAliveInterval 3'"),
+        ("cache7", "-o HostKeyAlias=other -o UserKnownHostsFile=/kh/%h"),
+        ("piped", "-o ProxyJump=bastion"),
+        ("inner", "-o ProxyCommand='nc %h %p' -l someone"),
+        ("plain", "-o IdentitiesOnly=yes -o ProxyJump=none"),
+    ],
+)
+def test_ssh_args_resolve_as_on_the_ssh_command_line(
+    fixtures: Path, host: str, args: str, local: Local
+) -> None:
+    assert_same(fixtures / "basic.conf", host, local, args.replace("@DIR@", str(fixtures)))

@@ -3,14 +3,16 @@
 Ansible appends these to the ssh command line, after its own `-o Port=`, `-o User=` and
 `-o IdentityFile=` from the inventory, so (first value wins) they beat the config files but
 not the inventory's connection variables. Honoured: `-o Key=Value` (any option line, so the
-same as in the config file), `-J`, `-i`, `-p`, `-l` and `-F` (this host is then resolved
-through that file only, as `ssh -F`). Flags that only change ssh's own output (`-q`, `-v`)
+same as in the config file), `-J`, `-i` (a missing file is dropped with a warning, as ssh
+drops it), `-p`, `-l` and `-F` (this host is then resolved through that file only, as
+`ssh -F`). Flags that only change ssh's own output (`-q`, `-v`)
 or turn off what redmedic never does (`-T`, `-x`, `-a`, `-n`, `-C`) are silent; any
 other flag is a warning naming the host and the variable.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 
@@ -72,6 +74,10 @@ def parse_ssh_args(text: str, variable: str, into: CommandLine) -> None:
 def _flag(flag: str, value: str, where: str, into: CommandLine) -> None:
     if flag == "F":
         into.config_file = into.config_file or value
+        return
+    if flag == "i" and not os.path.exists(os.path.expanduser(value)):
+        message = f"-i {value}: no such identity file: ignored (as ssh does)"
+        into.warnings.append(SshWarning(where, message))
         return
     if flag == "o":
         line = value

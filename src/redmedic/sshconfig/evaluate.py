@@ -93,6 +93,7 @@ class Obtained:
     proxy: Setting | None = None  # value: ("command", str) or ("jump", (JumpSpec, ...))
     warnings: list[SshWarning] = field(default_factory=list)
     canonicalize: bool = False
+    named: bool = False  # a HostName was given (the name is an alias)
 
     def get(self, key: str, default: Any = None) -> Any:
         setting = self.first.get(key)
@@ -118,13 +119,14 @@ class Obtained:
 
     def _unhonoured(self, directive: Directive) -> None:
         key = directive.key
+        first = directive.args[0].lower() if directive.args else ""
         if key == "canonicalizehostname" and "canonicalizehostname" not in self.first:
-            self.canonicalize = directive.args[0].lower() not in ("no", "false")
+            self.canonicalize = first not in ("no", "false")
         if key not in _ACCUMULATE:
             if key in self.first:  # only the first line obtained has an effect
                 return
             self.first[key] = Setting(directive.args, directive.where)
-        if key in SILENT or directive.args[0].lower() in SAME_AS_REDMEDIC.get(key, ()):
+        if key in SILENT or first in SAME_AS_REDMEDIC.get(key, ()):
             return
         if key not in OPENSSH_KEYWORDS:
             ignored = self.get("ignoreunknown")
@@ -151,6 +153,7 @@ def evaluate(
     host = host_arg
     if hostname is not None:
         host = expand(hostname.value, {"h": host_arg}, hostname.where)
+        found.named = True
     found.hostname = host if is_address(host) else host.lower()
     if found.canonicalize or any(config.match_final for config in files):
         where = hostname.where if hostname is not None else ""
@@ -268,6 +271,8 @@ def match_list(text: str, patterns: str, *, lower: bool) -> int:
 
 def expand(text: str, tokens: Mapping[str, str], where: str, *, environment: bool = False) -> str:
     """Replace %x tokens (and ${VAR} where ssh allows it); an unknown token is an error."""
+    if "%" not in text and not (environment and "${" in text):
+        return text
     out: list[str] = []
     i = 0
     while i < len(text):

@@ -205,7 +205,7 @@ def _string(args: tuple[str, ...], _raw: str) -> str:
 
 
 def _file_list(args: tuple[str, ...], _raw: str) -> tuple[str, ...]:
-    if any(not a for a in args):
+    if not args or any(not a for a in args):
         raise BadLine("empty file name")
     if any(a.lower() == "none" for a in args) and len(args) > 1:
         raise BadLine('"none" must appear alone')
@@ -328,6 +328,8 @@ _VALUES = {
 
 def is_address(text: str) -> bool:
     """An IPv4/IPv6 literal (ssh neither lowercases nor looks those up)."""
+    if ":" not in text and not text.replace(".", "").isdigit():
+        return False  # most names: skip ipaddress's slower parse
     try:
         ipaddress.ip_address(text)
     except ValueError:

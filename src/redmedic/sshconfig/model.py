@@ -49,9 +49,11 @@ class SshOptions:
     - `proxy_command`: a shell command whose stdin/stdout is the connection (tokens %h %p
       %r %n %% already expanded); None means none.
     - `user_known_hosts_files` / `global_known_hosts_files`: always the exact lists to
-      read, `~` expanded where redmedic resolved them; the defaults below are OpenSSH's
-      (`UserKnownHostsFile` unset), so an empty tuple really means `none`: no such file.
-      Files that do not exist are skipped, as ssh does. Host keys are checked strictly.
+      read; an empty tuple really means `none` (no such file). `resolve` fills them with
+      `~` expanded; the class defaults are OpenSSH's (what ssh reads when
+      UserKnownHostsFile / GlobalKnownHostsFile are not set) and keep `~`, so expand with
+      `os.path.expanduser`. Files that do not exist are skipped, as ssh does. Host keys
+      are checked strictly, for every jump host as for the target.
     - `host_key_alias`: the name to look the host key up by instead of the address.
     - `connect_timeout`, `server_alive_interval` (seconds): None when the config does not
       set them (`ServerAliveInterval 0` is None: no keepalives); `server_alive_count_max`:

@@ -30,6 +30,7 @@ from redmedic.sshconfig.model import (
 DEFAULT_CONFIG = "~/.ssh/config"  # means: what ssh reads without -F (this, then the system's)
 SYSTEM_CONFIG = "/etc/ssh/ssh_config"
 # The inventory's fields Ansible passes as `-o Key=value`, before the ssh args.
+_Hops = tuple[tuple[JumpHost, ...], tuple[SshWarning, ...]]
 _INVENTORY_OPTIONS = (("Port", "port"), ("IdentityFile", "private_key_file"), ("User", "user"))
 _ARGS = (
     ("ansible_ssh_common_args", "ssh_common_args"),
@@ -51,6 +52,20 @@ class SshConfig:
         self.local = local
         self._other: dict[str, SshConfig] = {}
         self._resolves: dict[str, bool] = {}
+        self._chains: dict[tuple[tuple[JumpSpec, ...], str], _Hops] = {}
+
+    def chain(self, specs: tuple[JumpSpec, ...], where: str) -> _Hops:
+        """The flattened hops of a ProxyJump value (set at `where`) and their warnings.
+
+        Cached: a fleet's hosts mostly share one bastion, whose resolution does not depend
+        on the host behind it.
+        """
+        key = (specs, where)
+        if key not in self._chains:
+            warnings: list[SshWarning] = []
+            hops = _Chain(self, warnings).hops(specs, where, ())
+            self._chains[key] = (hops, tuple(warnings))
+        return self._chains[key]
 
     def other(self, path: str) -> SshConfig:
         """The config a host's `-F FILE` names (read once)."""
@@ -135,7 +150,12 @@ def resolve(
         if kind == "command" and value.lower() != "none":
             options = replace(options, proxy_command=_proxy_command(found, port, user))
         elif kind == "jump" and value:
-            hops = _Chain(source, warnings).hops(value, found.proxy.where, (host_arg.lower(),))
+            hops, hop_warnings = source.chain(value, found.proxy.where)
+            names = [hop.name.lower() for hop in hops]
+            if host_arg.lower() in names:
+                loop = names[: names.index(host_arg.lower()) + 1]
+                raise _loop((host_arg.lower(), *loop), found.proxy.where)
+            warnings.extend(hop_warnings)
             options = replace(options, proxy_jump=hops)
     result = dict(fields)
     result["address"] = found.hostname
@@ -238,6 +258,15 @@ def _proxy_command(found: Obtained, port: int, user: str) -> str:
     return expand(found.proxy.value[1], tokens, found.proxy.where)
 
 
+def _loop(names: tuple[str, ...], where: str) -> InventoryError:
+    return InventoryError(
+        f"ProxyJump loop: {' → '.join(names)}",
+        where=where or None,
+        hint="a jump host must not be reached through itself, e.g. "
+        f"`Host * !{names[-1]}` for the block with the ProxyJump",
+    )
+
+
 def _tilde(text: str, local: Local) -> str:
     if text == "~" or text.startswith("~/"):
         return local.home + text[1:]
@@ -274,13 +303,7 @@ class _Chain:
         chain: list[tuple[JumpHost, str, bool]] = []
         for index, spec in enumerate(specs):
             if spec.host.lower() in path:
-                loop = " → ".join((*path, spec.host.lower()))
-                raise InventoryError(
-                    f"ProxyJump loop: {loop}",
-                    where=where or None,
-                    hint="a jump host must not be reached through itself, e.g. "
-                    f"`Host * !{spec.host}` for the block with the ProxyJump",
-                )
+                raise _loop((*path, spec.host.lower()), where)
             line = []
             hop_where = f"ProxyJump {spec.host}"
             if spec.user is not None:
@@ -304,5 +327,5 @@ class _Chain:
                 user=found.get("user"),
                 ssh=options,
             )
-            chain.append((hop, where, "hostname" in found.first))
+            chain.append((hop, where, found.named))
         return chain
