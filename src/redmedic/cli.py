@@ -24,6 +24,7 @@ from rich.console import Console
 
 from redmedic.audit import AuditLog, default_audit_path, read_run
 from redmedic.connection import ConnectOptions
+from redmedic.connection.base import COMMAND_TIMEOUT_S
 from redmedic.errors import InputError, UsageError
 from redmedic.executor import RunOptions
 from redmedic.extravars import parse_extra_vars
@@ -333,7 +334,27 @@ def _add_fleet_options(parser: argparse.ArgumentParser) -> None:
         help="read only this ssh client config, as ssh -F (`none`: no config); "
         "default: ~/.ssh/config, then /etc/ssh/ssh_config",
     )
-    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (10)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="to reach and log into a host (10); a host's ConnectTimeout wins",
+    )
+    parser.add_argument(
+        "--command-timeout",
+        type=float,
+        default=COMMAND_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"fail a host whose command runs longer ({COMMAND_TIMEOUT_S:g}; 0: no limit)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="retry a connection that failed to open (network errors only), with backoff (0)",
+    )
     parser.add_argument(
         "--audit-log",
         metavar="FILE",
@@ -461,6 +482,10 @@ def _run_options(
 ) -> RunOptions:
     if args.forks < 1:
         raise UsageError("-f/--forks must be at least 1")
+    if args.retries < 0 or args.command_timeout < 0 or args.connect_timeout <= 0:
+        raise UsageError(
+            "--retries and --command-timeout cannot be negative, --connect-timeout must be > 0"
+        )
     return RunOptions(
         check=check,
         confirm_each=getattr(args, "confirm_each", False),
@@ -475,6 +500,8 @@ def _run_options(
             known_hosts_files=tuple(args.known_hosts),
             trust_new_host_keys=args.trust_new_host_keys,
             connect_timeout=args.connect_timeout,
+            command_timeout=args.command_timeout or None,
+            retries=args.retries,
         ),
         keep_plan=bool(getattr(args, "plan_out", None)),
         run_id=run_id,

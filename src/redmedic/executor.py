@@ -23,6 +23,7 @@ from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import CommandResult, Connection, RemoteFile, read_script
+from redmedic.connection.retry import connect_with_retries
 from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
 from redmedic.gate import ConfirmRequest, Gate
 from redmedic.inventory import Host
@@ -33,6 +34,7 @@ from redmedic.report.events import (
     ChangeApplied,
     ChangeDeclined,
     ChangePlanned,
+    ConnectRetried,
     Event,
     FindingReported,
     HostFinished,
@@ -373,7 +375,12 @@ class HostRun:
         if len(commands) < 2:
             return False
         become = self.become_for(group[0])
-        results = conn.run_many(commands, become=become)
+        try:
+            results = conn.run_many(commands, become=become)
+        except HostError as exc:  # e.g. --command-timeout: say which steps were running
+            if exc.step is None and not isinstance(exc, UnreachableError):
+                exc.step = ", ".join(step.name for step, _ in wanted)
+            raise
         for (step, _), result in zip(wanted, results[: len(wanted)], strict=True):
             self.prefetched[id(step)] = result
         for path, result in zip(paths, results[len(wanted) :], strict=True):
@@ -561,6 +568,11 @@ class HostRun:
         prepared = self.prepare()
         return prepared if isinstance(prepared, HostResult) else self.finish(prepared)
 
+    def note_retry(self, attempt: int, delay: float, error: ConnectError) -> None:
+        """Tell the user (-v) that the connection is tried again, and why."""
+        retries = self.options.connect.retries
+        self.emit(ConnectRetried(self.host.name, attempt, retries, round(delay, 2), error.message))
+
     def prepare(self) -> Prepared | HostResult:
         """Connect, diagnose and plan (or load the saved plan); a result if nothing is left."""
         self.emit(HostStarted(self.host.name))
@@ -570,7 +582,13 @@ class HostRun:
                 self.host, self.playbook, self.options.extra_vars, self.options.check
             )
             self.masker.add_from_vars(self.vars, self.playbook.sensitive_vars)
-            conn = self.connector(self.host, self.options.connect)
+            conn = connect_with_retries(
+                self.connector,
+                self.host,
+                self.options.connect,
+                on_retry=self.note_retry,
+                sleep=self.cancel.wait,
+            )
             failure = self.diagnose(conn)
             if failure:
                 conn.close()

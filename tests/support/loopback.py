@@ -220,9 +220,12 @@ class SshdHost:
         return known_hosts_line(self.address, self.port, self.host_key)
 
 
-def _sshd_config(workdir: Path, address: str, port: int, authorized_keys: Path) -> str:
+def _sshd_config(
+    workdir: Path, address: str, port: int, authorized_keys: Path, extra: str = ""
+) -> str:
     return f"""\
 # Simulated host for redmedic's tests (tests/support/loopback.py).
+{extra}
 ListenAddress {address}:{port}
 HostKey {workdir / "host_key"}
 PidFile none
@@ -330,8 +333,14 @@ class SshSession:
             shutil.rmtree(self._shared, ignore_errors=True)
             self._shared = None
 
-    def start_sshd(self, *, port: int = DEFAULT_PORT, name: str | None = None) -> SshdHost:
-        """Start one more simulated host with a fresh host key on a free 127.0.1.N:port."""
+    def start_sshd(
+        self, *, port: int = DEFAULT_PORT, name: str | None = None, extra_config: str = ""
+    ) -> SshdHost:
+        """Start one more simulated host with a fresh host key on a free 127.0.1.N:port.
+
+        `extra_config` lines come first, so they win over the defaults below them (sshd
+        keeps the first value of an option), e.g. `AllowTcpForwarding no`.
+        """
         self._count += 1
         name = name or f"sim{self._count}"
         workdir = self.root / name
@@ -342,7 +351,9 @@ class SshSession:
             if not _address_bindable(address, port):
                 continue
             config = workdir / "sshd_config"
-            config.write_text(_sshd_config(workdir, address, port, self.authorized_keys))
+            config.write_text(
+                _sshd_config(workdir, address, port, self.authorized_keys, extra_config)
+            )
             log = workdir / "sshd.log"
             log.unlink(missing_ok=True)
             process = subprocess.Popen(

@@ -23,6 +23,7 @@ from redmedic.connection.base import parse_stat_line, short_command, sudo_comman
 from redmedic.connection.local import LocalConnection
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.inventory import Host
+from redmedic.sshconfig import SshOptions
 
 SECRET = "s3cret-Become-pw"
 
@@ -175,14 +176,17 @@ def test_known_key_types_are_offered_first() -> None:
 
 def test_messages_carry_the_fix_commands() -> None:
     key_type, blob = _key()
-    unknown = hk.unknown_key_message("127.0.1.5", 2222, key_type, blob, "/k/known hosts")
+    name = hk.KeyName("127.0.1.5", 2222)
+    unknown = hk.unknown_key_message(name, key_type, blob, "/k/known hosts")
     assert "host key for [127.0.1.5]:2222 is unknown" in unknown
     assert f"({hk.fingerprint(blob)}, ssh-ed25519)" in unknown
     assert "`ssh-keyscan -p 2222 127.0.1.5 >> '/k/known hosts'`" in unknown
-    assert "`ssh-keyscan 10.0.0.5 >>" in hk.unknown_key_message("10.0.0.5", 22, key_type, blob, "f")
+    assert "`ssh-keyscan 10.0.0.5 >>" in hk.unknown_key_message(
+        hk.KeyName("10.0.0.5", 22), key_type, blob, "f"
+    )
 
     old = hk.parse_known_hosts(_line("[127.0.1.5]:2222", key_type, b"old"), "/k/kh")[0]
-    changed = hk.changed_key_message("127.0.1.5", 2222, key_type, blob, old)
+    changed = hk.changed_key_message(name, key_type, blob, old)
     assert "/k/kh:1 has SHA256:" in changed
     assert "`ssh-keygen -R '[127.0.1.5]:2222' -f /k/kh`" in changed
 
@@ -193,7 +197,7 @@ def test_recording_keys_creates_the_file_once_even_in_parallel(tmp_path: Path) -
     verdicts: list[hk.Verdict] = []
 
     def record() -> None:
-        verdicts.append(hk.record_key(str(path), "127.0.1.5", 2222, key_type, blob))
+        verdicts.append(hk.record_key(str(path), hk.KeyName("127.0.1.5", 2222), key_type, blob))
 
     threads = [threading.Thread(target=record) for _ in range(8)]
     for thread in threads:
@@ -204,17 +208,49 @@ def test_recording_keys_creates_the_file_once_even_in_parallel(tmp_path: Path) -
     assert path.read_text() == _line("[127.0.1.5]:2222", key_type, blob) + "\n"
     assert sorted(v.value for v in verdicts) == ["known"] * 7 + ["unknown"]
     _, other = _key()
-    assert hk.record_key(str(path), "127.0.1.5", 2222, key_type, other) is hk.Verdict.CHANGED
+    assert (
+        hk.record_key(str(path), hk.KeyName("127.0.1.5", 2222), key_type, other)
+        is hk.Verdict.CHANGED
+    )
     assert path.read_text().count("\n") == 1
 
 
-def test_the_users_known_hosts_is_always_consulted(
+def test_known_hosts_files_are_openssh_defaults_then_the_extra_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert hk.known_hosts_files(["/extra"]) == [str(tmp_path / ".ssh/known_hosts"), "/extra"]
+    defaults = SshOptions()  # what the ssh config gives a host that sets nothing
+    files = hk.known_hosts_files(
+        defaults.user_known_hosts_files, defaults.global_known_hosts_files, ["/extra"]
+    )
+    assert files == [
+        str(tmp_path / ".ssh/known_hosts"),
+        str(tmp_path / ".ssh/known_hosts2"),
+        "/etc/ssh/ssh_known_hosts",
+        "/etc/ssh/ssh_known_hosts2",
+        "/extra",
+    ]
+    assert hk.known_hosts_files(["~/mine"], ["/etc/ours"], ["/extra"]) == [
+        str(tmp_path / "mine"),
+        "/etc/ours",
+        "/extra",
+    ]
+    assert hk.known_hosts_files([], [], ["/extra"]) == ["/extra"]  # UserKnownHostsFile none
     assert hk.trust_file([]) == str(tmp_path / ".ssh/known_hosts")
-    assert hk.trust_file(["/extra", "/more"]) == "/extra"
+    assert hk.trust_file([], ["~/mine", "~/other"]) == str(tmp_path / "mine")
+    assert hk.trust_file(["/extra", "/more"], ["~/mine"]) == "/extra"
+
+
+def test_a_host_key_alias_is_the_name_looked_up_and_in_the_hints() -> None:
+    key_type, blob = _key()
+    name = hk.KeyName("10.0.0.5", 2222, alias="db1.internal")
+    assert name.label == "db1.internal"  # verbatim: OpenSSH adds no port to an alias
+    unknown = hk.unknown_key_message(name, key_type, blob, "/k/kh")
+    assert "host key for db1.internal is unknown" in unknown
+    assert "`ssh-keyscan -p 2222 10.0.0.5 | sed 's/^[^ ]*/db1.internal/' >> /k/kh`" in unknown
+    entries = hk.parse_known_hosts(_line("db1.internal", key_type, blob), "/k/kh")
+    assert hk.verify(entries, name.label, key_type, blob)[0] is hk.Verdict.KNOWN
+    assert hk.verify(entries, "[10.0.0.5]:2222", key_type, blob)[0] is hk.Verdict.UNKNOWN
 
 
 # --- sudo decisions, with a scripted host ----------------------------------------------

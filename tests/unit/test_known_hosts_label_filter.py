@@ -73,6 +73,9 @@ def test_a_key_recorded_during_the_run_is_seen_by_the_next_host(tmp_path: Path) 
     path = tmp_path / "kh"
     path.write_text(_line("a.example", KEY_TYPE, OTHER) + "\n")
     assert hk.load_entries([str(path)], LABEL) == []
-    assert hk.record_key(str(path), "127.0.1.5", 2222, KEY_TYPE, MINE) is hk.Verdict.UNKNOWN
+    assert (
+        hk.record_key(str(path), hk.KeyName("127.0.1.5", 2222), KEY_TYPE, MINE)
+        is hk.Verdict.UNKNOWN
+    )
     (entry,) = hk.load_entries([str(path)], LABEL)
     assert (entry.line, entry.key_blob) == (2, MINE)

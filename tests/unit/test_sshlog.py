@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from redmedic.connection.ssh import PARAMIKO_LOGGER
+from redmedic.connection.sshopen import PARAMIKO_LOGGER
 from redmedic.inventory import Host
 from redmedic.report.sshlog import run_masker, ssh_conversation
 

@@ -41,16 +41,28 @@ _MARK = "redmedic:"
 class ConnectOptions:
     """How to open connections: host-key policy and timeouts, shared by every host of a run.
 
-    `known_hosts_files` are read in addition to `~/.ssh/known_hosts`; with
-    `trust_new_host_keys` an unknown key is recorded in the first of them (or in
-    `~/.ssh/known_hosts`) instead of refused — a changed key is always refused.
-    `command_timeout` is the default for `Connection.run` (None waits forever).
+    `known_hosts_files` are read in addition to the host's UserKnownHostsFile and
+    GlobalKnownHostsFile (OpenSSH's defaults: `~/.ssh/known_hosts`,
+    `/etc/ssh/ssh_known_hosts`); with `trust_new_host_keys` an unknown key is recorded in
+    the first of them (or the first UserKnownHostsFile) instead of refused — a changed key
+    is always refused. `connect_timeout` applies where the host's ssh config sets no
+    ConnectTimeout. `command_timeout` bounds every command (None waits forever): the
+    library default is None, the CLI's `--command-timeout` default is `COMMAND_TIMEOUT_S`.
+    `retries` is how often a connection that failed to open (ConnectError only) is tried
+    again, with backoff (see `connection.retry`).
     """
 
     known_hosts_files: tuple[str, ...] = ()
     trust_new_host_keys: bool = False
     connect_timeout: float = 10.0
     command_timeout: float | None = None
+    retries: int = 0
+
+
+#: The CLI's default `--command-timeout`: longer than systemd's own stop + start timeouts
+#: (90 s each by default), so a slow but working `systemctl restart` is never cut short, and
+#: short enough that a wedged command does not hold an on-call engineer's run for long.
+COMMAND_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,26 @@ def parse_stat_line(line: str) -> tuple[int, str, str]:
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"unexpected file mode {mode_text!r}")
     return mode, owner, group
+
+
+class CommandTimeout(CommandError):
+    """A CommandError whose cause is the timeout: the message names the flag to raise.
+
+    Kept here, beside the one function that makes it, so a batch can re-word it.
+    """
+
+    def __init__(self, host: str, what: str, timeout: float | None, detail: str) -> None:
+        self.timeout, self.detail = timeout, detail
+        super().__init__(
+            host,
+            f"{what} did not finish within {timeout or 0:g} s ({detail}) — "
+            "if it is only slow, raise --command-timeout (0 waits forever)",
+        )
+
+
+def timeout_error(host: str, command: str, timeout: float | None, detail: str) -> CommandTimeout:
+    """A command that outlived its timeout (steps never pass their own: it is the run's)."""
+    return CommandTimeout(host, f"`{short_command(command)}`", timeout, detail)
 
 
 def short_command(command: str, width: int = 80) -> str:
@@ -411,12 +443,16 @@ class Connection(ABC):
         if not commands:
             return []
         nonce = "redmedic-" + secrets.token_hex(16)
-        rc, out, err = self._run_bytes(
-            "exec /bin/sh -s",
-            become=become,
-            stdin=batch_script(commands, nonce).encode(ENCODING, ERRORS),
-            timeout=timeout,
-        )
+        try:
+            rc, out, err = self._run_bytes(
+                "exec /bin/sh -s",
+                become=become,
+                stdin=batch_script(commands, nonce).encode(ENCODING, ERRORS),
+                timeout=timeout,
+            )
+        except CommandTimeout as exc:  # name what ran, not the batch's wrapper
+            what = f"one of {len(commands)} batched commands (`{short_command(commands[0])}`, …)"
+            raise CommandTimeout(self.host.name, what, exc.timeout, exc.detail) from None
         try:
             done = parse_batch_output(out, err, len(commands), nonce)
         except ValueError:

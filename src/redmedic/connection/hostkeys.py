@@ -61,6 +61,25 @@ def host_label(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+@dataclass(frozen=True)
+class KeyName:
+    """Under which name a host's key is looked up and recorded, and where the host is.
+
+    `label` is the HostKeyAlias when there is one (used verbatim, no port, as OpenSSH
+    does: it names one host behind a tunnel or a shared address), else `[addr]:port`.
+    The address and port stay for the `ssh-keyscan` hint.
+    """
+
+    address: str
+    port: int
+    alias: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The known_hosts name: the alias, or `host_label(address, port)`."""
+        return self.alias or host_label(self.address, self.port)
+
+
 def fingerprint(key_blob: bytes) -> str:
     """`SHA256:<base64, unpadded>` as printed by `ssh-keygen -l` and by ssh itself."""
     digest = hashlib.sha256(key_blob).digest()
@@ -210,19 +229,25 @@ def preferred_algorithms(entries: Sequence[KnownHostEntry], label: str) -> list[
     return wanted
 
 
-def known_hosts_files(extra: Sequence[str]) -> list[str]:
-    """Every file consulted: `~/.ssh/known_hosts` plus each `--known-hosts FILE`."""
-    files = [os.path.expanduser(USER_KNOWN_HOSTS)]
-    for name in extra:
+def known_hosts_files(
+    user_files: Sequence[str], global_files: Sequence[str], extra: Sequence[str] = ()
+) -> list[str]:
+    """Every file consulted: the host's UserKnownHostsFile and GlobalKnownHostsFile lists
+    as they are (`SshOptions` holds OpenSSH's defaults, `~/.ssh/known_hosts` and
+    `/etc/ssh/ssh_known_hosts` among them; empty means `none`), then each --known-hosts FILE.
+    """
+    files: list[str] = []
+    for name in (*user_files, *global_files, *extra):
         path = os.path.expanduser(name)
         if path not in files:
             files.append(path)
     return files
 
 
-def trust_file(extra: Sequence[str]) -> str:
-    """Where `--trust-new-host-keys` records keys: the first --known-hosts file, or ~/.ssh."""
-    return os.path.expanduser(extra[0] if extra else USER_KNOWN_HOSTS)
+def trust_file(extra: Sequence[str], user_files: Sequence[str] = ()) -> str:
+    """Where `--trust-new-host-keys` records keys: the first --known-hosts file, else the
+    first UserKnownHostsFile (as `ssh` records there), else `~/.ssh/known_hosts`."""
+    return os.path.expanduser((*extra, *user_files, USER_KNOWN_HOSTS)[0])
 
 
 def load_entries(files: Sequence[str], label: str | None = None) -> list[KnownHostEntry]:
@@ -241,23 +266,27 @@ def load_entries(files: Sequence[str], label: str | None = None) -> list[KnownHo
     return entries
 
 
-def unknown_key_message(address: str, port: int, key_type: str, key_blob: bytes, file: str) -> str:
+def _keyscan(name: KeyName, file: str) -> str:
+    """The command that records the host's key under `name.label` in `file`."""
+    port_flag = f"-p {name.port} " if name.port != 22 else ""
+    scan = f"ssh-keyscan {port_flag}{name.address}"
+    if name.alias is not None:  # keyscan prints the address: file the key under the alias
+        scan += f" | sed 's/^[^ ]*/{name.alias}/'"
+    return f"{scan} >> {_display_path(file)}"
+
+
+def unknown_key_message(name: KeyName, key_type: str, key_blob: bytes, file: str) -> str:
     """The message for an unknown key: the fingerprint to verify and the command to record it."""
-    label = host_label(address, port)
-    port_flag = f"-p {port} " if port != 22 else ""
-    target = _display_path(file)
     return (
-        f"host key for {label} is unknown — verify its fingerprint ({fingerprint(key_blob)}, "
-        f"{key_type}) out of band, then add it with "
-        f"`ssh-keyscan {port_flag}{address} >> {target}`, or run with --trust-new-host-keys"
+        f"host key for {name.label} is unknown — verify its fingerprint ({fingerprint(key_blob)}, "
+        f"{key_type}) out of band, then add it with `{_keyscan(name, file)}`, "
+        "or run with --trust-new-host-keys"
     )
 
 
-def changed_key_message(
-    address: str, port: int, key_type: str, key_blob: bytes, old: KnownHostEntry
-) -> str:
+def changed_key_message(name: KeyName, key_type: str, key_blob: bytes, old: KnownHostEntry) -> str:
     """The message for a changed key: where the old one is, both fingerprints, the fix."""
-    label = host_label(address, port)
+    label = name.label
     return (
         f"host key for {label} has CHANGED: {old.file}:{old.line} has {old.fingerprint} "
         f"({old.key_type}), the host now presents {fingerprint(key_blob)} ({key_type}) — "
@@ -267,22 +296,22 @@ def changed_key_message(
     )
 
 
-def revoked_key_message(address: str, port: int, key_blob: bytes, entry: KnownHostEntry) -> str:
+def revoked_key_message(name: KeyName, key_blob: bytes, entry: KnownHostEntry) -> str:
     """The message for a key marked @revoked."""
     return (
-        f"host key {fingerprint(key_blob)} for {host_label(address, port)} is marked @revoked "
+        f"host key {fingerprint(key_blob)} for {name.label} is marked @revoked "
         f"in {entry.file}:{entry.line} — refusing to connect"
     )
 
 
-def record_key(path: str, address: str, port: int, key_type: str, key_blob: bytes) -> Verdict:
+def record_key(path: str, name: KeyName, key_type: str, key_blob: bytes) -> Verdict:
     """Append a newly trusted key unless it (or a conflicting one) is already there.
 
     Runs under an exclusive flock and re-reads the file inside it, so parallel connections
     to the same host write one line, and a conflicting key recorded meanwhile is reported
     (CHANGED) rather than silently added next to it.
     """
-    label = host_label(address, port)
+    label = name.label
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, mode=0o700, exist_ok=True)

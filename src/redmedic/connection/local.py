@@ -12,7 +12,7 @@ import signal
 import subprocess
 from contextlib import suppress
 
-from redmedic.connection.base import Connection, ConnectOptions, short_command
+from redmedic.connection.base import Connection, ConnectOptions, timeout_error
 from redmedic.errors import CommandError
 from redmedic.inventory import Host
 
@@ -51,8 +51,5 @@ class LocalConnection(Connection):
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
-            raise CommandError(
-                self.host.name,
-                f"`{short_command(command)}` did not finish within {timeout:g} s (killed)",
-            ) from None
+            raise timeout_error(self.host.name, command, timeout, "killed") from None
         return process.returncode, out, err

@@ -20,6 +20,7 @@ from redmedic.report.events import (
     ChangeApplied,
     ChangeDeclined,
     ChangePlanned,
+    ConnectRetried,
     Event,
     FindingReported,
     HostFinished,
@@ -119,6 +120,14 @@ class ConsoleReporter:
                 f"[bold]{escape(event.playbook)}[/] on {len(event.hosts)} host(s){run}{mode}"
             )
             self._start_progress(len(event.hosts))
+        elif isinstance(event, ConnectRetried):
+            if self.verbose:
+                self._say(
+                    "yellow",
+                    "↻",
+                    event.host,
+                    f"retry {event.attempt}/{event.retries} in {event.delay:.1f} s: {event.reason}",
+                )
         elif isinstance(event, StepDone):
             where = f"{event.host} › {event.step}"
             if event.status == "failed":

@@ -28,6 +28,17 @@ class HostStarted:
 
 
 @dataclass(frozen=True)
+class ConnectRetried:
+    """Opening the host's connection failed (a network error) and will be tried again."""
+
+    host: str
+    attempt: int  # 1 for the first retry
+    retries: int  # --retries
+    delay: float  # seconds until this attempt
+    reason: str
+
+
+@dataclass(frozen=True)
 class StepDone:
     """A step observed something (diagnose/verify) or was skipped; `status` says how it went."""
 
@@ -116,6 +127,7 @@ class RunFinished:
 Event = (
     RunStarted
     | HostStarted
+    | ConnectRetried
     | StepDone
     | FindingReported
     | ChangePlanned

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from redmedic.connection.ssh import PARAMIKO_LOGGER
+from redmedic.connection.sshopen import PARAMIKO_LOGGER
 from redmedic.inventory import Host
 from redmedic.secrets import Masker
 
