@@ -36,7 +36,7 @@ import run as bench  # noqa: E402
 
 from redmedic.connection import ConnectOptions, connect  # noqa: E402
 from redmedic.connection.base import CommandResult, read_script  # noqa: E402
-from redmedic.inventory import Host  # noqa: E402
+from redmedic.model.inventory import Host  # noqa: E402
 
 
 def _tree_cpu_s(root: int) -> float:

@@ -36,10 +36,10 @@ from rich.text import Text
 from redmedic.connection import ConnectOptions, SSHConnection
 from redmedic.connection.base import RemoteFile, parse_stat_line, read_script
 from redmedic.errors import RedmedicError
-from redmedic.inventory import Host
-from redmedic.plan import FileChange
+from redmedic.model.inventory import Host
+from redmedic.model.plan import FileChange
 from redmedic.report.console import diff_text
-from redmedic.secrets import directive_secrets
+from redmedic.safety.secrets import directive_secrets
 from redmedic.steps.file_line import FileLineArgs, edit_lines
 
 _KEYWORDS = ("requirepass", "masterauth", "redis-cli")

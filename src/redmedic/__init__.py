@@ -7,7 +7,8 @@ The library behind the `redmedic` command. A run is one call:
     result = run_playbook(playbook, hosts, RunOptions(check=True),
                           registry=builtin_step_types(), reporter=print)
 
-Third-party step types subclass `StepType` (see docs/writing-playbooks.md).
+Third-party step types subclass `StepType` and import what they need from here, never from
+the rooms inside (see docs/writing-playbooks.md).
 """
 
 from redmedic.connection import CommandResult, Connection, ConnectOptions, RemoteFile, connect
@@ -19,14 +20,15 @@ from redmedic.errors import (
     TemplateError,
     UnreachableError,
 )
-from redmedic.executor import HostResult, RunOptions, Status
-from redmedic.fleet import RunResult, run_playbook
-from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
-from redmedic.plan import CommandChange, FileChange, Finding, StepResult
+from redmedic.model.inventory import Host, Inventory, load_inventory, select_hosts
+from redmedic.model.plan import Change, CommandChange, FileChange, Finding, StepResult
 from redmedic.playbook import Playbook, Step, load_playbook
+from redmedic.run.executor import HostResult, RunOptions, Status
+from redmedic.run.fleet import RunResult, run_playbook
 from redmedic.steps import StepArgs, StepContext, StepType, builtin_step_types
 
 __all__ = [
+    "Change",
     "CommandChange",
     "CommandResult",
     "ConnectOptions",

@@ -22,32 +22,39 @@ from typing import Any
 
 from rich.console import Console
 
-from redmedic.audit import AuditLog, default_audit_path, read_run
+from redmedic.authoring.reference import schema_text, step_reference
+from redmedic.authoring.scaffold import new_playbook
 from redmedic.connection import ConnectOptions
 from redmedic.connection.base import COMMAND_TIMEOUT_S
 from redmedic.errors import InputError, UsageError
-from redmedic.executor import RunOptions
-from redmedic.extravars import parse_extra_vars
-from redmedic.fleet import EXIT_INPUT, RunResult, exit_code, run_playbook
-from redmedic.gate import Confirm, Gate
-from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
-from redmedic.planfile import PlanFileError, SavedHost, SavedPlan, file_sha256, load_plan, save_plan
+from redmedic.events import Confirm, Event, Reporter, RunFinished
+from redmedic.model.extravars import parse_extra_vars
+from redmedic.model.inventory import Host, Inventory, load_inventory, select_hosts
+from redmedic.model.shipped import resolve_playbook, shipped_dir, shipped_playbooks
+from redmedic.model.sshconfig import DEFAULT_CONFIG, ssh_warnings
+from redmedic.model.vault import Vault, open_vault
 from redmedic.playbook import Playbook, check_variables, load_playbook, validate_playbook
-from redmedic.reference import schema_text, step_reference
 from redmedic.report.console import ConsolePrompt, ConsoleReporter, summary_text
-from redmedic.report.events import Event, Reporter, RunFinished
 from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.report.listing import listing
 from redmedic.report.merge import merge_summaries
 from redmedic.report.sshlog import run_masker, ssh_conversation
-from redmedic.rollback import Rollback, undo_steps
-from redmedic.scaffold import new_playbook
-from redmedic.secrets import is_secret_name
-from redmedic.shard import parse_shard
-from redmedic.shipped import resolve_playbook, shipped_dir, shipped_playbooks
-from redmedic.sshconfig import DEFAULT_CONFIG, ssh_warnings
+from redmedic.run.executor import RunOptions
+from redmedic.run.fleet import EXIT_INPUT, RunResult, exit_code, run_playbook
+from redmedic.run.gate import Gate
+from redmedic.run.rollback import Rollback, undo_steps
+from redmedic.run.shard import parse_shard
+from redmedic.safety.audit import AuditLog, default_audit_path, read_run
+from redmedic.safety.planfile import (
+    PlanFileError,
+    SavedHost,
+    SavedPlan,
+    file_sha256,
+    load_plan,
+    save_plan,
+)
+from redmedic.safety.secrets import is_secret_name
 from redmedic.steps import StepRegistry, load_step_types
-from redmedic.vault import Vault, open_vault
 
 
 class _Parser(argparse.ArgumentParser):

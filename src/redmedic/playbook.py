@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 import pydantic
 
 from redmedic.errors import InputError, InventoryError, PlaybookError, TemplateError
-from redmedic.inventory import Inventory, select_hosts
+from redmedic.model.inventory import Inventory, select_hosts
+from redmedic.model.templating import Templar
+from redmedic.model.vault import Vault
+from redmedic.model.yamlsource import YamlDoc, load_yaml
 from redmedic.steps import StepRegistry, StepType
-from redmedic.templating import Templar
-from redmedic.vault import Vault
-from redmedic.yamlsource import YamlDoc, load_yaml
 
 PHASES = ("diagnose", "fix", "handlers", "verify")
 TOP_KEYS = ("name", "description", "hosts", "vars", "become", *PHASES)

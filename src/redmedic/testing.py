@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from redmedic.connection.base import Connection
-from redmedic.inventory import Host
-from redmedic.secrets import Masker
+from redmedic.model.inventory import Host
+from redmedic.model.templating import Templar
+from redmedic.safety.secrets import Masker
 from redmedic.steps.base import StepContext
-from redmedic.templating import Templar
 
 Reply = tuple[int, str, str]
 

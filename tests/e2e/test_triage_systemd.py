@@ -22,7 +22,7 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 from redmedic.steps.log_scan import LogScan, LogScanArgs
 from redmedic.steps.redis_facts import RedisFacts, RedisFactsArgs
 from redmedic.testing import step_context

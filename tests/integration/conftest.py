@@ -10,7 +10,7 @@ Built on ``tests/support/loopback.py`` (simulated SSH hosts) and
 * ``ssh_session`` (session): the ``SshSession`` — client key, ``start_sshd()`` for more hosts.
 * ``sshd`` (session): one running simulated host, an ``SshdHost`` (address, port, host key).
 * ``known_hosts_file`` (session): a known_hosts file holding exactly ``sshd``'s key.
-* ``ssh_host`` (function): a ``redmedic.inventory.Host`` for ``sshd``: user ``redmedic-t``,
+* ``ssh_host`` (function): a ``redmedic.model.inventory.Host`` for ``sshd``: user ``redmedic-t``,
   the session's client key, ``become_password`` set.
 * ``ssh_options`` (function): ``ConnectOptions(known_hosts_files=(known_hosts_file,))`` —
   strict host-key checking stays on.
@@ -36,7 +36,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from redmedic.connection import ConnectOptions  # noqa: E402
-from redmedic.inventory import Host  # noqa: E402
+from redmedic.model.inventory import Host  # noqa: E402
 from tests.support.loopback import (  # noqa: E402
     LoginUser,
     SshdHost,

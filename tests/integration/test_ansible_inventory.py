@@ -2,7 +2,7 @@
 
 Every fixture under tests/data/inventories/ is loaded twice: by the real
 `ansible-inventory --list` (ansible-core from the test extras, never imported) and by
-`redmedic.inventory.load_inventory`. The hosts, each group's members and every host's
+`redmedic.model.inventory.load_inventory`. The hosts, each group's members and every host's
 merged variables must agree. Ansible is run with no user configuration (empty
 ANSIBLE_CONFIG, a temporary HOME and working directory), so only the fixtures count.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from redmedic.inventory import Inventory, load_inventory
+from redmedic.model.inventory import Inventory, load_inventory
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "inventories"
 ANSIBLE_INVENTORY = Path(sys.executable).parent / "ansible-inventory"

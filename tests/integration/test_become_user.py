@@ -22,7 +22,7 @@ import pytest
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.errors import BecomeError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 from tests.support.loopback import LoginUser, SshdHost, SshSession, ensure_other_user
 
 pytestmark = pytest.mark.integration

@@ -37,7 +37,7 @@ from redmedic.errors import (
     DriftError,
     HostKeyError,
 )
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 from tests.support.loopback import (
     LoginUser,
     SshdHost,

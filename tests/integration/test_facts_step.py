@@ -26,8 +26,8 @@ import pytest
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection
-from redmedic.inventory import Host
-from redmedic.secrets import MASK, Masker
+from redmedic.model.inventory import Host
+from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.log_scan import LogScan, LogScanArgs
 from redmedic.steps.redis_facts import RedisFacts, RedisFactsArgs
 from redmedic.testing import step_context

@@ -17,8 +17,8 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.connection import LocalConnection
-from redmedic.inventory import Host
-from redmedic.probes.outcome import ProbeOutcome, ProbeResult
+from redmedic.model.inventory import Host
+from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult
 from redmedic.steps.probe import (
     classify_host_connect,
     explain_tunnel_failure,

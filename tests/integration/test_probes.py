@@ -29,9 +29,9 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from redmedic.probes.outcome import ProbeOutcome, ProbeResult  # noqa: E402
-from redmedic.probes.redis import PROBE_KEY_PREFIX, classify_redis_error, redis_probe  # noqa: E402
-from redmedic.probes.tcp import tcp_probe  # noqa: E402
+from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult  # noqa: E402
+from redmedic.redis.probes.redis import PROBE_KEY_PREFIX, classify_redis_error, redis_probe  # noqa: E402
+from redmedic.redis.probes.tcp import tcp_probe  # noqa: E402
 from tests.support.redis_server import (  # noqa: E402
     HOST,
     RedisServer,
@@ -174,8 +174,8 @@ def test_a_server_that_accepts_but_never_answers_times_out_reading() -> None:
 NETNS_SCRIPT = textwrap.dedent(
     """
     import json
-    from redmedic.probes.redis import redis_probe
-    from redmedic.probes.tcp import tcp_probe
+    from redmedic.redis.probes.redis import redis_probe
+    from redmedic.redis.probes.tcp import tcp_probe
 
     results = {}
     for host in ("192.0.2.1", "198.51.100.1", "redis.example.invalid"):

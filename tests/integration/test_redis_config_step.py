@@ -25,17 +25,17 @@ from typing import Any
 import pytest
 import redis
 
-from redmedic import redisconf
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, LocalConnection, connect
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.errors import StepError
-from redmedic.inventory import Host
-from redmedic.plan import FileChange
-from redmedic.secrets import MASK, Masker
+from redmedic.model.inventory import Host
+from redmedic.model.plan import FileChange
+from redmedic.model.templating import Templar
+from redmedic.redis import redisconf
+from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.base import StepContext
 from redmedic.steps.redis_config import RedisConfig, RedisConfigArgs, load_config
-from redmedic.templating import Templar
 from tests.support.loopback import LoginUser, SshdHost, SshSession
 from tests.support.redis_server import free_port
 

@@ -15,11 +15,11 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.connection import LocalConnection
-from redmedic.executor import RunOptions
-from redmedic.fleet import run_playbook
-from redmedic.inventory import Host
+from redmedic.events import ChangePlanned, HostFinished
+from redmedic.model.inventory import Host
 from redmedic.playbook import load_playbook
-from redmedic.report.events import ChangePlanned, HostFinished
+from redmedic.run.executor import RunOptions
+from redmedic.run.fleet import run_playbook
 from redmedic.steps import builtin_step_types
 
 BROKEN = "# redis\nbind 127.0.0.1 -::1\nport 6379\n"

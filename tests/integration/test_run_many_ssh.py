@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from redmedic.connection import ConnectOptions, SSHConnection
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 pytestmark = pytest.mark.integration
 

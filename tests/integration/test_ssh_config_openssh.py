@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from redmedic.sshconfig import SshOptions, load_ssh_config, resolve
-from redmedic.sshconfig.evaluate import Local
-from redmedic.sshconfig.lexer import parse_jump
+from redmedic.model.sshconfig import SshOptions, load_ssh_config, resolve
+from redmedic.model.sshconfig.evaluate import Local
+from redmedic.model.sshconfig.lexer import parse_jump
 from tests.support.ssh_fixtures import copy_fixtures, fixture_hosts
 
 FIXTURES = ("basic.conf", "match.conf", "include.conf")

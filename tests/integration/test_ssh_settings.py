@@ -25,8 +25,8 @@ import pytest
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.errors import AuthError, ConnectError, HostKeyError
-from redmedic.inventory import Host
-from redmedic.sshconfig import JumpHost, SshOptions
+from redmedic.model.inventory import Host
+from redmedic.model.sshconfig import JumpHost, SshOptions
 from tests.support.loopback import (
     LoginUser,
     SshdHost,

@@ -21,12 +21,12 @@ import pytest
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
 from redmedic.errors import ConnectError
-from redmedic.executor import RunOptions, Status
-from redmedic.fleet import run_playbook
-from redmedic.inventory import Host
+from redmedic.events import ConnectRetried, Event
+from redmedic.model.inventory import Host
+from redmedic.model.sshconfig import SshOptions
 from redmedic.playbook import load_playbook
-from redmedic.report.events import ConnectRetried, Event
-from redmedic.sshconfig import SshOptions
+from redmedic.run.executor import RunOptions, Status
+from redmedic.run.fleet import run_playbook
 from redmedic.steps import load_step_types
 from tests.support.loopback import LoginUser, SshdHost, SshSession, free_loopback_port
 

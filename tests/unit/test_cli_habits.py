@@ -19,8 +19,8 @@ import pytest
 
 from redmedic.cli import _parser, connection_defaults, main
 from redmedic.errors import UsageError
-from redmedic.extravars import parse_extra_vars
-from redmedic.inventory import load_inventory
+from redmedic.model.extravars import parse_extra_vars
+from redmedic.model.inventory import load_inventory
 
 PLAYBOOK = """\
 name: Look and fix

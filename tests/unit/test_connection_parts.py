@@ -22,8 +22,8 @@ from redmedic.connection import hostkeys as hk
 from redmedic.connection.base import parse_stat_line, short_command, sudo_command
 from redmedic.connection.local import LocalConnection
 from redmedic.errors import BecomeError, CommandError, DriftError
-from redmedic.inventory import Host
-from redmedic.sshconfig import SshOptions
+from redmedic.model.inventory import Host
+from redmedic.model.sshconfig import SshOptions
 
 SECRET = "s3cret-Become-pw"
 

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
+from redmedic.events import HostFinished, RunFinished, RunStarted
 from redmedic.report.console import ConsoleReporter, summary_text
-from redmedic.report.events import HostFinished, RunFinished, RunStarted
 
 
 def test_a_terminal_run_shows_progress_then_only_the_summary() -> None:

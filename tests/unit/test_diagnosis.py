@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from redmedic.diagnosis import Probes, Vantage, diagnose, probes_from
 from redmedic.errors import StepError
-from redmedic.plan import Finding
-from redmedic.probes.outcome import ProbeOutcome
-from redmedic.secrets import MASK
+from redmedic.model.plan import Finding
+from redmedic.redis.diagnosis import Probes, Vantage, diagnose, probes_from
+from redmedic.redis.probes.outcome import ProbeOutcome
+from redmedic.safety.secrets import MASK
 from redmedic.steps.log_scan import LogHit, hits_from_logs
 from redmedic.steps.redis_facts import parse_facts
 from redmedic.steps.triage import RedisTriage, TriageArgs

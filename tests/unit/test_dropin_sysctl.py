@@ -14,13 +14,13 @@ import pytest
 
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.errors import StepError
-from redmedic.inventory import Host
-from redmedic.plan import Change, CommandChange, FileChange, StepResult
-from redmedic.secrets import Masker
+from redmedic.model.inventory import Host
+from redmedic.model.plan import Change, CommandChange, FileChange, StepResult
+from redmedic.model.templating import Templar
+from redmedic.safety.secrets import Masker
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.sysctl import Sysctl, SysctlArgs, effective, parse_grep, set_key
 from redmedic.steps.systemd_dropin import SystemdDropin, SystemdDropinArgs, merge_dropin
-from redmedic.templating import Templar
 
 A = TypeVar("A", bound=StepArgs)
 

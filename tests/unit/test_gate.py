@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from redmedic.gate import Answer, ConfirmRequest, Gate
+from redmedic.events import Answer, ChangePlanned, ConfirmRequest
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
-from redmedic.report.events import ChangePlanned
+from redmedic.run.gate import Gate
 
 CONF = "/etc/redis/redis.conf"
 DIFF = f"--- {CONF}\n+++ {CONF}\n@@ -1 +1 @@\n-bind 127.0.0.1\n+bind 0.0.0.0\n"

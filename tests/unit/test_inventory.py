@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from redmedic.errors import InventoryError, UsageError
-from redmedic.inventory import Host, Inventory, load_inventory, select_hosts
+from redmedic.model.inventory import Host, Inventory, load_inventory, select_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.errors import InventoryError
-from redmedic.executor import HostRun, RunOptions
-from redmedic.gate import Gate
-from redmedic.inventory import Inventory, load_inventory
+from redmedic.model.inventory import Inventory, load_inventory
 from redmedic.playbook import load_playbook
+from redmedic.run.executor import HostRun, RunOptions
+from redmedic.run.gate import Gate
 from redmedic.steps import builtin_step_types
 
 

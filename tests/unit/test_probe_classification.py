@@ -27,9 +27,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import format_error_message
 
-from redmedic.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
-from redmedic.probes.redis import classify_redis_error, redis_probe, server_text
-from redmedic.probes.tcp import tcp_probe
+from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
+from redmedic.redis.probes.redis import classify_redis_error, redis_probe, server_text
+from redmedic.redis.probes.tcp import tcp_probe
 
 # Redis 7.0.15's reply to a non-loopback client, verbatim (captured from a live server).
 DENIED = (

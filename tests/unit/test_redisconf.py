@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from redmedic import redisconf
 from redmedic.connection.base import RemoteFile
-from redmedic.plan import FileChange
-from redmedic.redisconf import ConfError, Config, Value
-from redmedic.secrets import MASK, Masker
+from redmedic.model.plan import FileChange
+from redmedic.redis import redisconf
+from redmedic.redis.redisconf import ConfError, Config, Value
+from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.redis_config import (
     RedisConfigArgs,
     discovery_script,

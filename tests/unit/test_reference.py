@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 import yaml
 
+from redmedic.authoring.reference import STEP_OPTIONS, playbook_schema, schema_text, step_reference
 from redmedic.cli import main
 from redmedic.playbook import STEP_KEYS
-from redmedic.reference import STEP_OPTIONS, playbook_schema, schema_text, step_reference
 from redmedic.steps import builtin_step_types, load_step_types
 
 ROOT = Path(__file__).resolve().parents[2]

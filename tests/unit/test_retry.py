@@ -12,7 +12,7 @@ from redmedic.connection.base import Connection
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.retry import MAX_DELAY_S, backoff_delay, connect_with_retries
 from redmedic.errors import AuthError, ConnectError, HostKeyError, UnreachableError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 HOST = Host(name="db1", address="10.0.0.5")
 

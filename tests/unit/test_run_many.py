@@ -13,7 +13,7 @@ import pytest
 from redmedic.connection import LocalConnection
 from redmedic.connection.base import batch_script, parse_batch_output
 from redmedic.errors import CommandError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 COMMANDS = [
     "echo out; echo err >&2; exit 3",

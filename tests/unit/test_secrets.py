@@ -2,8 +2,14 @@
 
 import pytest
 
-from redmedic.report.events import ChangePlanned, masked
-from redmedic.secrets import MASK, Masker, UnknownSecretError, directive_secrets, is_secret_name
+from redmedic.events import ChangePlanned, masked
+from redmedic.safety.secrets import (
+    MASK,
+    Masker,
+    UnknownSecretError,
+    directive_secrets,
+    is_secret_name,
+)
 
 
 def test_password_like_names_are_secret() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redmedic.errors import StepError
-from redmedic.plan import CommandChange
+from redmedic.model.plan import CommandChange
 from redmedic.steps.service import Service, ServiceArgs
 from redmedic.testing import ScriptedConnection, step_context
 

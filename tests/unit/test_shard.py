@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from redmedic.cli import main
-from redmedic.shard import Shard, parse_shard
+from redmedic.run.shard import Shard, parse_shard
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def test_a_hosts_shard_depends_only_on_its_name_not_on_the_other_hosts() -> None
 def test_the_split_is_the_same_in_another_process_with_another_hash_seed() -> None:
     # Python salts str hashes per process: a split built on hash() would differ here.
     code = (
-        "from redmedic.shard import Shard\n"
+        "from redmedic.run.shard import Shard\n"
         "names = [f'redis-eu-{n:03d}' for n in range(400)]\n"
         "print(','.join(n for n in names if Shard(3, 4).holds(n)))\n"
     )

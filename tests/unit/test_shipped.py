@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from redmedic.cli import main
-from redmedic.shipped import resolve_playbook, shipped_dir, shipped_playbooks
+from redmedic.model.shipped import resolve_playbook, shipped_dir, shipped_playbooks
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yaml"))

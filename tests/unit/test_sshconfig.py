@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from redmedic.errors import InventoryError
-from redmedic.sshconfig import SshConfig, SshOptions, load_ssh_config, resolve, ssh_warnings
-from redmedic.sshconfig.evaluate import Local
+from redmedic.model.sshconfig import SshConfig, SshOptions, load_ssh_config, resolve, ssh_warnings
+from redmedic.model.sshconfig.evaluate import Local
 from tests.support.ssh_fixtures import copy_fixtures
 
 ALICE = Local("alice", "/home/alice", "ctl.example.com", 1000)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from redmedic.connection.sshopen import PARAMIKO_LOGGER
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 from redmedic.report.sshlog import run_masker, ssh_conversation
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from redmedic.errors import TemplateError
-from redmedic.templating import Templar
+from redmedic.model.templating import Templar
 
 
 def test_undefined_variable_names_variable_step_and_place() -> None:

@@ -6,7 +6,7 @@ import difflib
 import random
 from pathlib import Path
 
-from redmedic.plan import unified_diff
+from redmedic.model.plan import unified_diff
 
 CONF = (Path(__file__).resolve().parents[1] / "data" / "redis.conf").read_text()
 

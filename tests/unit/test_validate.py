@@ -13,7 +13,7 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.errors import PlaybookError
-from redmedic.inventory import load_inventory
+from redmedic.model.inventory import load_inventory
 from redmedic.playbook import load_playbook, validate_playbook
 from redmedic.steps import builtin_step_types
 

@@ -14,8 +14,8 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.errors import InputError, InventoryError, UsageError
-from redmedic.vault import Vault, VaultPassword, open_vault
-from redmedic.yamlsource import load_yaml, parse_yaml
+from redmedic.model.vault import Vault, VaultPassword, open_vault
+from redmedic.model.yamlsource import load_yaml, parse_yaml
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vault"
 DEFAULT_PW = DATA / "password.txt"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redmedic.vault import open_vault
-from redmedic.yamlsource import load_yaml, parse_yaml
+from redmedic.model.vault import open_vault
+from redmedic.model.yamlsource import load_yaml, parse_yaml
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vault"
 ANSIBLE_VAULT = str(Path(sys.executable).parent / "ansible-vault")

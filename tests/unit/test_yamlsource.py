@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from redmedic.errors import InputError, PlaybookError
-from redmedic.yamlsource import load_yaml, parse_yaml
+from redmedic.model.yamlsource import load_yaml, parse_yaml
 
 PLAYBOOK = """\
 name: triage

@@ -13,7 +13,7 @@ from __future__ import annotations
 from redmedic.connection.base import CommandResult, Connection, ConnectOptions, RemoteFile
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.ssh import SSHConnection
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 __all__ = [
     "CommandResult",

@@ -25,7 +25,7 @@ from enum import Enum
 from types import TracebackType
 
 from redmedic.errors import BecomeError, CommandError, DriftError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 ENCODING = "utf-8"
 # surrogateescape: undecodable bytes survive a decode/encode round trip unchanged, so text

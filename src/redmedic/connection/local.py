@@ -14,7 +14,7 @@ from contextlib import suppress
 
 from redmedic.connection.base import Connection, ConnectOptions, timeout_error
 from redmedic.errors import CommandError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 
 class LocalConnection(Connection):

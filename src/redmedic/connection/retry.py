@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from redmedic.connection.base import Connection, ConnectOptions
 from redmedic.errors import ConnectError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 BASE_DELAY_S = 1.0
 MAX_DELAY_S = 30.0

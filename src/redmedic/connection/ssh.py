@@ -23,7 +23,7 @@ from redmedic.connection.keepalive import Keepalive
 from redmedic.connection.sshauth import SSH_ERRORS, reason
 from redmedic.connection.sshopen import Chain, connect_timeout, open_chain
 from redmedic.errors import CommandError, ConnectError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 _BUFFER = 65536
 # stdin larger than this is sent from a helper thread, so a command that writes a lot of

@@ -27,7 +27,7 @@ import paramiko
 from paramiko.pkey import PublicBlob, UnknownKeyType
 
 from redmedic.errors import AuthError, ConnectError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 _DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 #: What paramiko and the socket layer raise once a transport exists.

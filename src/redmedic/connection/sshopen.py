@@ -29,7 +29,7 @@ from redmedic.connection.base import ConnectOptions
 from redmedic.connection.proxy import ProxyProcess
 from redmedic.connection.sshauth import SSH_ERRORS, authenticate, reason
 from redmedic.errors import ConnectError, HostKeyError, UnreachableError
-from redmedic.inventory import Host
+from redmedic.model.inventory import Host
 
 # paramiko logs each transport to PARAMIKO_LOGGER.HOST (`-vvv` shows it: report.sshlog);
 # a jump host's transport logs under the jump host's name.

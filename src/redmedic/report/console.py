@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from redmedic.gate import Answer, ConfirmRequest
-from redmedic.report.events import (
+from redmedic.events import (
+    Answer,
     ChangeApplied,
     ChangeDeclined,
     ChangePlanned,
+    ConfirmRequest,
     ConnectRetried,
     Event,
     FindingReported,

@@ -7,7 +7,7 @@ import json
 import threading
 from typing import TextIO
 
-from redmedic.report.events import Event, event_name
+from redmedic.events import Event, event_name
 
 
 class JsonLinesReporter:

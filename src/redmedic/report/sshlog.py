@@ -20,8 +20,8 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 from redmedic.connection.sshopen import PARAMIKO_LOGGER
-from redmedic.inventory import Host
-from redmedic.secrets import Masker
+from redmedic.model.inventory import Host
+from redmedic.safety.secrets import Masker
 
 
 class _MaskedStderr(logging.Handler):

@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from redmedic.connection.base import CommandResult, Connection, RemoteFile
-from redmedic.inventory import Host
-from redmedic.plan import Change, StepResult
-from redmedic.secrets import Masker
-from redmedic.templating import Templar
+from redmedic.model.inventory import Host
+from redmedic.model.plan import Change, StepResult
+from redmedic.model.templating import Templar
+from redmedic.safety.secrets import Masker
 
 
 class StepArgs(BaseModel):

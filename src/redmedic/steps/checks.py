@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from redmedic.plan import StepResult
+from redmedic.model.plan import StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from redmedic.errors import StepError
-from redmedic.plan import Change, FileChange, StepResult
+from redmedic.model.plan import Change, FileChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 

@@ -31,7 +31,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from redmedic.errors import StepError
-from redmedic.plan import Change, CommandChange, Finding, StepResult
+from redmedic.model.plan import Change, CommandChange, Finding, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

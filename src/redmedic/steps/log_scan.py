@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field
 
-from redmedic.plan import Finding, StepResult
+from redmedic.model.plan import Finding, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.redis_facts import (
     DEFAULT_LOG,

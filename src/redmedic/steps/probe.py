@@ -31,9 +31,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from redmedic.plan import Finding, StepResult
-from redmedic.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
-from redmedic.probes.tcp import tcp_probe
+from redmedic.model.plan import Finding, StepResult
+from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
+from redmedic.redis.probes.tcp import tcp_probe
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 Vantage = Literal["control", "host"]
@@ -348,7 +348,7 @@ class RedisProbe(StepType[RedisProbeArgs]):
             ctx.masker.add(args.password)
 
         # redis-py costs ~120 ms to import: only runs that probe Redis pay for it.
-        from redmedic.probes.redis import redis_probe
+        from redmedic.redis.probes.redis import redis_probe
 
         def probe(address: str, port: int) -> ProbeResult:
             return redis_probe(

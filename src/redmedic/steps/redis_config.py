@@ -7,7 +7,7 @@ that is in force, so a value overridden by an included file is changed in that f
 leaves comments and layout alone; a second run plans nothing.
 
 `load_config` is public so other steps (a triage or facts step) can read the effective
-configuration without editing anything; the parsing rules live in `redmedic.redisconf`.
+configuration without editing anything; the parsing rules live in `redmedic.redis.redisconf`.
 
 Why the discovery order: the unit's main process and any running redis-server are asked
 first because they show the file actually in use, but Redis rewrites its command line
@@ -24,11 +24,11 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from redmedic import redisconf
 from redmedic.connection.base import RemoteFile, parse_stat_line
 from redmedic.errors import StepError
-from redmedic.plan import Change, FileChange, Finding, StepResult
-from redmedic.redisconf import ConfError, Config
+from redmedic.model.plan import Change, FileChange, Finding, StepResult
+from redmedic.redis import redisconf
+from redmedic.redis.redisconf import ConfError, Config
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 DEFAULT_PATH = "/etc/redis/redis.conf"

@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import Field
 
-from redmedic import redisconf
 from redmedic.errors import StepError
-from redmedic.plan import StepResult
+from redmedic.model.plan import StepResult
+from redmedic.redis import redisconf
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.firewall import (
     ANY_V4,

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from redmedic.errors import StepError
-from redmedic.plan import Change, CommandChange, StepResult
+from redmedic.model.plan import Change, CommandChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 _STATE_UNDO = {"start": "stop", "stop": "start", "enable": "disable", "disable": "enable"}

@@ -6,7 +6,7 @@ from shlex import quote
 
 from pydantic import Field
 
-from redmedic.plan import Change, CommandChange, StepResult
+from redmedic.model.plan import Change, CommandChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 

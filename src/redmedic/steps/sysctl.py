@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from redmedic.connection.base import RemoteFile
 from redmedic.errors import StepError
-from redmedic.plan import Change, CommandChange, FileChange, Finding, StepResult
+from redmedic.model.plan import Change, CommandChange, FileChange, Finding, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.systemd_dropin import run_and_read, split_read
 

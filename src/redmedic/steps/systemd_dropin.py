@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from redmedic.connection.base import RemoteFile, parse_stat_line, read_script
 from redmedic.errors import StepError
-from redmedic.plan import Change, CommandChange, FileChange, StepResult
+from redmedic.model.plan import Change, CommandChange, FileChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 HEADER = "# Written by redmedic: change the playbook rather than this file.\n"

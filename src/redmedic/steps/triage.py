@@ -1,6 +1,6 @@
 """`redis_triage`: name the causes of "connection refused" from the evidence gathered so far.
 
-It reads no host: it runs `redmedic.diagnosis.diagnose` over what earlier steps registered
+It reads no host: it runs `redmedic.redis.diagnosis.diagnose` over what earlier steps registered
 (`redis_facts`, the probes, optionally `log_scan`), so a whole triage costs the round trips
 of those steps and nothing more. Its `causes` fact drives the fix steps:
 
@@ -16,11 +16,12 @@ from typing import Any
 
 from pydantic import Field
 
-# A module import, not names: `redmedic.diagnosis` imports `redmedic.steps.log_scan`, which
-# loads this package (and this module) while diagnosis is still half-initialised.
-from redmedic import diagnosis
 from redmedic.errors import StepError
-from redmedic.plan import StepResult
+from redmedic.model.plan import StepResult
+
+# A module import, not names: `redmedic.redis.diagnosis` imports `redmedic.steps.log_scan`, which
+# loads this package (and this module) while diagnosis is still half-initialised.
+from redmedic.redis import diagnosis
 from redmedic.steps.base import StepArgs, StepContext, StepType
 from redmedic.steps.log_scan import hits_from_logs, hits_from_registered
 

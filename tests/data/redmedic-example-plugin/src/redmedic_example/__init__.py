@@ -20,8 +20,7 @@ import shlex
 
 from pydantic import Field, field_validator
 
-from redmedic.plan import Change, CommandChange, Finding, StepResult
-from redmedic.steps import StepArgs, StepContext, StepType
+from redmedic import Change, CommandChange, Finding, StepArgs, StepContext, StepResult, StepType
 
 
 class RuntimeDirArgs(StepArgs):

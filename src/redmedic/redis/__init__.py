@@ -1,0 +1,6 @@
+"""What redmedic knows about Redis: redis.conf read and edited as Redis reads it
+(`redisconf`), the probes that ask a server like a client does (`probes`), and the rules that
+name a cause from the facts (`diagnosis`).
+
+Pure knowledge and client code: it imports the model and connections, never the steps.
+"""

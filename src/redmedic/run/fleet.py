@@ -1,0 +1,244 @@
+"""Running a playbook across hosts: a bounded thread pool per `--serial` batch.
+
+Hosts are independent: one unreachable or failing host is reported and the others go on.
+Between batches `--max-fail-percent` stops the rollout (with `--serial` and no percentage
+given, any failure stops it: a canary that fails must not be followed by the fleet); hosts
+never started are reported as `skipped`. With `--confirm-batches` every batch after the
+first is planned in full, shown, and applied only when the user says so. Ctrl-C stops every
+host between two changes and the run reports them `interrupted`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from redmedic.connection import ConnectOptions, connect
+from redmedic.connection.base import Connection
+from redmedic.events import (
+    ChangePlanned,
+    Confirm,
+    ConfirmRequest,
+    Event,
+    Reporter,
+    RunFinished,
+    RunStarted,
+)
+from redmedic.model.inventory import Host
+from redmedic.model.templating import Templar
+from redmedic.playbook import Playbook
+from redmedic.run.executor import HostResult, HostRun, Prepared, RunOptions, Status, batches
+from redmedic.run.gate import Gate
+from redmedic.safety.planfile import SavedHost, file_sha256
+from redmedic.steps import StepRegistry
+
+# Exit codes, documented in the README.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_UNREACHABLE = 4
+EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    hosts: tuple[HostResult, ...]
+    plans: dict[str, SavedHost] = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """130 if interrupted, else `exit_code(statuses)`."""
+        if self.cancelled:
+            return EXIT_INTERRUPTED
+        return exit_code(h.status for h in self.hosts)
+
+
+def exit_code(statuses: Iterable[str]) -> int:
+    """1 if a host failed, was declined, skipped or interrupted; else 4 if one was
+    unreachable; else 0. Also what `redmedic report` answers for the shards' hosts."""
+    found = set(statuses)
+    if found & {Status.FAILED, Status.DECLINED, Status.SKIPPED, Status.INTERRUPTED}:
+        return EXIT_FAILED
+    if Status.UNREACHABLE in found:
+        return EXIT_UNREACHABLE
+    return EXIT_OK
+
+
+@dataclass
+class Fleet:
+    """One run of one playbook over many hosts; `run()` drives it to a `RunResult`."""
+
+    playbook: Playbook
+    hosts: list[Host]
+    options: RunOptions
+    registry: StepRegistry
+    reporter: Reporter
+    confirm: Confirm | None = None
+    approve_all: bool = False
+    connector: Callable[[Host, ConnectOptions], Connection] = connect
+    saved: dict[str, SavedHost] | None = None  # apply these reviewed plans
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.gate = Gate(self.confirm, approve_all=self.approve_all)
+        self.templar = Templar()  # shared: every host renders the same templates
+        self._lock = threading.Lock()  # events from host threads reach the reporter one at a time
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            self.reporter(event)
+
+    def host_run(self, host: Host) -> HostRun:
+        saved = self.saved.get(host.name) if self.saved is not None else None
+        return HostRun(
+            host,
+            self.playbook,
+            self.options,
+            self.registry,
+            self.emit,
+            self.gate,
+            self.connector,
+            cancel=self.cancel,
+            saved=saved,
+            templar=self.templar,
+        )
+
+    def run(self) -> RunResult:
+        self.emit(
+            RunStarted(
+                self.playbook.path,
+                tuple(h.name for h in self.hosts),
+                self.options.check,
+                self.options.run_id,
+                file_sha256(self.playbook.path),
+            )
+        )
+        results: dict[str, HostResult] = {}
+        plans: dict[str, SavedHost] = {}
+        limit = self.options.max_fail_percent
+        if limit is None and self.options.serial:
+            limit = 0.0
+        stopped = False
+        for number, batch in enumerate(batches(self.hosts, self.options.serial)):
+            if stopped or self.cancel.is_set():
+                why = "interrupted" if self.cancel.is_set() else "too many failures earlier"
+                for host in batch:
+                    results[host.name] = HostResult(
+                        host.name, Status.SKIPPED, message=f"not started: {why}"
+                    )
+                continue
+            runs = [self.host_run(h) for h in batch]
+            gated = self.options.confirm_batches and number > 0 and not self.options.check
+            for result in self.run_batch(runs, gated):
+                results[result.host] = result
+            plans.update({r.host.name: r.saved_plan for r in runs if r.saved_plan is not None})
+            stopped = _too_many_failures(batch, results, limit)
+        ordered = tuple(results[h.name] for h in self.hosts)
+        self.emit(
+            RunFinished(
+                {
+                    r.host: {"status": r.status.value, "changed": r.changed, "failed": r.failed}
+                    for r in ordered
+                }
+            )
+        )
+        return RunResult(ordered, plans, self.cancel.is_set())
+
+    def run_batch(self, runs: list[HostRun], gated: bool) -> list[HostResult]:
+        """Prepare every host of the batch, ask once if gated, then finish them."""
+        workers = max(1, min(self.options.forks, len(runs)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            try:
+                if not gated:
+                    return self.wait([pool.submit(r.run) for r in runs])
+                prepared = self.wait([pool.submit(r.prepare) for r in runs])
+                approved = self.approve_batch(runs, prepared)
+                futures = [
+                    pool.submit(r.finish, p)
+                    if isinstance(p, Prepared) and approved
+                    else pool.submit(self.decline, r, p)
+                    for r, p in zip(runs, prepared, strict=True)
+                ]
+                return self.wait(futures)
+            except KeyboardInterrupt:
+                self.cancel.set()
+                raise
+
+    def wait(self, futures: list[Future[T]]) -> list[T]:
+        """Results in host order; on Ctrl-C, tell every host to stop and collect them anyway."""
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            self.cancel.set()
+            return [f.result() for f in futures]
+
+    def approve_batch(self, runs: list[HostRun], prepared: list[Prepared | HostResult]) -> bool:
+        ready = [r for r, p in zip(runs, prepared, strict=True) if isinstance(p, Prepared)]
+        views = tuple(
+            ChangePlanned(
+                r.host.name,
+                "fix",
+                item.step.name,
+                c.kind,
+                r.masker.mask(c.describe()),
+                r.masker.mask(c.diff()),
+            )
+            for r, p in zip(runs, prepared, strict=True)
+            if isinstance(p, Prepared)
+            for item in p.planned
+            for c in item.changes
+        )
+        if not views:
+            return True
+        names = ", ".join(r.host.name for r in ready)
+        request = ConfirmRequest(
+            f"next batch ({len(ready)} hosts: {names})",
+            "whole batch",
+            f"{len(views)} change(s) planned for this batch.",
+            views,
+        )
+        return self.gate.approve(request)
+
+    @staticmethod
+    def decline(run: HostRun, prepared: Prepared | HostResult) -> HostResult:
+        if isinstance(prepared, HostResult):
+            return prepared
+        prepared.conn.close()
+        return run.done(HostResult(run.host.name, Status.DECLINED, message="batch declined"))
+
+
+def run_playbook(
+    playbook: Playbook,
+    hosts: list[Host],
+    options: RunOptions,
+    *,
+    registry: StepRegistry,
+    reporter: Reporter,
+    confirm: Confirm | None = None,
+    approve_all: bool = False,
+    connector: Callable[[Host, ConnectOptions], Connection] = connect,
+    saved: dict[str, SavedHost] | None = None,
+) -> RunResult:
+    """Run `playbook` on `hosts`; `confirm` answers gates unless `approve_all` (--yes)."""
+    fleet = Fleet(
+        playbook, hosts, options, registry, reporter, confirm, approve_all, connector, saved
+    )
+    return fleet.run()
+
+
+def _too_many_failures(
+    batch: list[Host], results: dict[str, HostResult], limit: float | None
+) -> bool:
+    if limit is None:
+        return False
+    bad = sum(
+        results[h.name].status in (Status.FAILED, Status.UNREACHABLE, Status.INTERRUPTED)
+        for h in batch
+    )
+    return bad * 100.0 / len(batch) > limit

@@ -1,0 +1,186 @@
+"""Plan files: the reviewed plan, saved by `run --check --plan-out` and applied by `apply`.
+
+A plan file holds, per host, exactly the changes that were shown: each file change with the
+sha256 of the content it was planned against and of the content it writes, each command
+with the state it was planned against. Secrets are sealed (see `Masker.seal`): the file
+shows none, and `apply` puts them back from the same inventory and -e values, checking the
+result against the recorded hash. The file is written 0600: it still lets an attacker test
+password guesses offline, like any hash of a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from redmedic.connection.base import ENCODING, ERRORS, RemoteFile
+from redmedic.errors import InputError
+from redmedic.model.plan import Change, CommandChange, FileChange
+
+PLAN_VERSION = 1
+
+
+class PlanFileError(InputError):
+    """The plan file is missing, malformed, or does not match the playbook."""
+
+
+@dataclass(frozen=True)
+class SavedStep:
+    """The changes one fix step planned; `index` is its position under `fix:`."""
+
+    index: int
+    name: str
+    changes: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class SavedHost:
+    name: str
+    status: str
+    steps: tuple[SavedStep, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    playbook: str
+    playbook_sha256: str
+    inventory: str
+    salt: str  # hex; keys the secret placeholders of this plan
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    hosts: Mapping[str, SavedHost] = field(default_factory=dict)
+    version: int = PLAN_VERSION
+    # The command line's -u/--private-key/--become-user (never passwords) and -b: `apply`
+    # reaches the hosts as the reviewed plan did, as the same users.
+    connection: Mapping[str, Any] = field(default_factory=dict)
+    become: bool = False
+
+
+def file_sha256(path: str) -> str:
+    """Hash of a playbook file, recorded so `apply` refuses a playbook edited since."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def dump_change(
+    change: Change, seal: Callable[[str], str], mask: Callable[[str], str]
+) -> dict[str, Any]:
+    """A change as JSON-ready data: sealed where it must be applied, masked where it is read."""
+    if isinstance(change, FileChange):
+        return {
+            "kind": "file",
+            "path": change.path,
+            "before_sha256": change.before_sha256,
+            "after_sha256": change.after_sha256,
+            "after": seal(change.after.decode(ENCODING, ERRORS)),
+            "mode": change.mode,
+            "become": change.become,
+            "diff": mask(change.diff()),
+        }
+    return {
+        "kind": "command",
+        "command": seal(change.command),
+        "display": mask(change.describe()),
+        "become": change.become,
+        "undo_command": seal(change.undo_command) if change.undo_command else None,
+        "precondition": [seal(p) for p in change.precondition] if change.precondition else None,
+    }
+
+
+def restore_change(
+    data: Mapping[str, Any], unseal: Callable[[str], str], current: RemoteFile | None
+) -> Change:
+    """The change a saved entry describes; `current` is the file as it is now (for files).
+
+    The caller has checked that `current` still has the planned hash; here the unsealed
+    content is checked against the recorded hash, so only the reviewed bytes are written.
+    """
+    if data["kind"] == "file":
+        after = unseal(data["after"]).encode(ENCODING, ERRORS)
+        if hashlib.sha256(after).hexdigest() != data["after_sha256"]:
+            raise ValueError(
+                f"the saved content for {data['path']} does not rebuild exactly — "
+                "use the same inventory and -e values as when the plan was made"
+            )
+        return FileChange(
+            data["path"], current, after, become=bool(data["become"]), mode=data["mode"]
+        )
+    precondition = data.get("precondition")
+    return CommandChange(
+        unseal(data["command"]),
+        display=data["display"],
+        become=bool(data["become"]),
+        undo_command=unseal(data["undo_command"]) if data.get("undo_command") else None,
+        precondition=(unseal(precondition[0]), unseal(precondition[1])) if precondition else None,
+    )
+
+
+def save_plan(plan: SavedPlan, path: str) -> None:
+    """Write the plan atomically, readable by the owner only."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(asdict(plan), handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_plan(path: str) -> SavedPlan:
+    """Read a plan file written by `save_plan`; PlanFileError names what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise PlanFileError(
+            "plan file not found",
+            where=path,
+            hint="make one with `redmedic run PLAYBOOK -i INV --check --plan-out FILE`",
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise PlanFileError(f"cannot read the plan: {exc}", where=path) from None
+    try:
+        if data.get("version") != PLAN_VERSION:
+            raise PlanFileError(
+                f"plan version {data.get('version')!r} is not {PLAN_VERSION}",
+                where=path,
+                hint="make the plan again with this redmedic",
+            )
+        hosts = {
+            name: SavedHost(
+                name=name,
+                status=host["status"],
+                message=host.get("message", ""),
+                steps=tuple(
+                    SavedStep(step["index"], step["name"], tuple(step["changes"]))
+                    for step in host["steps"]
+                ),
+            )
+            for name, host in data["hosts"].items()
+        }
+        return SavedPlan(
+            playbook=data["playbook"],
+            playbook_sha256=data["playbook_sha256"],
+            inventory=data["inventory"],
+            salt=data["salt"],
+            extra_vars=data.get("extra_vars", {}),
+            hosts=hosts,
+            connection=data.get("connection", {}),
+            become=bool(data.get("become", False)),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise PlanFileError(
+            f"malformed plan file (missing {exc})",
+            where=path,
+            hint="make the plan again; do not edit it by hand",
+        ) from None
