@@ -35,7 +35,8 @@ import floor  # noqa: E402  (bench/ is not a package)
 import run as bench  # noqa: E402
 
 from redmedic.connection import ConnectOptions, connect  # noqa: E402
-from redmedic.connection.base import CommandResult, read_script  # noqa: E402
+from redmedic.connection.base import CommandResult  # noqa: E402
+from redmedic.connection.scripts import read_script  # noqa: E402
 from redmedic.model.inventory import Host  # noqa: E402
 
 

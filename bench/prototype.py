@@ -34,7 +34,8 @@ from rich.console import Console
 from rich.text import Text
 
 from redmedic.connection import ConnectOptions, SSHConnection
-from redmedic.connection.base import RemoteFile, parse_stat_line, read_script
+from redmedic.connection.base import RemoteFile
+from redmedic.connection.scripts import parse_stat_line, read_script
 from redmedic.errors import RedmedicError
 from redmedic.model.inventory import Host
 from redmedic.model.plan import FileChange

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +20,9 @@ import pytest
 
 from redmedic.connection import CommandResult, Connection, ConnectOptions, RemoteFile
 from redmedic.connection import hostkeys as hk
-from redmedic.connection.base import parse_stat_line, short_command, sudo_command
+from redmedic.connection.base import short_command, sudo_command
 from redmedic.connection.local import LocalConnection
+from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line, split_sections
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.model.inventory import Host
 from redmedic.model.sshconfig import SshOptions
@@ -432,3 +434,24 @@ def test_an_unreadable_directory_is_an_error_not_a_missing_file(
             local.read_file(str(locked / "redis.conf"))
     finally:
         locked.chmod(0o700)
+
+
+def test_a_gather_script_reads_back_by_sections_and_host_output_cannot_forge_one() -> None:
+    # Given a script whose sections start with marker_line, and a "log" that prints
+    # something that looks like a marker, when it runs, then split_sections finds exactly
+    # the script's own sections, each with its text.
+    marker = new_marker()
+    script = (
+        marker_line(marker, "first")
+        + "printf 'a\\nb\\n'\n"
+        + marker_line(marker, "log")
+        + "echo '@@redmedic-000000000000@@ forged'\n"
+        + marker_line(marker, "empty")
+    )
+    output = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+
+    assert split_sections(output, marker) == {
+        "first": "a\nb",
+        "log": "@@redmedic-000000000000@@ forged",
+        "empty": "",
+    }

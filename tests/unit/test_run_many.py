@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from redmedic.connection import LocalConnection
-from redmedic.connection.base import batch_script, parse_batch_output
+from redmedic.connection.scripts import batch_script, parse_batch_output
 from redmedic.errors import CommandError
 from redmedic.model.inventory import Host
 

@@ -6,9 +6,9 @@ tests) only supplies `_exec` — "run this POSIX sh command with these stdin byt
 exit code and the raw output" — so sudo handling, the atomic-write script and every error
 message are written, reviewed and tested exactly once.
 
-Why the file operations are shell scripts rather than SFTP: each one is a single round trip
-(stat + content, or drift check + backup + temp write + rename), works through sudo the same
-way as any command, and needs nothing on the host beyond POSIX sh and GNU coreutils.
+Why the file operations are shell scripts (`scripts`) rather than SFTP: each one is a single
+round trip (stat + content, or drift check + backup + temp write + rename), works through sudo
+the same way as any command, and needs nothing on the host beyond POSIX sh and GNU coreutils.
 """
 
 from __future__ import annotations
@@ -24,6 +24,16 @@ from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
+from redmedic.connection.scripts import (
+    DRIFT_RC,
+    MARK,
+    batch_script,
+    parse_batch_output,
+    parse_stat_line,
+    read_script,
+    restore_script,
+    write_script,
+)
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.model.inventory import Host
 
@@ -31,10 +41,6 @@ ENCODING = "utf-8"
 # surrogateescape: undecodable bytes survive a decode/encode round trip unchanged, so text
 # handed to steps can always be turned back into the exact bytes that were on the host.
 ERRORS = "surrogateescape"
-
-# Exit code our file scripts use for "the file is not what the plan expected".
-_DRIFT_RC = 65
-_MARK = "redmedic:"
 
 
 @dataclass(frozen=True)
@@ -120,21 +126,6 @@ class _Become(Enum):
     PASSWORD = "password"  # sudo -S with the (validated) password on stdin
 
 
-def parse_stat_line(line: str) -> tuple[int, str, str]:
-    """Parse our `stat -c '%a %U %G'` line into (mode, owner, group).
-
-    Raises ValueError on anything else so a surprising host fails loudly, not silently.
-    """
-    parts = line.strip().split(" ")
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"unexpected stat output {line!r}")
-    mode_text, owner, group = parts
-    mode = int(mode_text, 8)
-    if not 0 <= mode <= 0o7777:
-        raise ValueError(f"unexpected file mode {mode_text!r}")
-    return mode, owner, group
-
-
 class CommandTimeout(CommandError):
     """A CommandError whose cause is the timeout: the message names the flag to raise.
 
@@ -162,158 +153,6 @@ def short_command(command: str, width: int = 80) -> str:
     if len(first) > width or more:
         return first[: width - 1] + "…"
     return first
-
-
-# `[ -e ]` is also false when a parent directory cannot be searched; only a real ENOENT
-# (or ENOTDIR) may count as "absent", anything else is an error worth showing.
-_EXISTS_FN = (
-    "exists() {\n"
-    '  [ -e "$1" ] && return 0\n'
-    '  e=$(LC_ALL=C stat -L -c %a -- "$1" 2>&1 >/dev/null) && return 0\n'
-    '  case $e in *"No such file or directory"*|*"Not a directory"*) return 1;; esac\n'
-    "  printf '%s\\n' \"$e\" >&2; exit 1\n"
-    "}\n"
-)
-
-
-def read_script(path: str) -> str:
-    """The one-round-trip script behind `read_file`: a marker line, a stat line, the bytes."""
-    return (
-        _EXISTS_FN + f"p={shlex.quote(path)}\n"
-        'if exists "$p"; then\n'
-        f"  printf '%s\\n' '{_MARK}file'\n"
-        "  stat -L -c '%a %U %G' -- \"$p\" || exit 1\n"
-        '  exec cat -- "$p"\n'
-        "fi\n"
-        f"printf '%s\\n' '{_MARK}absent'\n"
-    )
-
-
-def write_script(path: str, expected_sha256: str | None, mode: int | None, backup: bool) -> str:
-    """The one-round-trip script behind `write_file`; the new content arrives on stdin.
-
-    Order matters for safety: drift check, then the temp file is written and given its final
-    owner/mode *before* the backup and the rename, so a full disk or a failing chown leaves
-    the target untouched (and the trap removes the temp file on every exit path).
-    """
-    return (
-        "set -u\n" + _EXISTS_FN + f"p={shlex.quote(path)}\n"
-        f"want={shlex.quote(expected_sha256 or '')}\n"
-        f"mode={shlex.quote(format(mode, 'o') if mode is not None else '')}\n"
-        f"backup={'1' if backup else '0'}\n"
-        "um=$(umask)\n"
-        # Edit the real file behind a symlink, never replace the link with a file.
-        'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
-        'existed=0; if exists "$p"; then existed=1; fi\n'
-        'if [ "$existed" = 1 ]; then\n'
-        f'  [ -n "$want" ] || {{ echo "{_MARK}drift exists"; exit {_DRIFT_RC}; }}\n'
-        '  have=$(sha256sum < "$p") || exit 1\n'
-        "  have=${have%% *}\n"
-        f'  [ "$have" = "$want" ] || {{ echo "{_MARK}drift $have"; exit {_DRIFT_RC}; }}\n'
-        'elif [ -n "$want" ]; then\n'
-        f'  echo "{_MARK}drift absent"; exit {_DRIFT_RC}\n'
-        "fi\n"
-        'd=$(dirname -- "$p"); b=$(basename -- "$p")\n'
-        'tmp=$(mktemp "$d/.$b.redmedic-XXXXXX") || exit 1\n'
-        "trap 'rm -f -- \"$tmp\"' EXIT\n"
-        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
-        'cat > "$tmp" || exit 1\n'
-        'if [ "$existed" = 1 ]; then\n'
-        '  chown --reference="$p" -- "$tmp" || exit 1\n'
-        '  chmod --reference="$p" -- "$tmp" || exit 1\n'
-        "fi\n"
-        'if [ -n "$mode" ]; then\n'
-        '  chmod "$mode" -- "$tmp" || exit 1\n'
-        'elif [ "$existed" = 0 ]; then\n'
-        '  chmod "$(printf \'%o\' $((0666 & ~$um)))" -- "$tmp" || exit 1\n'
-        "fi\n"
-        'if [ "$existed" = 1 ] && [ "$backup" = 1 ]; then\n'
-        "  stamp=$(date +%Y%m%dT%H%M%S)\n"
-        '  bk="$p.redmedic-$stamp~"; n=1\n'
-        '  while [ -e "$bk" ] || [ -L "$bk" ]; do\n'
-        "    n=$((n + 1))\n"
-        '    [ "$n" -le 100 ] || { echo "too many backups of $p this second" >&2; exit 1; }\n'
-        '    bk="$p.redmedic-$stamp-$n~"\n'
-        "  done\n"
-        '  cp -p -- "$p" "$bk" || exit 1\n'
-        f"  printf '%s\\n' \"{_MARK}backup $bk\"\n"
-        "fi\n"
-        'sync -- "$tmp" 2>/dev/null || :\n'
-        'mv -f -- "$tmp" "$p" || exit 1\n'
-        f"printf '%s\\n' '{_MARK}written'\n"
-    )
-
-
-def restore_script(path: str, backup: str | None) -> str:
-    """The script behind `restore_file`: copy the backup beside the target, rename over it.
-
-    The backup itself is kept (a copy is renamed, not the backup) so a failed restore can be
-    retried and the operator still has the pre-change file.
-    """
-    if backup is None:
-        return (
-            f"p={shlex.quote(path)}\n"
-            'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
-            'rm -f -- "$p"\n'
-        )
-    return (
-        "set -u\n"
-        f"p={shlex.quote(path)}\n"
-        f"bk={shlex.quote(backup)}\n"
-        'if [ -L "$p" ]; then p=$(readlink -f -- "$p") || exit 1; fi\n'
-        '[ -f "$bk" ] || { echo "backup $bk does not exist" >&2; exit 1; }\n'
-        'd=$(dirname -- "$p"); b=$(basename -- "$p")\n'
-        'tmp=$(mktemp "$d/.$b.redmedic-XXXXXX") || exit 1\n'
-        "trap 'rm -f -- \"$tmp\"' EXIT\n"
-        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM\n"
-        'cp -p -- "$bk" "$tmp" || exit 1\n'
-        'mv -f -- "$tmp" "$p" || exit 1\n'
-    )
-
-
-def batch_script(commands: Sequence[str], nonce: str) -> str:
-    """The one-round-trip script behind `run_many`, read by `/bin/sh -s` from stdin.
-
-    Each command runs in a subshell, `( eval COMMAND ) </dev/null`: a fresh copy of a shell
-    that has set nothing, so it behaves as under `run` (only a syntax error's message
-    says `eval:`); no stdin, so it cannot eat the rest of the script. After each command
-    the shell's builtin printf ends its stdout with `\\nNONCE RC\\n` and its stderr with
-    `\\nNONCE\\n`. No helper process per command or per batch (a temp-file framing cost the
-    host ~10 ms more per batch of 9). The nonce is random per batch and travels on stdin, not
-    in any argv (`ps` would show it to a diagnose command like `ps aux | grep redis`), so no
-    command's output can contain it.
-    """
-    lines = []
-    for command in commands:
-        lines.append(
-            f"( eval {shlex.quote(command)} ) </dev/null; "
-            f"printf '\\n%s %s\\n' {nonce} $?; printf '\\n%s\\n' {nonce} >&2"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def parse_batch_output(
-    out: bytes, err: bytes, count: int, nonce: str
-) -> list[tuple[int, bytes, bytes]]:
-    """(rc, stdout, stderr) for each of `count` commands, from `batch_script`'s streams.
-
-    Raises ValueError unless both streams hold exactly `count` complete results.
-    """
-    out_mark, err_mark = f"\n{nonce} ".encode(), f"\n{nonce}\n".encode()
-    outs: list[tuple[int, bytes]] = []
-    at = 0
-    while at < len(out):
-        found = out.find(out_mark, at)
-        end = out.find(b"\n", found + len(out_mark)) if found >= 0 else -1
-        code = out[found + len(out_mark) : end] if end >= 0 else b""
-        if found < 0 or not code.isdigit():
-            raise ValueError(f"stdout ends without a result mark after byte {at}")
-        outs.append((int(code), out[at:found]))
-        at = end + 1
-    errs = err.split(err_mark)
-    if errs[-1] != b"" or len(errs) - 1 != count or len(outs) != count:
-        raise ValueError(f"{len(outs)} results on stdout, {len(errs) - 1} on stderr, not {count}")
-    return [(code, stdout, stderr) for (code, stdout), stderr in zip(outs, errs, strict=False)]
 
 
 def _sudo_user(user: str | None) -> str:
@@ -488,11 +327,11 @@ class Connection(ABC):
         if rc != 0:
             raise self._command_error(f"cannot read {path}", rc, out, err)
         marker, _, rest = out.partition(b"\n")
-        if marker == f"{_MARK}absent".encode():
+        if marker == f"{MARK}absent".encode():
             return None
         stat_line, newline, content = rest.partition(b"\n")
         try:
-            if marker != f"{_MARK}file".encode() or not newline:
+            if marker != f"{MARK}file".encode() or not newline:
                 raise ValueError(f"unexpected output {out[:80]!r}")
             mode, owner, group = parse_stat_line(stat_line.decode(ENCODING, ERRORS))
         except ValueError as exc:
@@ -520,13 +359,13 @@ class Connection(ABC):
         script = write_script(path, expected_sha256, mode, backup)
         rc, out, err = self._run_bytes(script, become=become, stdin=content)
         lines = out.decode(ENCODING, ERRORS).splitlines()
-        if rc == _DRIFT_RC:
-            found = next((ln for ln in lines if ln.startswith(f"{_MARK}drift ")), None)
+        if rc == DRIFT_RC:
+            found = next((ln for ln in lines if ln.startswith(f"{MARK}drift ")), None)
             if found is not None:
                 raise DriftError(self.host.name, _drift_message(path, found.split(" ", 1)[1]))
         if rc != 0:
             raise self._command_error(f"cannot write {path} ({path} is unchanged)", rc, out, err)
-        backups = [ln.split(" ", 1)[1] for ln in lines if ln.startswith(f"{_MARK}backup ")]
+        backups = [ln.split(" ", 1)[1] for ln in lines if ln.startswith(f"{MARK}backup ")]
         return backups[0] if backups else None
 
     def restore_file(self, path: str, backup: str | None, *, become: bool = False) -> None:

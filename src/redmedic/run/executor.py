@@ -22,8 +22,9 @@ from enum import StrEnum
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
-from redmedic.connection.base import CommandResult, Connection, RemoteFile, read_script
+from redmedic.connection.base import CommandResult, Connection, RemoteFile
 from redmedic.connection.retry import connect_with_retries
+from redmedic.connection.scripts import read_script
 from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
 from redmedic.events import (
     ChangeApplied,

@@ -24,7 +24,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from redmedic.connection.base import RemoteFile, parse_stat_line
+from redmedic.connection.base import RemoteFile
+from redmedic.connection.scripts import parse_stat_line
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, FileChange, Finding, StepResult
 from redmedic.redis import redisconf

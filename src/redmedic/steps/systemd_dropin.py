@@ -20,7 +20,8 @@ import shlex
 
 from pydantic import Field, field_validator
 
-from redmedic.connection.base import RemoteFile, parse_stat_line, read_script
+from redmedic.connection.base import RemoteFile
+from redmedic.connection.scripts import parse_stat_line, read_script
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, CommandChange, FileChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
