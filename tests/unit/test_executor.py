@@ -210,6 +210,33 @@ diagnose:
     assert result.status is Status.OK
 
 
+def test_a_step_with_no_batch_command_runs_between_batches(tmp_path: Path) -> None:
+    # Given diagnose commands around an `assert` (a step type that names no batch command)
+    # and a command whose `when:` is false
+    playbook = """\
+name: Look around
+hosts: redis
+diagnose:
+  - {name: Ping, shell: redis-cli ping, register: ping}
+  - {name: Listeners, shell: ss -ltn}
+  - {name: Answers, assert: {that: ["'PONG' in ping.stdout"]}}
+  - {name: Only when refused, shell: journalctl -u redis-server, when: "'PONG' not in ping.stdout"}
+  - {name: Log tail, shell: tail -n 5 /var/log/redis/redis-server.log}
+  - {name: Memory, shell: free -m}
+"""
+    story = Story(tmp_path, playbook, {"redis-cli": PONG, "ss": OK, "tail": OK, "free": OK})
+    # When I run it
+    result = story.run(check=True)
+    # Then the commands before and after the assert went in one round trip each, and the
+    # step whose condition is false ran nothing
+    assert story.conn.round_trips == [
+        ["redis-cli ping", "ss -ltn"],
+        ["tail -n 5 /var/log/redis/redis-server.log", "free -m"],
+    ]
+    skipped = [e.step for e in story.events if isinstance(e, StepDone) and e.status == "skipped"]
+    assert (skipped, result.status) == (["Only when refused"], Status.OK)
+
+
 def test_a_file_a_fix_step_will_edit_is_read_in_the_diagnose_round_trip(tmp_path: Path) -> None:
     # Given a redis.conf bound to loopback and a fix step that edits it
     story = Story(

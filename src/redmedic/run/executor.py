@@ -228,6 +228,7 @@ class HostRun:
         return self.done(result)
 
     def apply_and_verify(self, conn: Connection, planned: list[_Planned]) -> HostResult:
+        """The apply half; a failure after a change rolls this host back before it reports."""
         name = self.host.name
         applied: list[Applied] = []
         handlers: list[Step] = []
@@ -316,6 +317,7 @@ class HostRun:
         return HostResult(self.host.name, status, changed=count)
 
     def notified(self, planned: list[_Planned]) -> list[Step]:
+        """The handlers the changing steps notify, in the playbook's order (each once)."""
         names = {name for p in planned if p.changes for name in p.step.notify}
         return [h for h in self.playbook.handlers if h.name in names]
 
@@ -389,6 +391,7 @@ class HostRun:
             self.vars[step.register] = values
 
     def report_findings(self, step: Step, result: StepResult) -> None:
+        """Tell the user each named cause the step found; the host's result lists them too."""
         for finding in result.findings:
             self.findings.append(finding)
             self.emit(
@@ -426,6 +429,7 @@ class HostRun:
         return None
 
     def report_observation(self, step: Step, result: StepResult, failure: str | None) -> None:
+        """One line per read-only step: ok or failed, with its output unless sensitive."""
         output = "(hidden: sensitive step)" if step.sensitive else result.stdout.strip()
         detail = failure or result.msg or (f"rc={result.rc}" if result.rc else "")
         self.emit(
@@ -444,6 +448,7 @@ class HostRun:
         return self.options.become
 
     def should_run(self, step: Step) -> bool:
+        """Whether every `when:` condition holds with what is registered so far."""
         return all(
             self.templar.evaluate(cond, self.vars, where=step.where, step=step.name)
             for cond in step.when
@@ -456,6 +461,7 @@ class HostRun:
         return check_args(self.registry[step.type], rendered, lambda loc: where)  # type: ignore[no-any-return]
 
     def context(self, conn: Connection, step: Step) -> StepContext:
+        """What the step type sees, with anything a batch already fetched for it."""
         return StepContext(
             host=self.host,
             conn=conn,
@@ -519,12 +525,14 @@ class HostRun:
         return self.gate.approve(self.confirm_request(item))
 
     def confirm_request(self, item: _Planned) -> ConfirmRequest:
+        """The gate's question and the step's changes, masked as every output is."""
         mask = self.masker.mask
         question = item.step.confirm if isinstance(item.step.confirm, str) else ""
         views = tuple(masked(self.change_view(item.step, c), mask) for c in item.changes)
         return ConfirmRequest(self.host.name, item.step.name, mask(question), views)  # type: ignore[arg-type]
 
     def checkpoint(self) -> None:
+        """Stop here, between two changes, if the run was cancelled (Ctrl-C)."""
         if self.cancel.is_set():
             raise _Interrupted
 
@@ -556,6 +564,7 @@ class HostRun:
         return applied
 
     def seal(self, text: str) -> str:
+        """`text` with its secrets as placeholders that `apply`/`rollback` can fill again."""
         return self.masker.seal(text, self.options.salt)
 
     # -- handlers, verify, rollback ------------------------------------------------------
@@ -569,6 +578,7 @@ class HostRun:
         return count
 
     def verify(self, conn: Connection) -> None:
+        """Run the verify steps; raise (to roll back) when one does not pass."""
         failed = self.check_steps(conn, self.playbook.verify)
         if failed:
             raise _VerifyFailed(f"verify '{failed[0].name}' failed: {failed[1]}")
@@ -624,6 +634,7 @@ class HostRun:
 
     # -- results -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
+        """Report an event, masked: no secret of this host reaches any output."""
         self.reporter(masked(event, self.masker.mask))
 
     def failure(self, exc: BaseException) -> HostResult:
@@ -645,6 +656,7 @@ class HostRun:
         raise exc
 
     def interrupted(self, why: str) -> HostResult:
+        """The result of a host stopped half-way, with the command that undoes its changes."""
         undo = f"redmedic rollback {self.options.run_id} -i INVENTORY --limit {self.host.name}"
         message = f"{why} after {self.applied_count} change(s) — undo them with `{undo}`"
         if not self.applied_count:
