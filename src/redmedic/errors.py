@@ -25,6 +25,9 @@ traceback means a bug in redmedic.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class RedmedicError(Exception):
     """Base of every deliberate redmedic error; `str()` is the one-line user message."""
@@ -81,6 +84,18 @@ class HostError(RedmedicError):
 
 class UnreachableError(HostError):
     """The host could not be reached or logged into; its status is `unreachable`."""
+
+
+@contextmanager
+def serving(step: str) -> Iterator[None]:
+    """A HostError raised inside (a failed read or command) names `step`, the step(s) it
+    served, unless it names one already; an unreachable host is no step's doing."""
+    try:
+        yield
+    except HostError as exc:
+        if exc.step is None and not isinstance(exc, UnreachableError):
+            exc.step = step
+        raise
 
 
 class ConnectError(UnreachableError):

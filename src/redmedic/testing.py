@@ -2,9 +2,10 @@
 
 `ScriptedConnection` answers commands from a script instead of a host: a step type's
 diagnose can then be tested as "this host output in, these facts and changes out", with
-every command it ran recorded. A command nothing in the script matches fails the test, so
-a step cannot quietly run more than its author expected. `step_context` builds what the
-executor hands a step.
+every command it ran recorded, and every round trip (a batch of commands is one). A command
+nothing in the script matches fails the test, so a step cannot quietly run more than its
+author expected. `file_reply` scripts a file read; `step_context` builds what the executor
+hands a step.
 
     conn = ScriptedConnection({"systemctl is-active": (0, "inactive\\ndisabled\\n", "")})
     found = Service().diagnose(Service.Args(name="redis-server"), step_context(conn))
@@ -12,10 +13,11 @@ executor hands a step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redmedic.connection.base import Connection
+from redmedic.connection.base import ENCODING, ERRORS, CommandResult, Connection
+from redmedic.connection.scripts import MARK
 from redmedic.model.inventory import Host
 from redmedic.model.templating import Templar
 from redmedic.safety.secrets import Masker
@@ -28,15 +30,37 @@ class ScriptedConnection(Connection):
     """A connection whose commands are answered from `script` (first matching substring).
 
     `commands` records every command in the order it ran (as the step wrote it, never a
-    sudo wrapper); an empty script makes a connection for steps that must read no host.
+    sudo wrapper) and `round_trips` the commands each exec carried: one for `run`, all of
+    them for a `run_many` batch. An empty script makes a connection for steps that must
+    read no host.
     """
 
     def __init__(self, script: Mapping[str, Reply] | None = None, host: Host | None = None) -> None:
         super().__init__(host or Host(name="h1", address="10.213.57.2"))
         self.script = dict(script or {})
         self.commands: list[str] = []
+        self.round_trips: list[list[str]] = []
 
     def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        self.round_trips.append([command])
+        return self._answer(command)
+
+    def run_many(
+        self, commands: Sequence[str], *, become: bool = False, timeout: float | None = None
+    ) -> list[CommandResult]:
+        """Every command answered from the script, in ONE round trip (as on a real host)."""
+        if become:
+            self._become_mode()
+        self.round_trips.append(list(commands))
+        results = []
+        for command in commands:
+            rc, out, err = self._answer(command)
+            results.append(
+                CommandResult(command, rc, out.decode(ENCODING, ERRORS), err.decode(ENCODING))
+            )
+        return results
+
+    def _answer(self, command: str) -> tuple[int, bytes, bytes]:
         self.commands.append(command)
         for needle, (rc, out, err) in self.script.items():
             if needle in command:
@@ -45,6 +69,13 @@ class ScriptedConnection(Connection):
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def file_reply(
+    content: str, *, mode: int = 0o644, owner: str = "root", group: str = "root"
+) -> Reply:
+    """What reading a file with this content answers (script it under the file's path)."""
+    return 0, f"{MARK}file\n{mode:o} {owner} {group}\n{content}", ""
 
 
 def step_context(

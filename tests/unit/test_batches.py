@@ -1,7 +1,7 @@
 """--serial splits a fleet into canary batches; the last size repeats."""
 
 from redmedic.model.inventory import Host
-from redmedic.run.executor import batches
+from redmedic.run.rollout import batches
 
 HOSTS = [Host(f"h{i}", "127.0.0.1") for i in range(20)]
 

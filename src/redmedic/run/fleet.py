@@ -1,4 +1,4 @@
-"""Running a playbook across hosts: a bounded thread pool per `--serial` batch.
+"""Running a playbook across hosts: a bounded thread pool per `--serial` batch (`rollout`).
 
 Hosts are independent: one unreachable or failing host is reported and the others go on.
 Between batches `--max-fail-percent` stops the rollout (with `--serial` and no percentage
@@ -30,8 +30,9 @@ from redmedic.events import (
 from redmedic.model.inventory import Host
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook
-from redmedic.run.executor import HostResult, HostRun, Prepared, RunOptions, Status, batches
+from redmedic.run.executor import HostResult, HostRun, Prepared, RunOptions, Status
 from redmedic.run.gate import Gate
+from redmedic.run.rollout import batches, fail_limit, too_many_failures
 from redmedic.safety.planfile import SavedHost, file_sha256
 from redmedic.steps import StepRegistry
 
@@ -121,9 +122,7 @@ class Fleet:
         )
         results: dict[str, HostResult] = {}
         plans: dict[str, SavedHost] = {}
-        limit = self.options.max_fail_percent
-        if limit is None and self.options.serial:
-            limit = 0.0
+        limit = fail_limit(self.options.max_fail_percent, self.options.serial)
         stopped = False
         for number, batch in enumerate(batches(self.hosts, self.options.serial)):
             if stopped or self.cancel.is_set():
@@ -138,7 +137,7 @@ class Fleet:
             for result in self.run_batch(runs, gated):
                 results[result.host] = result
             plans.update({r.host.name: r.saved_plan for r in runs if r.saved_plan is not None})
-            stopped = _too_many_failures(batch, results, limit)
+            stopped = too_many_failures(batch, results, limit)
         ordered = tuple(results[h.name] for h in self.hosts)
         self.emit(
             RunFinished(
@@ -230,15 +229,3 @@ def run_playbook(
         playbook, hosts, options, registry, reporter, confirm, approve_all, connector, saved
     )
     return fleet.run()
-
-
-def _too_many_failures(
-    batch: list[Host], results: dict[str, HostResult], limit: float | None
-) -> bool:
-    if limit is None:
-        return False
-    bad = sum(
-        results[h.name].status in (Status.FAILED, Status.UNREACHABLE, Status.INTERRUPTED)
-        for h in batch
-    )
-    return bad * 100.0 / len(batch) > limit

@@ -51,7 +51,7 @@ class StepContext:
     masker: Masker
     planned_files: MutableMapping[str, RemoteFile] = field(default_factory=dict)
     # The output of this step's command when the executor already ran it in a batch of
-    # read-only commands (one round trip for a run of diagnose `shell` steps).
+    # read-only commands (`StepType.batch_command`: one round trip for a run of such steps).
     prefetched: CommandResult | None = None
     # Files (path, become) the executor already read in the diagnose batch because this
     # run's fix steps declared them (`StepType.reads`): no round trip of their own.
@@ -95,6 +95,15 @@ class StepType(ABC, Generic[ArgsT]):
     def plan(self, args: ArgsT, ctx: StepContext, found: StepResult) -> list[Change]:
         """The changes that would bring the host where `args` wants it; none if it is."""
         return []
+
+    def batch_command(self, args: ArgsT) -> str | None:
+        """The one read-only command that is this step's whole diagnose (or verify), or None.
+
+        A step type that names one lets it share a round trip: the executor runs it in one
+        batch with its neighbours' (`run/batching.py`) and hands `diagnose` the output as
+        `ctx.prefetched`, which diagnose then uses instead of running the command itself.
+        """
+        return None
 
     def reads(self, args: ArgsT) -> tuple[str, ...]:
         """Files this step will read with `ctx.read_file`, known from its arguments alone.

@@ -28,10 +28,13 @@ class Shell(StepType[ShellArgs]):
 
     @staticmethod
     def command(args: ShellArgs) -> str:
-        """The command line the step runs (what a batch of diagnose steps runs for it)."""
+        """The command line the step runs."""
         if args.chdir is None:
             return args.cmd
         return f"cd {quote(args.chdir)} && {args.cmd}"
+
+    def batch_command(self, args: ShellArgs) -> str:
+        return self.command(args)
 
     def diagnose(self, args: ShellArgs, ctx: StepContext) -> StepResult:
         if ctx.phase in ("fix", "handlers"):
