@@ -42,11 +42,19 @@ from redmedic.events import (
     masked,
 )
 from redmedic.model.inventory import Host
-from redmedic.model.plan import Applied, Change, FileChange, Finding, StepResult
+from redmedic.model.plan import (
+    Change,
+    CommandChange,
+    FileChange,
+    Finding,
+    StepResult,
+    change_from_data,
+)
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args, names_read
 from redmedic.run.gate import Gate
-from redmedic.safety.planfile import SavedHost, SavedStep, dump_change, restore_change
+from redmedic.safety.apply import Applied, apply, undo
+from redmedic.safety.planfile import SavedHost, SavedStep
 from redmedic.safety.secrets import Masker, UnknownSecretError
 from redmedic.steps import StepArgs, StepContext, StepRegistry
 from redmedic.steps.shell import Shell
@@ -484,11 +492,9 @@ class HostRun:
     def apply_change(self, conn: Connection, step: Step, change: Change) -> Applied:
         """Apply one change and emit the record that lets `redmedic rollback` undo it."""
         self.checkpoint()
-        applied = change.apply(conn)
+        applied = apply(conn, change)
         self.applied_count += 1
-        seal = self.seal
-        is_file = isinstance(change, FileChange)
-        undo = None if is_file else change.undo_command  # type: ignore[union-attr]
+        mask, reverse = self.masker.mask, applied.reverse
         self.emit(
             ChangeApplied(
                 self.host.name,
@@ -496,13 +502,8 @@ class HostRun:
                 step.name,
                 change.describe(),
                 change_id=f"{self.host.name}#{self.applied_count}",
-                kind=change.kind,
-                path=change.path if isinstance(change, FileChange) else "",
-                backup=applied.backup,
-                after_sha256=change.after_sha256 if isinstance(change, FileChange) else "",
-                command="" if isinstance(change, FileChange) else seal(change.command),
-                undo=seal(undo) if undo else None,
-                become=change.become,
+                change=change.to_data(self.seal, mask, content=False),
+                undo=reverse.to_data(self.seal, mask) if reverse is not None else None,
                 diff="(diff hidden: sensitive step)" if step.sensitive else change.diff(),
             )
         )
@@ -551,7 +552,7 @@ class HostRun:
         undone, ids, errors = [], [], []
         for index, item in reversed(list(enumerate(applied, start=1))):
             try:
-                item.undo(conn)
+                undo(conn, item)
                 undone.append(item.change.describe())
                 ids.append(f"{self.host.name}#{index}")
             except RedmedicError as exc:
@@ -559,7 +560,7 @@ class HostRun:
         try:
             for handler in handlers:
                 for change in self.plan_step(conn, handler):
-                    change.apply(conn)
+                    apply(conn, change)
         except RedmedicError as exc:
             errors.append(f"handlers: {exc}")
         self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors), tuple(ids)))
@@ -699,7 +700,7 @@ class HostRun:
             SavedStep(
                 self.playbook.fix.index(item.step),
                 item.step.name,
-                tuple(dump_change(c, self.seal, mask) for c in item.changes),
+                tuple(c.to_data(self.seal, mask) for c in item.changes),
             )
             for item in planned
             if item.changes
@@ -724,28 +725,19 @@ class HostRun:
         return planned
 
     def load_saved_change(self, conn: Connection, step: Step, data: Mapping[str, Any]) -> Change:
-        current = None
-        if data["kind"] == "file":
-            current = self.planned_files.get(data["path"]) or conn.read_file(
-                data["path"], become=bool(data["become"])
-            )
-            have = current.sha256 if current else None
-            if have != data["before_sha256"]:
-                raise DriftError(
-                    self.host.name,
-                    f"{data['path']} changed since the plan was made — nothing was applied; "
-                    "make a new plan",
-                    step=step.name,
-                )
-            if current is not None:
+        def read(path: str, become: bool) -> RemoteFile | None:
+            current = self.planned_files.get(path) or conn.read_file(path, become=become)
+            if current is not None:  # its secrets, so the sealed content unseals
                 self.masker.add_from_text(current.content)
+            return current
+
         try:
-            change = restore_change(
-                data, lambda t: self.masker.unseal(t, self.options.salt), current
+            change = change_from_data(
+                data, lambda t: self.masker.unseal(t, self.options.salt), read
             )
         except (UnknownSecretError, ValueError) as exc:
             raise DriftError(self.host.name, str(exc), step=step.name) from None
-        if isinstance(change, FileChange) or change.precondition is None:
+        if not isinstance(change, CommandChange) or change.precondition is None:
             return change
         check, expected = change.precondition
         now = conn.run(check, become=change.become).stdout
