@@ -3,11 +3,12 @@ both the in-run rollback and `redmedic rollback` apply (scripted host, see redme
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from redmedic.errors import DriftError
+from redmedic.errors import DriftError, UsageError
 from redmedic.model.plan import (
     Change,
     CommandChange,
@@ -16,6 +17,7 @@ from redmedic.model.plan import (
     change_from_data,
 )
 from redmedic.model.remote import RemoteFile
+from redmedic.run.rollback import undo_steps
 from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.secrets import Masker
 from redmedic.testing import ScriptedConnection
@@ -68,12 +70,16 @@ def test_a_saved_file_change_on_a_file_edited_since_is_refused() -> None:
         change_from_data(data, read=lambda path, become: edited)
 
 
-def test_the_record_of_an_applied_file_change_keeps_hashes_not_content() -> None:
-    data = EDIT.to_data(content=False)
+def test_the_record_of_an_applied_change_keeps_what_identifies_it_not_its_content() -> None:
+    data = EDIT.to_data(applied=True)
     assert "after" not in data and "diff" not in data
     assert data["after_sha256"] == EDIT.after_sha256
     with pytest.raises(ValueError, match="keeps no content to write"):
         change_from_data(data, read=on_host)
+    command = CHANGES[2]
+    assert isinstance(command, CommandChange)
+    handler = change_from_data(command.to_data(applied=True))  # what rollback runs again
+    assert handler == dataclasses.replace(command, precondition=None)
 
 
 def test_an_unknown_or_malformed_record_is_a_one_line_error() -> None:
@@ -128,3 +134,12 @@ def test_the_undo_the_audit_log_records_is_the_undo_the_run_makes() -> None:
         == applied.reverse
         == RestoreChange(BEFORE.path, f"{BEFORE.path}.bak", EDIT.after_sha256, become=True)
     )
+
+
+def test_an_audit_log_written_by_an_older_redmedic_is_a_one_line_error() -> None:
+    old = {"event": "change_applied", "run_id": "r1", "host": "h1", "change_id": "h1#1",
+           "phase": "fix", "description": "edit /etc/redis/redis.conf", "kind": "file",
+           "path": "/etc/redis/redis.conf", "backup": "/etc/redis/redis.conf.bak"}  # fmt: skip
+    with pytest.raises(UsageError, match="recorded by an older redmedic") as raised:
+        undo_steps([old], [], "audit.jsonl")
+    assert raised.value.where == "audit.jsonl"

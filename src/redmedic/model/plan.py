@@ -159,11 +159,11 @@ class FileChange:
         return RestoreChange(self.path, backup, self.after_sha256, become=self.become)
 
     def to_data(
-        self, seal: Text = _same, mask: Text = _same, *, content: bool = True
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
     ) -> dict[str, Any]:
-        """The change as JSON-ready data. With `content` (a plan file, to be applied later)
-        the bytes to write, sealed, and the diff, masked; without (the record of an applied
-        change) only what identifies it: the path and the hashes before and after."""
+        """The change as JSON-ready data: a change to apply later (a plan file) with the bytes
+        to write, sealed, and the diff, masked; one already `applied` (the audit log) with
+        only what identifies it: the path and the hashes before and after."""
         data: dict[str, Any] = {
             "kind": self.kind,
             "path": self.path,
@@ -172,7 +172,7 @@ class FileChange:
             "mode": self.mode,
             "become": self.become,
         }
-        if content:
+        if not applied:
             data["after"] = seal(self.after.decode(ENCODING, ERRORS))
             data["diff"] = mask(self.diff())
         return data
@@ -181,7 +181,7 @@ class FileChange:
     def from_data(
         cls, data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
     ) -> FileChange:
-        """The change `to_data(content=True)` saved, planned on the file `read` gives now.
+        """The change `to_data()` saved, planned on the file `read` gives now.
 
         ValueError when that file is no longer the one planned against, or when the
         unsealed content is not exactly the reviewed bytes (other secrets than at planning).
@@ -231,18 +231,21 @@ class CommandChange:
         return CommandChange(self.undo_command, become=self.become)
 
     def to_data(
-        self, seal: Text = _same, mask: Text = _same, *, content: bool = True
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
     ) -> dict[str, Any]:
         """The commands sealed (they are run again: by `apply`, or `rollback` for an undo
-        or a handler), the display masked. `content` changes nothing for a command."""
-        return {
+        or a handler), the display masked; the precondition only while not yet `applied`."""
+        data: dict[str, Any] = {
             "kind": self.kind,
             "command": seal(self.command),
             "display": mask(self.display),
             "become": self.become,
             "undo_command": seal(self.undo_command) if self.undo_command else None,
-            "precondition": [seal(p) for p in self.precondition] if self.precondition else None,
         }
+        if not applied:
+            precondition = self.precondition
+            data["precondition"] = [seal(p) for p in precondition] if precondition else None
+        return data
 
     @classmethod
     def from_data(
@@ -284,8 +287,9 @@ class RestoreChange:
         return None
 
     def to_data(
-        self, seal: Text = _same, mask: Text = _same, *, content: bool = True
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
     ) -> dict[str, Any]:
+        """Paths and a hash: nothing to seal or mask."""
         return {
             "kind": self.kind,
             "path": self.path,

@@ -502,7 +502,7 @@ class HostRun:
                 step.name,
                 change.describe(),
                 change_id=f"{self.host.name}#{self.applied_count}",
-                change=change.to_data(self.seal, mask, content=False),
+                change=change.to_data(self.seal, mask, applied=True),
                 undo=reverse.to_data(self.seal, mask) if reverse is not None else None,
                 diff="(diff hidden: sensitive step)" if step.sensitive else change.diff(),
             )
