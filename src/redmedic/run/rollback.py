@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -95,7 +95,6 @@ class Rollback:
     forks: int = 20
     connector: Callable[[Host, ConnectOptions], Connection] = connect
     secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
-    cancel: threading.Event = field(default_factory=threading.Event)
 
     def run(self, playbook: str) -> dict[str, Status]:
         """Undo every selected host; returns each host's status."""
@@ -107,9 +106,10 @@ class Rollback:
 
         emit(RunStarted(playbook, tuple(h.name for h in self.hosts), False))
         work = [partial(self.undo_host, h, emit) for h in self.hosts]
-        statuses = dict(
-            zip((h.name for h in self.hosts), on_hosts(work, self.forks, self.cancel), strict=True)
-        )
+        # Nothing checks this cancel: once approved, a host's rollback runs to its end, so
+        # Ctrl-C never leaves a host half undone (the pool still waits for every host).
+        done = on_hosts(work, self.forks, threading.Event())
+        statuses = dict(zip((h.name for h in self.hosts), done, strict=True))
         emit(
             RunFinished(
                 {
