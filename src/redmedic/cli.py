@@ -707,7 +707,7 @@ def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
     audit_path = Path(args.audit_log) if args.audit_log else default_audit_path()
     records, later = read_run(audit_path, args.run_id)
     started = next(r for r in records if r["event"] == "run_started")
-    steps = undo_steps(records, later)
+    steps = undo_steps(records, later, str(audit_path))
     if not steps:
         print(f"run {args.run_id} left nothing to undo", file=sys.stderr)
         return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -66,17 +66,20 @@ class ChangePlanned:
     host: str
     phase: str
     step: str
-    kind: str  # file or command
+    kind: str  # file, command or restore (a change's `kind`)
     description: str
     diff: str = ""
 
 
 @dataclass(frozen=True)
 class ChangeApplied:
-    """A change that is now on the host, with what it takes to undo it later.
+    """A change that is now on the host, with the change that undoes it.
 
-    `command`/`undo` are sealed (secrets replaced by placeholders, see `Masker.seal`), so
-    `redmedic rollback` can replay them from the audit log; `diff` is masked for reading.
+    `change` is the change's own record (`to_data` without the content it wrote: a file's
+    path and hashes, a command), `undo` the record of its reverse (a restore of the backup
+    that checks the file still holds what was written, or the undo command; None if nothing
+    undoes it): `redmedic rollback` applies that from the audit log. Secrets in commands are
+    sealed (placeholders, see `Masker.seal`) so they can be replayed; `diff` is masked.
     """
 
     host: str
@@ -84,13 +87,8 @@ class ChangeApplied:
     step: str
     description: str
     change_id: str = ""
-    kind: str = ""
-    path: str = ""
-    backup: str | None = None
-    after_sha256: str = ""
-    command: str = ""
-    undo: str | None = None
-    become: bool = False
+    change: Mapping[str, Any] = field(default_factory=dict)
+    undo: Mapping[str, Any] | None = None
     diff: str = ""
 
 

@@ -257,3 +257,25 @@ def test_a_full_disk_fails_the_host_and_leaves_the_file_whole(
     assert "cannot write" in str(events[-2]["message"]) and PASSWORD not in text
     assert (full_disk / "redis.conf").read_text() == BROKEN
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "redis.conf"]
+
+
+def test_a_failed_verify_undoes_only_files_that_still_hold_what_the_run_wrote(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a handler that edits the file after the run wrote it, and a verify that fails,
+    playbook = site / "touch.yaml"
+    playbook.write_text(
+        PLAYBOOK.replace(
+            "echo restarted >> {{ redis_conf | quote }}.restarts",
+            "echo '# touched by the service' >> {{ redis_conf | quote }}",
+        ).replace("grep -c '^requirepass '", "grep -c '^never-there '")
+    )
+    # when I run it, then the host fails and its rollback leaves that file as it found it.
+    code, events, text = cli(site, capsys, "run", str(playbook), "-i", str(site / "inv.yaml"),
+                             "--yes", "-l", "r1")  # fmt: skip
+    assert code == 1
+    (rolled,) = [e for e in events if e["event"] == "rolled_back"]
+    assert rolled["undone"] == ["sleep 0"] and len(rolled["errors"]) == 2  # both file edits
+    assert all("changed since the run; left as it is" in str(e) for e in rolled["errors"])
+    assert conf(site, "r1").read_text().startswith(FIXED + "# touched by the service\n")
+    assert PASSWORD not in text

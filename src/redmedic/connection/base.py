@@ -13,7 +13,6 @@ the same way as any command, and needs nothing on the host beyond POSIX sh and G
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shlex
 import threading
@@ -37,10 +36,10 @@ from redmedic.connection.scripts import (
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.model.inventory import Host
 
-ENCODING = "utf-8"
-# surrogateescape: undecodable bytes survive a decode/encode round trip unchanged, so text
-# handed to steps can always be turned back into the exact bytes that were on the host.
-ERRORS = "surrogateescape"
+# Re-exported: connection/ is where steps and plugins have always found these.
+from redmedic.model.remote import ENCODING as ENCODING
+from redmedic.model.remote import ERRORS as ERRORS
+from redmedic.model.remote import RemoteFile as RemoteFile
 
 
 @dataclass(frozen=True)
@@ -99,22 +98,6 @@ class CommandResult:
         text = self.stderr if self.stderr.strip() else self.stdout
         kept = text.rstrip("\n").splitlines()[-lines:] if lines > 0 else []
         return "\n".join(kept)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A file as read from the host: exact bytes plus the attributes a rewrite must keep."""
-
-    path: str
-    content: bytes
-    mode: int
-    owner: str
-    group: str
-
-    @property
-    def sha256(self) -> str:
-        """Hex digest of `content`: the token `write_file` uses to detect drift."""
-        return hashlib.sha256(self.content).hexdigest()
 
 
 class _Become(Enum):

@@ -2,7 +2,10 @@
 
 A fix step never touches the host while planning: it returns `Change` values. Dry-run output,
 diffs, confirmation gates, apply, rollback and JSON all read these same values, so what the
-user reviewed is exactly what is applied.
+user reviewed is exactly what is applied. Each change kind also owns its one serialised
+form (`to_data`/`from_data`, read back by `change_from_data`): the plan file, the
+`ChangeApplied` event (so the JSON output and the audit log) and `redmedic rollback` all use
+it. How a change is applied over a connection is safety/apply.py's job, not this room's.
 """
 
 from __future__ import annotations
@@ -10,15 +13,25 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
-from redmedic.errors import CommandError
+from redmedic.model.remote import ENCODING, ERRORS, RemoteFile
 
-if TYPE_CHECKING:
-    from redmedic.connection.base import Connection, RemoteFile
+Text = Callable[[str], str]
+"""Turns a text into what is stored: `Masker.seal`/`mask` on the way out, `unseal` back in."""
+Reader = Callable[[str, bool], RemoteFile | None]
+"""(path, become) -> the file as it is on the host now, or None if absent."""
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _absent(path: str, become: bool) -> RemoteFile | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,18 +116,6 @@ def unified_diff(before: str, after: str, *, fromfile: str, tofile: str, context
 
 
 @dataclass(frozen=True)
-class Applied:
-    """A change that was applied, with what it takes to undo it."""
-
-    change: Change
-    backup: str | None = None
-
-    def undo(self, conn: Connection) -> None:
-        """Put the host back as it was before this change."""
-        self.change.undo(conn, self.backup)
-
-
-@dataclass(frozen=True)
 class FileChange:
     """Replace (or create) one file's content; `before` is what planning read."""
 
@@ -124,7 +125,7 @@ class FileChange:
     become: bool = False
     mode: int | None = None  # for a file that does not exist yet
 
-    kind = "file"
+    kind: ClassVar[str] = "file"
 
     @property
     def before_sha256(self) -> str | None:
@@ -152,24 +153,60 @@ class FileChange:
         """A unified diff of the change, as `diff -u` would print it (computed once)."""
         return self._diff
 
-    def apply(self, conn: Connection) -> Applied:
-        """Write atomically, refusing if the file drifted since it was read for planning."""
-        backup = conn.write_file(
-            self.path,
-            self.after,
-            expected_sha256=self.before_sha256,
-            become=self.become,
-            mode=self.mode,
-        )
-        return Applied(self, backup)
+    def reverse(self, backup: str | None) -> RestoreChange:
+        """What undoes this change once applied: put `backup` back (None: remove the file
+        the change created), but only while the file still holds exactly what was written."""
+        return RestoreChange(self.path, backup, self.after_sha256, become=self.become)
 
-    def undo(self, conn: Connection, backup: str | None) -> None:
-        conn.restore_file(self.path, backup, become=self.become)
+    def to_data(
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
+    ) -> dict[str, Any]:
+        """The change as JSON-ready data: a change to apply later (a plan file) with the bytes
+        to write, sealed, and the diff, masked; one already `applied` (the audit log) with
+        only what identifies it: the path and the hashes before and after."""
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "path": self.path,
+            "before_sha256": self.before_sha256,
+            "after_sha256": self.after_sha256,
+            "mode": self.mode,
+            "become": self.become,
+        }
+        if not applied:
+            data["after"] = seal(self.after.decode(ENCODING, ERRORS))
+            data["diff"] = mask(self.diff())
+        return data
+
+    @classmethod
+    def from_data(
+        cls, data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
+    ) -> FileChange:
+        """The change `to_data()` saved, planned on the file `read` gives now.
+
+        ValueError when that file is no longer the one planned against, or when the
+        unsealed content is not exactly the reviewed bytes (other secrets than at planning).
+        """
+        path = data["path"]
+        if "after" not in data:
+            raise ValueError(f"the record of {path} keeps no content to write")
+        become = bool(data["become"])
+        current = read(path, become)
+        if (current.sha256 if current is not None else None) != data["before_sha256"]:
+            raise ValueError(
+                f"{path} changed since the plan was made — nothing was applied; make a new plan"
+            )
+        after = unseal(data["after"]).encode(ENCODING, ERRORS)
+        if hashlib.sha256(after).hexdigest() != data["after_sha256"]:
+            raise ValueError(
+                f"the saved content for {path} does not rebuild exactly — "
+                "use the same inventory and -e values as when the plan was made"
+            )
+        return cls(path, current, after, become=become, mode=data["mode"])
 
 
 @dataclass(frozen=True)
 class CommandChange:
-    """Run one command on the host; `undo` (if any) is the command that reverses it."""
+    """Run one command on the host; `undo_command` (if any) is the command that reverses it."""
 
     command: str
     display: str = ""
@@ -179,7 +216,7 @@ class CommandChange:
     # before a saved plan is applied so a host that drifted is refused, never re-planned.
     precondition: tuple[str, str] | None = None
 
-    kind = "command"
+    kind: ClassVar[str] = "command"
 
     def describe(self) -> str:
         return self.display or self.command
@@ -187,18 +224,104 @@ class CommandChange:
     def diff(self) -> str:
         return ""
 
-    def apply(self, conn: Connection) -> Applied:
-        result = conn.run(self.command, become=self.become)
-        if not result.ok:
-            raise CommandError(
-                conn.host.name,
-                f"`{self.describe()}` failed (rc={result.rc}): {result.tail()}",
-            )
-        return Applied(self)
+    def reverse(self, backup: str | None) -> CommandChange | None:
+        """The undo command as a change of its own; None when nothing reverses this one."""
+        if self.undo_command is None:
+            return None
+        return CommandChange(self.undo_command, become=self.become)
 
-    def undo(self, conn: Connection, backup: str | None) -> None:
-        if self.undo_command is not None:
-            conn.run(self.undo_command, become=self.become)
+    def to_data(
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
+    ) -> dict[str, Any]:
+        """The commands sealed (they are run again: by `apply`, or `rollback` for an undo
+        or a handler), the display masked; the precondition only while not yet `applied`."""
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "command": seal(self.command),
+            "display": mask(self.display),
+            "become": self.become,
+            "undo_command": seal(self.undo_command) if self.undo_command else None,
+        }
+        if not applied:
+            precondition = self.precondition
+            data["precondition"] = [seal(p) for p in precondition] if precondition else None
+        return data
+
+    @classmethod
+    def from_data(
+        cls, data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
+    ) -> CommandChange:
+        precondition = data.get("precondition")
+        return cls(
+            unseal(data["command"]),
+            display=data["display"],
+            become=bool(data["become"]),
+            undo_command=unseal(data["undo_command"]) if data.get("undo_command") else None,
+            precondition=(unseal(precondition[0]), unseal(precondition[1]))
+            if precondition
+            else None,
+        )
 
 
-Change = FileChange | CommandChange
+@dataclass(frozen=True)
+class RestoreChange:
+    """Undo a file change: put `backup` back (None: remove the file the change created),
+    only if the file still holds exactly `expected_sha256` — what the run wrote. A file
+    someone changed since is left alone and reported, never overwritten."""
+
+    path: str
+    backup: str | None
+    expected_sha256: str
+    become: bool = False
+
+    kind: ClassVar[str] = "restore"
+
+    def describe(self) -> str:
+        return f"restore {self.path}" if self.backup else f"remove {self.path}"
+
+    def diff(self) -> str:
+        return ""
+
+    def reverse(self, backup: str | None) -> None:
+        """A restore is itself not undone: the backup it copied from is kept."""
+        return None
+
+    def to_data(
+        self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
+    ) -> dict[str, Any]:
+        """Paths and a hash: nothing to seal or mask."""
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "backup": self.backup,
+            "expected_sha256": self.expected_sha256,
+            "become": self.become,
+        }
+
+    @classmethod
+    def from_data(
+        cls, data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
+    ) -> RestoreChange:
+        return cls(
+            data["path"], data["backup"], data["expected_sha256"], become=bool(data["become"])
+        )
+
+
+Change = FileChange | CommandChange | RestoreChange
+
+_KINDS: dict[str, type[FileChange] | type[CommandChange] | type[RestoreChange]] = {
+    kind.kind: kind for kind in (FileChange, CommandChange, RestoreChange)
+}
+
+
+def change_from_data(
+    data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
+) -> Change:
+    """The change a `to_data` record describes, by its `kind`; ValueError if it cannot be."""
+    kind = _KINDS.get(str(data.get("kind")))
+    if kind is None:
+        raise ValueError(f"unknown change kind {data.get('kind')!r}")
+    try:
+        return kind.from_data(data, unseal, read)
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"a malformed {kind.kind} change (missing or bad {exc})") from None

@@ -43,11 +43,17 @@ from redmedic.events import (
     masked,
 )
 from redmedic.model.inventory import Host
-from redmedic.model.plan import Applied, Change, FileChange, Finding, StepResult
+from redmedic.model.plan import (
+    Change,
+    FileChange,
+    Finding,
+    StepResult,
+)
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args
 from redmedic.run.batching import Batcher, FileKey, ReadAhead, ahead_reads
 from redmedic.run.gate import Gate
+from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
 from redmedic.safety.saved import check_saved_steps, restore_unchanged, saved_host
 from redmedic.safety.secrets import Masker
@@ -539,11 +545,9 @@ class HostRun:
     def apply_change(self, conn: Connection, step: Step, change: Change) -> Applied:
         """Apply one change and emit the record that lets `redmedic rollback` undo it."""
         self.checkpoint()
-        applied = change.apply(conn)
+        applied = apply(conn, change)
         self.applied_count += 1
-        seal = self.seal
-        is_file = isinstance(change, FileChange)
-        undo = None if is_file else change.undo_command  # type: ignore[union-attr]
+        mask, reverse = self.masker.mask, applied.reverse
         self.emit(
             ChangeApplied(
                 self.host.name,
@@ -551,13 +555,8 @@ class HostRun:
                 step.name,
                 change.describe(),
                 change_id=f"{self.host.name}#{self.applied_count}",
-                kind=change.kind,
-                path=change.path if isinstance(change, FileChange) else "",
-                backup=applied.backup,
-                after_sha256=change.after_sha256 if isinstance(change, FileChange) else "",
-                command="" if isinstance(change, FileChange) else seal(change.command),
-                undo=seal(undo) if undo else None,
-                become=change.become,
+                change=change.to_data(self.seal, mask, applied=True),
+                undo=reverse.to_data(self.seal, mask) if reverse is not None else None,
                 diff="(diff hidden: sensitive step)" if step.sensitive else change.diff(),
             )
         )
@@ -590,7 +589,7 @@ class HostRun:
         undone, ids, errors = [], [], []
         for index, item in reversed(list(enumerate(applied, start=1))):
             try:
-                item.undo(conn)
+                undo(conn, item)
                 undone.append(item.change.describe())
                 ids.append(f"{self.host.name}#{index}")
             except RedmedicError as exc:
@@ -598,7 +597,7 @@ class HostRun:
         try:
             for handler in handlers:
                 for change in self.plan_step(conn, handler):
-                    change.apply(conn)
+                    apply(conn, change)
         except RedmedicError as exc:
             errors.append(f"handlers: {exc}")
         self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors), tuple(ids)))

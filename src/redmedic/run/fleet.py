@@ -11,9 +11,10 @@ host between two changes and the run reports them `interrupted`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 from redmedic.connection import ConnectOptions, connect
@@ -151,31 +152,25 @@ class Fleet:
 
     def run_batch(self, runs: list[HostRun], gated: bool) -> list[HostResult]:
         """Prepare every host of the batch, ask once if gated, then finish them."""
-        workers = max(1, min(self.options.forks, len(runs)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            try:
-                if not gated:
-                    return self.wait([pool.submit(r.run) for r in runs])
-                prepared = self.wait([pool.submit(r.prepare) for r in runs])
-                approved = self.approve_batch(runs, prepared)
-                futures = [
-                    pool.submit(r.finish, p)
-                    if isinstance(p, Prepared) and approved
-                    else pool.submit(self.decline, r, p)
-                    for r, p in zip(runs, prepared, strict=True)
-                ]
-                return self.wait(futures)
-            except KeyboardInterrupt:
-                self.cancel.set()
-                raise
-
-    def wait(self, futures: list[Future[T]]) -> list[T]:
-        """Results in host order; on Ctrl-C, tell every host to stop and collect them anyway."""
+        forks = self.options.forks
+        if not gated:
+            return on_hosts([r.run for r in runs], forks, self.cancel)
+        prepared = on_hosts([r.prepare for r in runs], forks, self.cancel)
         try:
-            return [f.result() for f in futures]
+            approved = self.approve_batch(runs, prepared)
         except KeyboardInterrupt:
             self.cancel.set()
-            return [f.result() for f in futures]
+            raise
+        return on_hosts(
+            [
+                partial(r.finish, p)
+                if isinstance(p, Prepared) and approved
+                else partial(self.decline, r, p)
+                for r, p in zip(runs, prepared, strict=True)
+            ],
+            forks,
+            self.cancel,
+        )
 
     def approve_batch(self, runs: list[HostRun], prepared: list[Prepared | HostResult]) -> bool:
         ready = [r for r, p in zip(runs, prepared, strict=True) if isinstance(p, Prepared)]
@@ -210,6 +205,21 @@ class Fleet:
             return prepared
         prepared.conn.close()
         return run.done(HostResult(run.host.name, Status.DECLINED, message="batch declined"))
+
+
+def on_hosts(work: Sequence[Callable[[], T]], forks: int, cancel: threading.Event) -> list[T]:
+    """Run one call per host on at most `forks` threads; their results in host order.
+
+    The one pool every fleet-wide command uses (run, apply, rollback). On Ctrl-C, `cancel`
+    tells every host to stop between two changes, and their results are collected anyway.
+    """
+    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(work)))) as pool:
+        futures = [pool.submit(call) for call in work]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            cancel.set()
+            return [f.result() for f in futures]
 
 
 def run_playbook(

@@ -1,23 +1,25 @@
 """`redmedic rollback RUN_ID`: undo what an earlier run applied, from its audit records.
 
-Per host, in reverse order: a file is put back from its backup only if it still holds
-exactly what the run wrote (otherwise someone changed it since, and it is left alone and
-reported); a command is reversed by its recorded undo command. Then the run's handler
-commands (e.g. a restart) run once more so services pick up the restored files. Changes a
-run already rolled back itself (failed verify) or that an earlier rollback undid are skipped.
+Per host, in reverse order, each change's recorded reverse is applied — the same undo the
+run itself makes after a failed verify (safety/apply.py): a file is put back from its backup
+only if it still holds exactly what the run wrote (otherwise someone changed it since, and it
+is left alone and reported); a command is reversed by its recorded undo command. Then the
+run's handler commands (e.g. a restart) run once more so services pick up the restored
+files. Changes a run already rolled back itself (failed verify) or that an earlier rollback
+undid are skipped.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection
-from redmedic.errors import DriftError, RedmedicError, UnreachableError
+from redmedic.errors import RedmedicError, UnreachableError, UsageError
 from redmedic.events import (
     ChangePlanned,
     ConfirmRequest,
@@ -31,32 +33,32 @@ from redmedic.events import (
     masked,
 )
 from redmedic.model.inventory import Host
+from redmedic.model.plan import Text, change_from_data
+from redmedic.run.executor import Status
+from redmedic.run.fleet import on_hosts
 from redmedic.run.gate import Gate
+from redmedic.safety.apply import apply
 from redmedic.safety.secrets import Masker
 
 
 @dataclass(frozen=True)
-class UndoStep:
-    """One applied change as the audit log recorded it."""
+class Recorded:
+    """One applied change as the audit log recorded it (a `ChangeApplied` event)."""
 
     change_id: str
     phase: str
-    kind: str
     description: str
-    path: str
-    backup: str | None
-    after_sha256: str
-    command: str
-    undo: str | None
-    become: bool
+    change: Mapping[str, Any]  # the change's `to_data` record
+    undo: Mapping[str, Any] | None  # the record of its reverse; None: nothing to undo
 
 
 def undo_steps(
-    records: list[dict[str, Any]], later: list[dict[str, Any]]
-) -> dict[str, list[UndoStep]]:
+    records: list[dict[str, Any]], later: list[dict[str, Any]], where: str | None = None
+) -> dict[str, list[Recorded]]:
     """Per host, the run's applied changes that are still in place, in applied order.
 
-    `records` are the run's audit records, `later` those of rollbacks of it since.
+    `records` are the run's audit records, `later` those of rollbacks of it since; `where`
+    is the audit log, named in the error for a record this version cannot read.
     """
     undone = {
         cid
@@ -64,23 +66,19 @@ def undo_steps(
         if r["event"] == "rolled_back"
         for cid in r.get("undone_ids", ())
     }
-    steps: dict[str, list[UndoStep]] = {}
+    steps: dict[str, list[Recorded]] = {}
     for r in records:
         if r["event"] != "change_applied" or r["change_id"] in undone:
             continue
-        steps.setdefault(r["host"], []).append(
-            UndoStep(
-                r["change_id"],
-                r["phase"],
-                r["kind"],
-                r["description"],
-                r["path"],
-                r["backup"],
-                r["after_sha256"],
-                r["command"],
-                r["undo"],
-                bool(r["become"]),
+        if "change" not in r:
+            raise UsageError(
+                f"run {r['run_id']} was recorded by an older redmedic, in a form this one "
+                "does not read",
+                where=where,
+                hint="roll it back with the redmedic version that made the run",
             )
+        steps.setdefault(r["host"], []).append(
+            Recorded(r["change_id"], r["phase"], r["description"], r["change"], r["undo"])
         )
     return steps
 
@@ -89,7 +87,7 @@ def undo_steps(
 class Rollback:
     run_id: str
     salt: bytes
-    steps: Mapping[str, list[UndoStep]]
+    steps: Mapping[str, list[Recorded]]
     hosts: list[Host]
     connect_options: ConnectOptions
     reporter: Reporter
@@ -98,7 +96,7 @@ class Rollback:
     connector: Callable[[Host, ConnectOptions], Connection] = connect
     secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
 
-    def run(self, playbook: str) -> dict[str, str]:
+    def run(self, playbook: str) -> dict[str, Status]:
         """Undo every selected host; returns each host's status."""
         lock = threading.Lock()
 
@@ -107,19 +105,26 @@ class Rollback:
                 self.reporter(masked(event, masker.mask) if masker else event)
 
         emit(RunStarted(playbook, tuple(h.name for h in self.hosts), False))
-        with ThreadPoolExecutor(max_workers=max(1, min(self.forks, len(self.hosts)))) as pool:
-            statuses = dict(pool.map(lambda h: (h.name, self.undo_host(h, emit)), self.hosts))
+        work = [partial(self.undo_host, h, emit) for h in self.hosts]
+        # Nothing checks this cancel: once approved, a host's rollback runs to its end, so
+        # Ctrl-C never leaves a host half undone (the pool still waits for every host).
+        done = on_hosts(work, self.forks, threading.Event())
+        statuses = dict(zip((h.name for h in self.hosts), done, strict=True))
         emit(
             RunFinished(
                 {
-                    name: {"status": status, "changed": 0, "failed": int(status != "ok")}
+                    name: {
+                        "status": status.value,
+                        "changed": 0,
+                        "failed": int(status != Status.OK),
+                    }
                     for name, status in statuses.items()
                 }
             )
         )
         return statuses
 
-    def undo_host(self, host: Host, emit: Callable[[Event, Masker | None], None]) -> str:
+    def undo_host(self, host: Host, emit: Callable[[Event, Masker | None], None]) -> Status:
         own = [s for s in (host.password, host.become_password) if s]
         masker = Masker([*own, *self.secrets])
         masker.add_from_vars(host.vars)
@@ -128,40 +133,52 @@ class Rollback:
         fixes = [s for s in steps if s.phase != "handlers"]
         if not fixes:
             emit(
-                HostFinished(host.name, "ok", 0, 0, f"nothing of run {self.run_id} left to undo"),
+                HostFinished(
+                    host.name, Status.OK.value, 0, 0, f"nothing of run {self.run_id} left to undo"
+                ),
                 masker,
             )
-            return "ok"
+            return Status.OK
         views = tuple(
             ChangePlanned(
-                host.name, "rollback", s.change_id, s.kind, masker.mask(f"undo: {s.description}")
+                host.name,
+                "rollback",
+                s.change_id,
+                str(s.change.get("kind", "")),
+                masker.mask(f"undo: {s.description}"),
             )
             for s in reversed(fixes)
         )
         if not self.gate.approve(
             ConfirmRequest(host.name, f"roll back run {self.run_id}", "", views)
         ):
-            emit(HostFinished(host.name, "declined", 0, 0, "rollback declined"), masker)
-            return "declined"
+            emit(HostFinished(host.name, Status.DECLINED.value, 0, 0, "rollback declined"), masker)
+            return Status.DECLINED
         undone: list[str] = []
         ids: list[str] = []
         errors: list[str] = []
+
+        def unseal(text: str) -> str:
+            return masker.unseal(text, self.salt)
+
         try:
             with self.connector(host, self.connect_options) as conn:
                 for step in reversed(fixes):
                     try:
-                        self.undo_one(conn, step, masker)
+                        if step.undo is not None:
+                            self.replay(conn, step.undo, unseal)
                         undone.append(step.description)
                         ids.append(step.change_id)
-                    except RedmedicError as exc:
+                    except (RedmedicError, ValueError) as exc:
                         errors.append(f"{step.description}: {exc}")
                 for step in (s for s in steps if s.phase == "handlers"):
-                    result = conn.run(masker.unseal(step.command, self.salt), become=step.become)
-                    if not result.ok:
-                        errors.append(f"{step.description}: rc={result.rc} {result.tail(2)}")
+                    try:
+                        self.replay(conn, step.change, unseal)
+                    except (RedmedicError, ValueError) as exc:
+                        errors.append(f"{step.description}: {exc}")
         except UnreachableError as exc:
-            emit(HostFinished(host.name, "unreachable", 0, 0, exc.message), masker)
-            return "unreachable"
+            emit(HostFinished(host.name, Status.UNREACHABLE.value, 0, 0, exc.message), masker)
+            return Status.UNREACHABLE
         except RedmedicError as exc:
             errors.append(str(exc))
         emit(
@@ -174,22 +191,14 @@ class Rollback:
             ),
             masker,
         )
-        status = "failed" if errors else "ok"
-        emit(HostFinished(host.name, status, len(undone), len(errors), "; ".join(errors)), masker)
+        status = Status.FAILED if errors else Status.OK
+        emit(
+            HostFinished(host.name, status.value, len(undone), len(errors), "; ".join(errors)),
+            masker,
+        )
         return status
 
-    def undo_one(self, conn: Connection, step: UndoStep, masker: Masker) -> None:
-        if step.kind == "file":
-            current = conn.read_file(step.path, become=step.become)
-            have = current.sha256 if current else None
-            if have != step.after_sha256:
-                kept = f" (the backup is still at {step.backup})" if step.backup else ""
-                raise DriftError(
-                    conn.host.name, f"{step.path} changed since the run; left as it is{kept}"
-                )
-            conn.restore_file(step.path, step.backup, become=step.become)
-            return
-        if step.undo:
-            result = conn.run(masker.unseal(step.undo, self.salt), become=step.become)
-            if not result.ok:
-                raise DriftError(conn.host.name, f"undo failed (rc={result.rc}): {result.tail(2)}")
+    @staticmethod
+    def replay(conn: Connection, record: Mapping[str, Any], unseal: Text) -> None:
+        """Apply a recorded change (an undo, or a handler run again) as the run made it."""
+        apply(conn, change_from_data(record, unseal))

@@ -14,13 +14,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from redmedic.connection.base import ENCODING, ERRORS, RemoteFile
 from redmedic.errors import InputError
-from redmedic.model.plan import Change, CommandChange, FileChange
 
 PLAN_VERSION = 1
 
@@ -31,7 +29,11 @@ class PlanFileError(InputError):
 
 @dataclass(frozen=True)
 class SavedStep:
-    """The changes one fix step planned; `index` is its position under `fix:`."""
+    """The changes one fix step planned; `index` is its position under `fix:`.
+
+    Each change is its kind's own record, `Change.to_data(seal, mask)` (content sealed,
+    diff masked), read back with `model.plan.change_from_data`.
+    """
 
     index: int
     name: str
@@ -65,59 +67,6 @@ def file_sha256(path: str) -> str:
     """Hash of a playbook file, recorded so `apply` refuses a playbook edited since."""
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
-
-
-def dump_change(
-    change: Change, seal: Callable[[str], str], mask: Callable[[str], str]
-) -> dict[str, Any]:
-    """A change as JSON-ready data: sealed where it must be applied, masked where it is read."""
-    if isinstance(change, FileChange):
-        return {
-            "kind": "file",
-            "path": change.path,
-            "before_sha256": change.before_sha256,
-            "after_sha256": change.after_sha256,
-            "after": seal(change.after.decode(ENCODING, ERRORS)),
-            "mode": change.mode,
-            "become": change.become,
-            "diff": mask(change.diff()),
-        }
-    return {
-        "kind": "command",
-        "command": seal(change.command),
-        "display": mask(change.describe()),
-        "become": change.become,
-        "undo_command": seal(change.undo_command) if change.undo_command else None,
-        "precondition": [seal(p) for p in change.precondition] if change.precondition else None,
-    }
-
-
-def restore_change(
-    data: Mapping[str, Any], unseal: Callable[[str], str], current: RemoteFile | None
-) -> Change:
-    """The change a saved entry describes; `current` is the file as it is now (for files).
-
-    The caller has checked that `current` still has the planned hash; here the unsealed
-    content is checked against the recorded hash, so only the reviewed bytes are written.
-    """
-    if data["kind"] == "file":
-        after = unseal(data["after"]).encode(ENCODING, ERRORS)
-        if hashlib.sha256(after).hexdigest() != data["after_sha256"]:
-            raise ValueError(
-                f"the saved content for {data['path']} does not rebuild exactly — "
-                "use the same inventory and -e values as when the plan was made"
-            )
-        return FileChange(
-            data["path"], current, after, become=bool(data["become"]), mode=data["mode"]
-        )
-    precondition = data.get("precondition")
-    return CommandChange(
-        unseal(data["command"]),
-        display=data["display"],
-        become=bool(data["become"]),
-        undo_command=unseal(data["undo_command"]) if data.get("undo_command") else None,
-        precondition=(unseal(precondition[0]), unseal(precondition[1])) if precondition else None,
-    )
 
 
 def save_plan(plan: SavedPlan, path: str) -> None:

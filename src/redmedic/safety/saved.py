@@ -15,8 +15,8 @@ from typing import Any
 
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.errors import DriftError
-from redmedic.model.plan import Change, FileChange
-from redmedic.safety.planfile import SavedHost, SavedStep, dump_change, restore_change
+from redmedic.model.plan import Change, CommandChange, change_from_data
+from redmedic.safety.planfile import SavedHost, SavedStep
 from redmedic.safety.secrets import Masker, UnknownSecretError
 
 
@@ -32,7 +32,7 @@ def saved_host(
         name,
         status,
         tuple(
-            SavedStep(index, step, tuple(dump_change(c, seal, mask) for c in changes))
+            SavedStep(index, step, tuple(c.to_data(seal, mask) for c in changes))
             for index, step, changes in steps
             if changes
         ),
@@ -60,27 +60,19 @@ def restore_unchanged(
     `planned` are the files earlier changes of this apply will have written: a second edit
     of a file was planned on the first's result. Its secrets join `masker`.
     """
-    host = conn.host.name
-    current = None
-    if data["kind"] == "file":
-        current = planned.get(data["path"]) or conn.read_file(
-            data["path"], become=bool(data["become"])
-        )
-        have = current.sha256 if current else None
-        if have != data["before_sha256"]:
-            raise DriftError(
-                host,
-                f"{data['path']} changed since the plan was made — nothing was applied; "
-                "make a new plan",
-                step=step,
-            )
-        if current is not None:
+
+    def read(path: str, become: bool) -> RemoteFile | None:
+        current = planned.get(path) or conn.read_file(path, become=become)
+        if current is not None:  # its secrets, so the sealed content unseals
             masker.add_from_text(current.content)
+        return current
+
+    host = conn.host.name
     try:
-        change = restore_change(data, lambda t: masker.unseal(t, salt), current)
+        change = change_from_data(data, lambda t: masker.unseal(t, salt), read)
     except (UnknownSecretError, ValueError) as exc:
         raise DriftError(host, str(exc), step=step) from None
-    if isinstance(change, FileChange) or change.precondition is None:
+    if not isinstance(change, CommandChange) or change.precondition is None:
         return change
     check, expected = change.precondition
     now = conn.run(check, become=change.become).stdout
