@@ -8,7 +8,7 @@ the step diagnoses and plans, then it reports these facts and plans exactly thes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -174,13 +174,16 @@ def context(conn: Connection, planned: Mapping[str, RemoteFile] | None = None) -
 
 
 def run_step(
-    step: StepType[A], args: A, output: str, planned: Mapping[str, RemoteFile] | None = None
+    step: StepType[A, Any],
+    args: A,
+    output: str,
+    planned: Mapping[str, RemoteFile] | None = None,
 ) -> tuple[StepResult, list[Change], Captured]:
     """Diagnose then plan, as the executor does in the fix phase."""
     conn = Captured(output)
     ctx = context(conn, planned)
     found = step.diagnose(args, ctx)
-    return found, step.plan(args, ctx, found), conn
+    return step.registered(found), step.plan(args, found), conn
 
 
 def commands(changes: list[Change]) -> list[tuple[str, str | None]]:

@@ -234,7 +234,7 @@ def test_the_step_scans_registered_facts_without_a_round_trip() -> None:
         "kernel_oom": [LINES[18][1]],
         "rc": 0,
     }
-    result = LogScan().diagnose(LogScanArgs(facts=facts), ctx)
+    result = LogScan().registered(LogScan().diagnose(LogScanArgs(facts=facts), ctx))
     assert result.facts == {
         "hits": {"oom-killer": [LINES[18][1]]},
         "kinds": ["oom-killer"],
@@ -242,7 +242,9 @@ def test_the_step_scans_registered_facts_without_a_round_trip() -> None:
     }
     assert result.rc == 1 and not result.failed
     assert [f.cause for f in result.findings] == ["oom"]
-    quiet = LogScan().diagnose(LogScanArgs(facts={**facts, "kernel_oom": []}), ctx)
+    quiet = LogScan().registered(
+        LogScan().diagnose(LogScanArgs(facts={**facts, "kernel_oom": []}), ctx)
+    )
     assert (quiet.rc, quiet.msg, quiet.findings) == (0, "no known trouble in the logs", ())
 
 
@@ -253,5 +255,6 @@ def test_findings_can_be_left_to_the_triage_step() -> None:
         "kernel_oom": [LINES[18][1]],
         "rc": 0,
     }
-    quiet = LogScan().diagnose(LogScanArgs(facts=facts, findings=False), step_context())
+    step = LogScan()
+    quiet = step.registered(step.diagnose(LogScanArgs(facts=facts, findings=False), step_context()))
     assert quiet.facts["kinds"] == ["oom-killer"] and quiet.findings == ()

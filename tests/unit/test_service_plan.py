@@ -17,7 +17,7 @@ def plan_for(is_active_output: str) -> list[CommandChange]:
     ctx = step_context(conn, phase="fix")
     found = Service().diagnose(WANTED, ctx)
     assert len(conn.commands) == 1  # one round trip
-    return [c for c in Service().plan(WANTED, ctx, found) if isinstance(c, CommandChange)]
+    return [c for c in Service().plan(WANTED, found) if isinstance(c, CommandChange)]
 
 
 def test_a_stopped_disabled_unit_is_enabled_then_started_each_with_its_undo() -> None:

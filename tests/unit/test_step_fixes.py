@@ -32,7 +32,7 @@ def test_a_value_an_admin_persisted_in_sysctl_conf_gets_no_second_file() -> None
     ctx = step_context(conn, phase="fix")
     found = Sysctl().diagnose(OVERCOMMIT, ctx)
 
-    assert Sysctl().plan(OVERCOMMIT, ctx, found) == []
+    assert Sysctl().plan(OVERCOMMIT, found) == []
     [finding] = found.findings  # the runtime value still cannot change in a container
     assert "/etc/sysctl.conf:69 sets 1, which takes effect at the next boot" in finding.summary
 
@@ -46,7 +46,7 @@ def test_another_file_that_sets_a_different_value_last_still_gets_ours_written()
     ctx = step_context(conn, phase="fix")
     found = Sysctl().diagnose(OVERCOMMIT, ctx)
 
-    [write] = Sysctl().plan(OVERCOMMIT, ctx, found)
+    [write] = Sysctl().plan(OVERCOMMIT, found)
     assert write.describe() == "create /etc/sysctl.d/60-redmedic.conf"
     assert any("/etc/sysctl.conf:69 sets" in f.summary for f in found.findings)
 

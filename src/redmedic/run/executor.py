@@ -25,7 +25,14 @@ from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import CommandResult, Connection, RemoteFile
 from redmedic.connection.retry import connect_with_retries
 from redmedic.connection.scripts import read_script
-from redmedic.errors import ConnectError, DriftError, HostError, RedmedicError, UnreachableError
+from redmedic.errors import (
+    ConnectError,
+    DriftError,
+    HostError,
+    RedmedicError,
+    StepError,
+    UnreachableError,
+)
 from redmedic.events import (
     ChangeApplied,
     ChangeDeclined,
@@ -48,7 +55,7 @@ from redmedic.playbook import Playbook, Step, check_args, names_read
 from redmedic.run.gate import Gate
 from redmedic.safety.planfile import SavedHost, SavedStep, dump_change, restore_change
 from redmedic.safety.secrets import Masker, UnknownSecretError
-from redmedic.steps import StepArgs, StepContext, StepRegistry
+from redmedic.steps import PlanError, StepArgs, StepContext, StepRegistry
 from redmedic.steps.shell import Shell
 
 
@@ -255,12 +262,15 @@ class HostRun:
         ctx = self.context(conn, step)
         ctx.prefetched = self.prefetched.pop(id(step), None)
         try:
-            result = step_type.diagnose(args, ctx)
-            changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
+            found = step_type.diagnose(args, ctx)
+            changes = step_type.plan(args, found) if step.phase in ("fix", "handlers") else []
         except HostError as exc:
             if exc.step is None and not isinstance(exc, UnreachableError):
                 exc.step = step.name  # a failed read or command: say which step it served
             raise
+        except PlanError as exc:
+            raise StepError(self.host.name, str(exc), step=step.name) from None
+        result = step_type.registered(found)
         for finding in result.findings:
             self.findings.append(finding)
             self.emit(

@@ -1,14 +1,20 @@
-"""The step-type contract: diagnose (read only) then plan (`Change` values, no side effects).
+"""The step-type contract: facts in, changes out.
 
-A step type is a class with a pydantic `Args` model. The executor renders a step's
-arguments with the host's variables, validates them into `Args`, calls `diagnose` to read
-the host and, in the `fix` phase, `plan` to turn what it found into changes. Nothing in a
-step type writes to a host: applying is the executor's job, through the changes.
+A step type is a class with a pydantic `Args` model and a `Found` value of its own (a frozen
+dataclass). The executor renders a step's arguments with the host's variables and validates
+them into `Args` (so every argument check runs in `redmedic validate` too), then:
+
+- `diagnose(args, ctx) -> Found` reads the host: the ONLY method that may use `ctx`;
+- `plan(args, found) -> list[Change]` (fix and handlers) is pure: what it needs from the
+  host is in `found`, so it is tested as data, facts in, changes out;
+- `registered(found) -> StepResult` is what the executor reports and `register:` stores.
+
+Nothing in a step type writes to a host: applying is the executor's job, through the changes.
 """
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -29,6 +35,13 @@ class StepArgs(BaseModel):
 
 
 ArgsT = TypeVar("ArgsT", bound=StepArgs)
+FoundT = TypeVar("FoundT")
+
+
+class PlanError(Exception):
+    """`plan` cannot bring the host where the arguments want it (e.g. the file to edit does
+    not exist): the executor reports it as this host's StepError, naming the step. Why not
+    StepError itself: `plan` has no context, so it does not know the host or step name."""
 
 
 @dataclass
@@ -74,8 +87,9 @@ class StepContext:
         return self._reads[path]
 
 
-class StepType(ABC, Generic[ArgsT]):
-    """One kind of step (`shell`, `file_line`, ...). Subclasses set the class attributes.
+class StepType(ABC, Generic[ArgsT, FoundT]):
+    """One kind of step (`shell`, `file_line`, ...). Subclasses set the class attributes
+    and implement `diagnose` and `registered` (and `plan` unless `read_only`).
 
     `free_form` names the argument a bare string value maps to (`shell: cmd...`);
     `read_only` step types may be used in `diagnose` and `verify`; the others only in
@@ -88,13 +102,20 @@ class StepType(ABC, Generic[ArgsT]):
     free_form: ClassVar[str | None] = None
     read_only: ClassVar[bool] = True
 
-    def diagnose(self, args: ArgsT, ctx: StepContext) -> StepResult:
-        """Read the host (never change it) and say what was found."""
-        return StepResult()
+    @abstractmethod
+    def diagnose(self, args: ArgsT, ctx: StepContext) -> FoundT:
+        """Read the host (never change it): everything `plan` and `registered` need."""
 
-    def plan(self, args: ArgsT, ctx: StepContext, found: StepResult) -> list[Change]:
-        """The changes that would bring the host where `args` wants it; none if it is."""
+    def plan(self, args: ArgsT, found: FoundT) -> list[Change]:
+        """The changes that would bring the host where `args` wants it; none if it is.
+
+        Pure (no host, no context): raise PlanError when it cannot be done.
+        """
         return []
+
+    @abstractmethod
+    def registered(self, found: FoundT) -> StepResult:
+        """What the step reports and `register:` stores (rc, stdout, msg, facts, findings)."""
 
     def reads(self, args: ArgsT) -> tuple[str, ...]:
         """Files this step will read with `ctx.read_file`, known from its arguments alone.

@@ -208,7 +208,16 @@ class LogScanArgs(StepArgs):
     )
 
 
-class LogScan(StepType[LogScanArgs]):
+@dataclass(frozen=True)
+class Scanned:
+    """The known trouble found in the logs, and whether to report it as findings."""
+
+    hits: tuple[LogHit, ...]
+    log_path: str | None
+    findings: bool = True
+
+
+class LogScan(StepType[LogScanArgs, Scanned]):
     """Scan the redis log, the unit's journal and the kernel log for known trouble.
 
     Facts: `hits` {kind: [lines]} (kinds: nofile, max-clients, overcommit, oom,
@@ -222,12 +231,15 @@ class LogScan(StepType[LogScanArgs]):
     summary = "Scan the Redis log, its journal and the kernel log for known trouble messages."
     read_only = True
 
-    def diagnose(self, args: LogScanArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: LogScanArgs, ctx: StepContext) -> Scanned:
         logs = args.facts if args.facts is not None else self._read(args, ctx)
-        hits = hits_from_logs(logs)
-        grouped = hits_by_kind(hits)
-        findings = log_findings(hits) if args.findings else []
         path = (logs.get("log") or {}).get("path")
+        return Scanned(tuple(hits_from_logs(logs)), path, args.findings)
+
+    def registered(self, found: Scanned) -> StepResult:
+        grouped = hits_by_kind(found.hits)
+        findings = log_findings(found.hits) if found.findings else []
+        path = found.log_path
         msg = f"found: {', '.join(grouped)}" if grouped else "no known trouble in the logs"
         return StepResult(
             rc=1 if grouped else 0,

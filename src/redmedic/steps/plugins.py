@@ -38,14 +38,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def add_plugins(
-    registry: Mapping[str, StepType[Any]], points: Iterable[EntryPoint] | None = None
+    registry: Mapping[str, StepType[Any, Any]], points: Iterable[EntryPoint] | None = None
 ) -> StepRegistry:
     """`registry` plus one instance of each plugin step type; PluginError for a broken one.
 
     `points` defaults to the installed `redmedic.steps` entry points (tests pass their own).
     """
     found = entry_points(group=GROUP) if points is None else points
-    plugins: dict[str, StepType[Any]] = {}
+    plugins: dict[str, StepType[Any, Any]] = {}
     for point in sorted(found, key=lambda p: p.name):
         step_type = _load(point)
         if point.name in RESERVED:
@@ -61,7 +61,7 @@ def add_plugins(
     return base.with_types(plugins)
 
 
-def _load(point: EntryPoint) -> StepType[Any]:
+def _load(point: EntryPoint) -> StepType[Any, Any]:
     try:
         loaded = point.load()
     except Exception as exc:  # any import-time failure of third-party code

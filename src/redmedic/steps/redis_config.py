@@ -30,7 +30,7 @@ from redmedic.errors import StepError
 from redmedic.model.plan import Change, FileChange, Finding, StepResult
 from redmedic.redis import redisconf
 from redmedic.redis.redisconf import ConfError, Config
-from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
 
 DEFAULT_PATH = "/etc/redis/redis.conf"
 _MARK = "redmedic:"
@@ -137,10 +137,15 @@ class LoadedConfig:
 
 
 @dataclass(frozen=True)
-class ConfigResult(StepResult):
-    """diagnose's result, carrying the files it read so plan needs no second read."""
+class ConfigFound:
+    """diagnose's value: the configuration as read (plan edits these very files, no second
+    read), what the step reports, and whether writing needs sudo."""
 
-    loaded: LoadedConfig | None = field(default=None, repr=False, compare=False)  # has secrets
+    loaded: LoadedConfig = field(repr=False, compare=False)  # holds secrets
+    msg: str
+    facts: Mapping[str, Any]
+    findings: tuple[Finding, ...]
+    become: bool
 
 
 @dataclass(frozen=True)
@@ -397,7 +402,7 @@ class _Secrets:
             self.values += [secret, redisconf.format_arg(secret)]
 
 
-class RedisConfig(StepType[RedisConfigArgs]):
+class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
     """Set or remove redis.conf directives in the file where each one is in force."""
 
     name = "redis_config"
@@ -405,7 +410,7 @@ class RedisConfig(StepType[RedisConfigArgs]):
     summary = "Set or remove redis.conf directives (includes followed), keeping comments."
     read_only = False
 
-    def diagnose(self, args: RedisConfigArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: RedisConfigArgs, ctx: StepContext) -> ConfigFound:
         loaded = load_config(ctx, args.path, args.unit)
         config = loaded.config
         in_force = config.effective()
@@ -429,18 +434,19 @@ class RedisConfig(StepType[RedisConfigArgs]):
         if args.live and args.set:
             facts["live"], facts["live_error"], findings = self._live(args, ctx, in_force)
         msg = f"{config.main} ({loaded.discovered_by}): {len(in_force)} directives in force"
-        return ConfigResult(msg=msg, facts=facts, findings=tuple(findings), loaded=loaded)
+        return ConfigFound(loaded, msg, facts, tuple(findings), ctx.become)
 
-    def plan(self, args: RedisConfigArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        loaded = found.loaded if isinstance(found, ConfigResult) else None
-        if loaded is None:
-            loaded = load_config(ctx, args.path, args.unit)
+    def registered(self, found: ConfigFound) -> StepResult:
+        return StepResult(msg=found.msg, facts=found.facts, findings=found.findings)
+
+    def plan(self, args: RedisConfigArgs, found: ConfigFound) -> list[Change]:
+        loaded = found.loaded
         try:
             texts = redisconf.edit(loaded.config, args.set, args.remove)
         except ConfError as exc:
-            raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+            raise PlanError(str(exc)) from None
         return [
-            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), ctx.become)
+            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), found.become)
             for path in loaded.config.load_order()
             if path in texts
         ]

@@ -25,6 +25,7 @@ import re
 import secrets
 import shlex
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -683,7 +684,17 @@ class RedisFactsArgs(StepArgs):
     )
 
 
-class RedisFacts(StepType[RedisFactsArgs]):
+@dataclass(frozen=True)
+class Gathered:
+    """The host's Redis facts (secrets masked) as `register:` shows them, and the script's
+    stderr (masked). The mapping is the value here: `redis_triage` and the diagnosis rules
+    read it as registered, so the same shape must come from a playbook variable."""
+
+    facts: Mapping[str, Any]
+    stderr: str = ""
+
+
+class RedisFacts(StepType[RedisFactsArgs, Gathered]):
     """Gather a Redis host's state in one round trip. Registered facts (all masked):
 
     - `init`: "systemd", "sysv" or "none".
@@ -716,7 +727,7 @@ class RedisFacts(StepType[RedisFactsArgs]):
     summary = "Gather a Redis host's state (unit, process, config, sockets, limits, logs) at once."
     read_only = True
 
-    def diagnose(self, args: RedisFactsArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: RedisFactsArgs, ctx: StepContext) -> Gathered:
         if args.password:
             ctx.masker.add(args.password)
         marker = new_marker()
@@ -742,8 +753,10 @@ class RedisFacts(StepType[RedisFactsArgs]):
         for secret in found:
             ctx.masker.add(secret)
         facts = mask_values(facts, ctx.masker.mask)
-        return StepResult(rc=0, stderr=ctx.masker.mask(result.stderr), msg=summarize(facts),
-                          facts=facts)  # fmt: skip
+        return Gathered(facts, ctx.masker.mask(result.stderr))
+
+    def registered(self, found: Gathered) -> StepResult:
+        return StepResult(rc=0, stderr=found.stderr, msg=summarize(found.facts), facts=found.facts)
 
 
 def summarize(facts: Mapping[str, Any]) -> str:

@@ -299,7 +299,21 @@ def findings_for(args: SysctlArgs, state: State) -> list[Finding]:
     return found
 
 
-class Sysctl(StepType[SysctlArgs]):
+@dataclass(frozen=True)
+class SysctlFound:
+    """diagnose's value: the setting's state, the file as this run finds it, the findings."""
+
+    name: str  # dotted, as `sysctl` prints it
+    wanted: str
+    path: str  # the file that persists it
+    state: State
+    file: RemoteFile | None
+    findings: tuple[Finding, ...]
+    stdout: str
+    become: bool
+
+
+class Sysctl(StepType[SysctlArgs, SysctlFound]):
     """Diagnose: runtime value, whether /proc/sys is writable, the persisted value and
     every other file assigning the key (one round trip). Plan: the file, and `sysctl -w`
     only where the runtime differs and can be written.
@@ -314,38 +328,39 @@ class Sysctl(StepType[SysctlArgs]):
     summary = "Set a kernel parameter at runtime (sysctl -w) and persist it in /etc/sysctl.d."
     read_only = False
 
-    def _state(
-        self, args: SysctlArgs, ctx: StepContext, raw: str
-    ) -> tuple[State, RemoteFile | None]:
-        """Parse a `run_and_read` answer; plan calls it again rather than re-reading."""
+    def diagnose(self, args: SysctlArgs, ctx: StepContext) -> SysctlFound:
+        raw = run_and_read(ctx, gather_script(args), args.file)
         output, current = split_read(ctx, raw, args.file)
         own = current.content.decode("utf-8", "surrogateescape") if current else ""
         try:
-            return read_state(args, output, own), current
+            state = read_state(args, output, own)
         except ValueError as exc:
             raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+        findings = tuple(findings_for(args, state))
+        return SysctlFound(
+            args.dotted, args.wanted, args.file, state, current, findings, raw, ctx.become
+        )
 
-    def diagnose(self, args: SysctlArgs, ctx: StepContext) -> StepResult:
-        raw = run_and_read(ctx, gather_script(args), args.file)
-        state, _ = self._state(args, ctx, raw)
+    def registered(self, found: SysctlFound) -> StepResult:
+        state = found.state
         return StepResult(
-            stdout=raw,
-            msg=f"{args.dotted}: runtime {state.runtime}, {args.file}: {state.persisted}",
+            stdout=found.stdout,
+            msg=f"{found.name}: runtime {state.runtime}, {found.path}: {state.persisted}",
             facts={
-                "name": args.dotted,
-                "wanted": args.wanted,
+                "name": found.name,
+                "wanted": found.wanted,
                 "runtime": state.runtime,
                 "writable": state.writable,
                 "persisted": state.persisted,
-                "file": args.file,
+                "file": found.path,
                 "other_files": [f"{a.show()}: {a.value}" for a in state.others],
                 "overridden_by": [f"{a.show()}: {a.value}" for a in state.overriding],
             },
-            findings=tuple(findings_for(args, state)),
+            findings=found.findings,
         )
 
-    def plan(self, args: SysctlArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        state, current = self._state(args, ctx, found.stdout)
+    def plan(self, args: SysctlArgs, found: SysctlFound) -> list[Change]:
+        state, current = found.state, found.file
         changes: list[Change] = []
         if state.persisted != args.wanted and persisted_elsewhere(args, state) is None:
             old = current.content.decode("utf-8", "surrogateescape") if current else ""
@@ -355,7 +370,7 @@ class Sysctl(StepType[SysctlArgs]):
                     args.file,
                     current,
                     new.encode("utf-8", "surrogateescape"),
-                    become=ctx.become,
+                    become=found.become,
                     mode=0o644,
                 )
             )
@@ -368,7 +383,7 @@ class Sysctl(StepType[SysctlArgs]):
                 CommandChange(
                     f"sysctl -q -w {setting}",
                     display=f"sysctl -w {args.dotted}={args.wanted}",
-                    become=ctx.become,
+                    become=found.become,
                     undo_command=undo,
                 )
             )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
@@ -193,7 +194,26 @@ def show_script(args: SystemdDropinArgs) -> str:
     )
 
 
-class SystemdDropin(StepType[SystemdDropinArgs]):
+@dataclass(frozen=True)
+class DropinState:
+    """What diagnose read in its one round trip: the drop-in now, systemd's view of the unit."""
+
+    unit: str
+    path: str
+    file: RemoteFile | None  # the drop-in as this run will find it
+    current: dict[str, str | None]  # each wanted setting's effective value now
+    need_daemon_reload: bool
+    dir_exists: bool
+    up_to_date: bool
+    stdout: str
+    become: bool
+
+    @property
+    def content(self) -> str:
+        return self.file.content.decode("utf-8", "replace") if self.file is not None else ""
+
+
+class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
     """Diagnose reads the effective values (`systemctl show`) and the drop-in in one round
     trip; plan writes the drop-in and reloads systemd only when its content differs (or
     systemd still has to load it). Restarting the service is the playbook's `notify`.
@@ -206,7 +226,7 @@ class SystemdDropin(StepType[SystemdDropinArgs]):
     summary = "Set directives (e.g. LimitNOFILE) in a systemd drop-in and daemon-reload."
     read_only = False
 
-    def diagnose(self, args: SystemdDropinArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: SystemdDropinArgs, ctx: StepContext) -> DropinState:
         raw = run_and_read(ctx, show_script(args), args.path)
         output, current = split_read(ctx, raw, args.path)
         if "@@no-systemd" in output:
@@ -225,43 +245,54 @@ class SystemdDropin(StepType[SystemdDropinArgs]):
                 step=ctx.step_name,
             )
         content = current.content.decode("utf-8", "replace") if current is not None else ""
-        wanted = merge_dropin(content, args.section, args.settings)
-        return StepResult(
+        return DropinState(
+            unit=args.unit_name,
+            path=args.path,
+            file=current,
+            current={k: shown.get(k) for k in args.settings},
+            need_daemon_reload=shown.get("NeedDaemonReload") == "yes",
+            dir_exists="@@dir" in output.split(),
+            up_to_date=merge_dropin(content, args.section, args.settings) == content,
             stdout=raw,
-            msg=f"{args.path}: " + ("up to date" if wanted == content else "needs an update"),
+            become=ctx.become,
+        )
+
+    def registered(self, found: DropinState) -> StepResult:
+        return StepResult(
+            stdout=found.stdout,
+            msg=f"{found.path}: " + ("up to date" if found.up_to_date else "needs an update"),
             facts={
-                "unit": args.unit_name,
-                "path": args.path,
-                "exists": current is not None,
-                "content": content,
-                "up_to_date": wanted == content,
-                "current": {k: shown.get(k) for k in args.settings},
-                "need_daemon_reload": shown.get("NeedDaemonReload") == "yes",
-                "dir_exists": "@@dir" in output.split(),
+                "unit": found.unit,
+                "path": found.path,
+                "exists": found.file is not None,
+                "content": found.content,
+                "up_to_date": found.up_to_date,
+                "current": dict(found.current),
+                "need_daemon_reload": found.need_daemon_reload,
+                "dir_exists": found.dir_exists,
             },
         )
 
-    def plan(self, args: SystemdDropinArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        facts = found.facts
-        reload = CommandChange("systemctl daemon-reload", become=ctx.become)
-        if facts["up_to_date"]:
-            return [reload] if facts["need_daemon_reload"] else []
-        _, current = split_read(ctx, found.stdout, args.path)
+    def plan(self, args: SystemdDropinArgs, found: DropinState) -> list[Change]:
+        reload = CommandChange("systemctl daemon-reload", become=found.become)
+        if found.up_to_date:
+            return [reload] if found.need_daemon_reload else []
+        current = found.file
         old = current.content.decode("utf-8", "surrogateescape") if current else ""
         new = merge_dropin(old, args.section, args.settings).encode("utf-8", "surrogateescape")
         directory = shlex.quote(args.directory)
         # The undo of this first change runs last in a rollback: after the drop-in is
         # restored (or removed), so systemd reloads what is really on disk.
         undo = "systemctl daemon-reload"
-        if not facts["dir_exists"]:
+        if not found.dir_exists:
             undo = f"rmdir -- {directory} 2>/dev/null; {undo}"
         return [
             CommandChange(
                 f"mkdir -p -- {directory}",
                 display=f"mkdir -p {args.directory}",
-                become=ctx.become,
+                become=found.become,
                 undo_command=undo,
             ),
-            FileChange(args.path, current, new, become=ctx.become, mode=0o644),
+            FileChange(args.path, current, new, become=found.become, mode=0o644),
             reload,
         ]
