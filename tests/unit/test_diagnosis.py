@@ -22,9 +22,9 @@ from pydantic import ValidationError
 
 from redmedic.model.plan import Finding, StepResult
 from redmedic.redis.diagnosis import Probes, Vantage, diagnose, probes_from
+from redmedic.redis.logs import LogHit, hits_from_logs
 from redmedic.redis.probes.outcome import ProbeOutcome
 from redmedic.safety.secrets import MASK
-from redmedic.steps.log_scan import LogHit, hits_from_logs
 from redmedic.steps.redis_facts import parse_facts
 from redmedic.steps.triage import RedisTriage, TriageArgs
 from redmedic.testing import step_context

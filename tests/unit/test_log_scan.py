@@ -16,17 +16,16 @@ from typing import Any
 
 import pytest
 
-from redmedic.steps.log_scan import (
+from redmedic.redis.logs import (
     KINDS,
     LogHit,
-    LogScan,
-    LogScanArgs,
     hits_by_kind,
     hits_from_logs,
     log_findings,
     scan_current,
     scan_log,
 )
+from redmedic.steps.log_scan import LogScan, LogScanArgs
 from redmedic.testing import step_context
 
 # (kind, line): one real line per message family.

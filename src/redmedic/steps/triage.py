@@ -18,12 +18,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from redmedic.model.plan import Finding, StepResult
-
-# A module import, not names: `redmedic.redis.diagnosis` imports `redmedic.steps.log_scan`, which
-# loads this package (and this module) while diagnosis is still half-initialised.
 from redmedic.redis import diagnosis
+from redmedic.redis.logs import hits_from_logs, hits_from_registered
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.log_scan import hits_from_logs, hits_from_registered
 
 
 class TriageArgs(StepArgs):
