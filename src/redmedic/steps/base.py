@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from redmedic.connection.base import CommandResult, Connection, RemoteFile
+from redmedic.connection.scripts import read_script
 from redmedic.model.inventory import Host
 from redmedic.model.plan import Change, StepResult
 from redmedic.model.templating import Templar
@@ -85,6 +86,18 @@ class StepContext:
             else:
                 self._reads[path] = self.conn.read_file(path, become=self.become)
         return self._reads[path]
+
+    def run_reading(self, script: str, path: str) -> tuple[str, RemoteFile | None]:
+        """Run `script` and read `path` in ONE round trip: (the script's stdout, the file
+        as it will be once earlier planned changes apply, or as it is now).
+
+        A file an earlier step of this run plans to change is not read from the host, so
+        two steps editing one file compose. Raises CommandError when the read fails.
+        """
+        if path in self.planned_files:
+            return self.conn.run(script, become=self.become).stdout, self.planned_files[path]
+        ran, read = self.conn.run_many([script, read_script(path)], become=self.become)
+        return ran.stdout, self.conn.file_from_result(path, read)
 
 
 class StepType(ABC, Generic[ArgsT, FoundT]):

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
 from redmedic.connection.base import RemoteFile
+from redmedic.connection.scripts import marker_line, new_marker, split_sections
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, CommandChange, FileChange, Finding, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.systemd_dropin import run_and_read, split_read
 
 HEADER = "# Kernel settings for Redis, written by redmedic.\n"
 SYSCTL_DIRS = (
@@ -181,19 +182,28 @@ def _base(path: str) -> str:
     return "" if path == SYSCTL_CONF else path.rpartition("/")[2]
 
 
-def gather_script(args: SysctlArgs) -> str:
-    """Runtime value, writability and every other file assigning the key: one round trip."""
+def gather_script(args: SysctlArgs, marker: str) -> str:
+    """Runtime value, writability and every other file assigning the key: one round trip.
+
+    Sections (`split_sections`): `runtime` (the value), or `missing` or `unreadable`;
+    `writable` (yes/no); `files` (grep -Hn lines).
+    """
     proc = shlex.quote(args.proc_path)
     dirs = " ".join(SYSCTL_DIRS)
     return (
         "LC_ALL=C; export LC_ALL\n"
         f"p={proc}\n"
-        "echo @@runtime\n"
-        'if [ ! -e "$p" ]; then echo @@missing; elif [ -r "$p" ]; then cat "$p"; '
-        "else echo @@unreadable; fi\n"
-        'echo @@writable; [ -w "$p" ] && echo yes || echo no\n'
-        "echo @@files\n"
-        f"re={shlex.quote(key_regex(args.name))}\n"
+        'if [ ! -e "$p" ]; then\n'
+        + marker_line(marker, "missing")
+        + 'elif [ -r "$p" ]; then\n'
+        + marker_line(marker, "runtime")
+        + 'cat "$p"\nelse\n'
+        + marker_line(marker, "unreadable")
+        + "fi\n"
+        + marker_line(marker, "writable")
+        + '[ -w "$p" ] && echo yes || echo no\n'
+        + marker_line(marker, "files")
+        + f"re={shlex.quote(key_regex(args.name))}\n"
         f"for d in {dirs}; do\n"
         # merged /usr (Debian 12): /lib/sysctl.d is /usr/lib/sysctl.d, read it once
         '  [ "$d" = /lib/sysctl.d ] && [ /lib/sysctl.d -ef /usr/lib/sysctl.d ] && continue\n'
@@ -208,18 +218,6 @@ def gather_script(args: SysctlArgs) -> str:
     )
 
 
-def split_sections(output: str) -> dict[str, str]:
-    sections: dict[str, str] = {}
-    name = ""
-    for line in output.splitlines():
-        if line.startswith("@@") and line[2:] in ("runtime", "writable", "files"):
-            name = line[2:]
-            sections[name] = ""
-        elif name:
-            sections[name] += line + "\n"
-    return sections
-
-
 @dataclass(frozen=True)
 class State:
     """What diagnose found, parsed from the gathered text (pure, see `read_state`)."""
@@ -231,13 +229,11 @@ class State:
     overriding: tuple[Assignment, ...]  # read after args.file at boot, with another value
 
 
-def read_state(args: SysctlArgs, output: str, own_text: str) -> State:
-    """Parse the gathered output; `own_text` is args.file as this run will see it."""
-    sections = split_sections(output)
-    runtime_text = sections.get("runtime", "").strip()
-    if runtime_text == "@@missing":
+def read_state(args: SysctlArgs, sections: Mapping[str, str], own_text: str) -> State:
+    """Parse the gathered sections; `own_text` is args.file as this run will see it."""
+    if "missing" in sections:
         raise ValueError(f"{args.proc_path} does not exist: no such kernel setting here")
-    runtime = None if runtime_text == "@@unreadable" else normalize(runtime_text)
+    runtime = normalize(sections["runtime"]) if "runtime" in sections else None
     others = [a for a in parse_grep(sections.get("files", ""), args.name) if a.path != args.file]
     persisted = file_value(own_text, args.name)
     ours = Assignment(args.file, 0, persisted or args.wanted)
@@ -309,8 +305,15 @@ class SysctlFound:
     state: State
     file: RemoteFile | None
     findings: tuple[Finding, ...]
-    stdout: str
     become: bool
+
+
+def sysctl_found(
+    args: SysctlArgs, state: State, file: RemoteFile | None, become: bool
+) -> SysctlFound:
+    """diagnose's value from the parsed state and the file: pure."""
+    findings = tuple(findings_for(args, state))
+    return SysctlFound(args.dotted, args.wanted, args.file, state, file, findings, become)
 
 
 class Sysctl(StepType[SysctlArgs, SysctlFound]):
@@ -329,22 +332,18 @@ class Sysctl(StepType[SysctlArgs, SysctlFound]):
     read_only = False
 
     def diagnose(self, args: SysctlArgs, ctx: StepContext) -> SysctlFound:
-        raw = run_and_read(ctx, gather_script(args), args.file)
-        output, current = split_read(ctx, raw, args.file)
+        marker = new_marker()
+        output, current = ctx.run_reading(gather_script(args, marker), args.file)
         own = current.content.decode("utf-8", "surrogateescape") if current else ""
         try:
-            state = read_state(args, output, own)
+            state = read_state(args, split_sections(output, marker), own)
         except ValueError as exc:
             raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
-        findings = tuple(findings_for(args, state))
-        return SysctlFound(
-            args.dotted, args.wanted, args.file, state, current, findings, raw, ctx.become
-        )
+        return sysctl_found(args, state, current, ctx.become)
 
     def registered(self, found: SysctlFound) -> StepResult:
         state = found.state
         return StepResult(
-            stdout=found.stdout,
             msg=f"{found.name}: runtime {state.runtime}, {found.path}: {state.persisted}",
             facts={
                 "name": found.name,
