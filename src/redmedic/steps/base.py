@@ -75,7 +75,7 @@ class StepContext:
     def read_file(self, path: str) -> RemoteFile | None:
         """The file as it will be once earlier planned changes apply (or as it is now).
 
-        Read once per step: diagnose and plan of one step share what was read.
+        Read once per step.
         """
         if path in self.planned_files:
             return self.planned_files[path]

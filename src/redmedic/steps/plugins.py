@@ -17,6 +17,7 @@ traceback from somewhere inside redmedic.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -79,6 +80,11 @@ def _load(point: EntryPoint) -> StepType[Any, Any]:
         problems.append("`Args` must be a StepArgs (pydantic) model")
     if not isinstance(getattr(loaded, "summary", None), str):
         problems.append("`summary` must be a one-line string")
+    if "ctx" in inspect.signature(loaded.plan).parameters:
+        problems.append(
+            "`plan` takes (args, found) and no context: diagnose returns what plan needs "
+            "(see docs/writing-playbooks.md, The contract)"
+        )
     if problems:
         raise _error(point, "; ".join(problems))
     try:
