@@ -25,7 +25,7 @@ from redmedic.redis.logs import (
     scan_current,
     scan_log,
 )
-from redmedic.steps.log_scan import LogScan, LogScanArgs
+from redmedic.steps.log_scan import LogScan, LogScanArgs, Scanned
 from redmedic.testing import step_context
 
 # (kind, line): one real line per message family.
@@ -257,3 +257,16 @@ def test_findings_can_be_left_to_the_triage_step() -> None:
     step = LogScan()
     quiet = step.registered(step.diagnose(LogScanArgs(facts=facts, findings=False), step_context()))
     assert quiet.facts["kinds"] == ["oom-killer"] and quiet.findings == ()
+
+
+def test_what_the_step_registers_follows_from_its_hits_alone() -> None:
+    # Given the hits diagnose found (the same line twice, and an OOM kill), when the step
+    # reports them, then each line shows once under its kind and each cause once.
+    found = Scanned(
+        (LogHit("nofile", LINES[0][1]), LogHit("nofile", LINES[0][1]), LogHit(*LINES[18])),
+        "/var/log/redis/redis-server.log",
+    )
+    result = LogScan().registered(found)
+    assert result.facts["hits"] == {"nofile": [LINES[0][1]], "oom-killer": [LINES[18][1]]}
+    assert [f.cause for f in result.findings] == ["nofile-limit", "oom"]
+    assert result.rc == 1
