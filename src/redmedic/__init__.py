@@ -25,7 +25,7 @@ from redmedic.model.plan import Change, CommandChange, FileChange, Finding, Step
 from redmedic.playbook import Playbook, Step, load_playbook
 from redmedic.run.executor import HostResult, RunOptions, Status
 from redmedic.run.fleet import RunResult, run_playbook
-from redmedic.steps import StepArgs, StepContext, StepType, builtin_step_types
+from redmedic.steps import PlanError, StepArgs, StepContext, StepType, builtin_step_types
 
 __all__ = [
     "Change",
@@ -40,6 +40,7 @@ __all__ = [
     "HostResult",
     "InputError",
     "Inventory",
+    "PlanError",
     "Playbook",
     "PlaybookError",
     "RedmedicError",

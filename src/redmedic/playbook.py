@@ -227,7 +227,7 @@ class _Loader:
 
     def step_type_of(
         self, raw: Mapping[str, Any], path: tuple[str | int, ...]
-    ) -> tuple[str, StepType[Any] | None]:
+    ) -> tuple[str, StepType[Any, Any] | None]:
         """The step's type key and class; None (error recorded) when it has none or several.
 
         With several type keys of which exactly one is known, that one is still checked:
@@ -328,7 +328,7 @@ class _Loader:
         )
 
     def load_args(
-        self, step_type: StepType[Any], raw: Any, path: tuple[str | int, ...]
+        self, step_type: StepType[Any, Any], raw: Any, path: tuple[str | int, ...]
     ) -> dict[str, Any]:
         """The step's arguments as written (templates unrendered), every problem recorded.
 
@@ -478,7 +478,7 @@ Locate = Callable[[tuple[str | int, ...]], str]
 
 
 def arg_errors(
-    step_type: StepType[Any],
+    step_type: StepType[Any, Any],
     args: Mapping[str, Any],
     locate: Locate,
     *,
@@ -501,7 +501,7 @@ def arg_errors(
     return []
 
 
-def _arg_error(step_type: StepType[Any], error: Any, locate: Locate) -> PlaybookError:
+def _arg_error(step_type: StepType[Any, Any], error: Any, locate: Locate) -> PlaybookError:
     loc = tuple(error["loc"])
     arg = ".".join(str(p) for p in loc) or step_type.name
     return PlaybookError(
@@ -511,7 +511,7 @@ def _arg_error(step_type: StepType[Any], error: Any, locate: Locate) -> Playbook
     )
 
 
-def check_args(step_type: StepType[Any], args: Mapping[str, Any], locate: Locate) -> Any:
+def check_args(step_type: StepType[Any, Any], args: Mapping[str, Any], locate: Locate) -> Any:
     """Validate rendered arguments into the step type's model, or raise PlaybookError.
 
     `locate(loc)` maps pydantic's error location to `FILE:LINE:COL` (or any label).

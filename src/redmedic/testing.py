@@ -1,14 +1,16 @@
 """Test doubles for step types, public so plugin authors test their steps the same way.
 
-`ScriptedConnection` answers commands from a script instead of a host: a step type's
-diagnose can then be tested as "this host output in, these facts and changes out", with
-every command it ran recorded, and every round trip (a batch of commands is one). A command
-nothing in the script matches fails the test, so a step cannot quietly run more than its
-author expected. `file_reply` scripts a file read; `step_context` builds what the executor
-hands a step.
+A step type is tested in two halves. `plan` and `registered` are pure: build the step's
+found value and assert the changes (facts in, changes out). `diagnose` reads the host:
+`ScriptedConnection` answers its commands from a script instead of a host, so it is tested
+as "this host output in, this found value out", with every command it ran recorded. A
+command nothing in the script matches fails the test, so a step cannot quietly run more
+than its author expected. Every round trip is recorded too (a batch of commands is one);
+`file_reply` scripts a file read; `step_context` builds what the executor hands a step.
 
     conn = ScriptedConnection({"systemctl is-active": (0, "inactive\\ndisabled\\n", "")})
     found = Service().diagnose(Service.Args(name="redis-server"), step_context(conn))
+    changes = Service().plan(Service.Args(name="redis-server", state="started"), found)
 """
 
 from __future__ import annotations

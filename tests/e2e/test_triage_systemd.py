@@ -169,9 +169,9 @@ def test_facts_of_a_real_unit_with_a_low_open_file_limit(systemd_host: SystemdHo
     with connect(host, options) as conn:
         ctx = step_context(conn)
         started = time.monotonic()
-        facts = RedisFacts().diagnose(RedisFactsArgs(), ctx).facts
+        facts = RedisFacts().diagnose(RedisFactsArgs(), ctx).facts  # Gathered.facts
         elapsed = time.monotonic() - started
-        logs = LogScan().diagnose(LogScanArgs(facts=dict(facts)), ctx)
+        logs = LogScan().registered(LogScan().diagnose(LogScanArgs(facts=dict(facts)), ctx))
 
     assert facts["init"] == "systemd"
     assert facts["unit"] == {

@@ -81,8 +81,10 @@ def test_facts_show_socket_config_and_info_and_never_the_password(
     ctx = step_context(conn, become=True)
     before = sessions(sshd)
     started = time.monotonic()
-    result = RedisFacts().diagnose(
-        RedisFactsArgs(port=server.port, config=str(conf), password=PASSWORD), ctx
+    result = RedisFacts().registered(
+        RedisFacts().diagnose(
+            RedisFactsArgs(port=server.port, config=str(conf), password=PASSWORD), ctx
+        )
     )
     elapsed = time.monotonic() - started
     facts = result.facts
@@ -120,9 +122,11 @@ def test_without_a_password_argument_the_configs_requirepass_is_used(
 ) -> None:
     server, conf = protected_redis
     masker = Masker()
-    result = RedisFacts().diagnose(
-        RedisFactsArgs(port=server.port, config=str(conf)),
-        step_context(conn, become=True, masker=masker),
+    result = RedisFacts().registered(
+        RedisFacts().diagnose(
+            RedisFactsArgs(port=server.port, config=str(conf)),
+            step_context(conn, become=True, masker=masker),
+        )
     )
     assert result.facts["info"]["error"] is None
     assert result.facts["info"]["memory"]["maxmemory_policy"] == "noeviction"
@@ -135,8 +139,10 @@ def test_a_wrong_password_is_reported_as_the_servers_answer(
 ) -> None:
     server, _ = protected_redis
     wrong = "not-the-Right-one-42"
-    result = RedisFacts().diagnose(
-        RedisFactsArgs(port=server.port, password=wrong), step_context(conn, become=True)
+    result = RedisFacts().registered(
+        RedisFacts().diagnose(
+            RedisFactsArgs(port=server.port, password=wrong), step_context(conn, become=True)
+        )
     )
     info = result.facts["info"]
     assert info["answered"] is True  # the server is there; it refused us
@@ -149,9 +155,11 @@ def test_log_scan_reads_the_log_in_one_exec(
     conn: Connection, redis_on_loopback: RedisServer, sshd: SshdHost
 ) -> None:
     before = sessions(sshd)
-    result = LogScan().diagnose(
-        LogScanArgs(path=str(redis_on_loopback.log_path), unit=None),
-        step_context(conn, become=True),
+    result = LogScan().registered(
+        LogScan().diagnose(
+            LogScanArgs(path=str(redis_on_loopback.log_path), unit=None),
+            step_context(conn, become=True),
+        )
     )
     assert sessions_after(sshd, before, 1) == 1
     assert result.facts["log_path"] == str(redis_on_loopback.log_path)

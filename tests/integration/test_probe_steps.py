@@ -25,6 +25,7 @@ from redmedic.steps.probe import (
     findings_for,
     host_connect_script,
     probe_result,
+    probed,
 )
 from tests.integration.test_probes import fill_past_maxmemory
 from tests.support.loopback import LoginUser, SshdHost, SshSession
@@ -209,11 +210,13 @@ def test_comparing_vantages_names_the_cause(
 
 def test_facts_rc_and_stdout_follow_the_first_failing_vantage() -> None:
     step = probe_result(
-        {
-            "control": result(ProbeOutcome.REFUSED, "no s3cret here"),
-            "host": result(ProbeOutcome.OK),
-        },
-        "s3cret",
+        probed(
+            {
+                "control": result(ProbeOutcome.REFUSED, "no s3cret here"),
+                "host": result(ProbeOutcome.OK),
+            },
+            "s3cret",
+        )
     )
     assert step.rc == 1 and step.facts["ok"] is False and step.facts["outcome"] == "refused"
     assert step.facts["control"] == {
@@ -224,7 +227,7 @@ def test_facts_rc_and_stdout_follow_the_first_failing_vantage() -> None:
         "elapsed_ms": 1.0,
     }
     assert step.stdout == "control 10.0.0.5:6379 refused: no *** here\nhost 10.0.0.5:6379 ok: d\n"
-    assert probe_result({"host": result(ProbeOutcome.OK)}).rc == 0
+    assert probe_result(probed({"host": result(ProbeOutcome.OK)})).rc == 0
 
 
 def test_a_tunnel_closed_while_the_port_accepts_blames_forwarding() -> None:

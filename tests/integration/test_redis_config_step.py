@@ -238,11 +238,11 @@ def test_two_steps_on_one_file_compose(tmp_path: Path) -> None:
     with LocalConnection(LOCAL) as conn:
         ctx = context(conn, LOCAL)
         first_args = RedisConfigArgs(path=str(conf), set={"maxclients": 100})
-        (first,) = step.plan(first_args, ctx, step.diagnose(first_args, ctx))
+        (first,) = step.plan(first_args, step.diagnose(first_args, ctx))
         assert isinstance(first, FileChange)
         ctx.planned_files[str(conf)] = conf_after(first)
         second_args = RedisConfigArgs(path=str(conf), set={"maxmemory": "100mb"})
-        (second,) = step.plan(second_args, ctx, step.diagnose(second_args, ctx))
+        (second,) = step.plan(second_args, step.diagnose(second_args, ctx))
     assert isinstance(second, FileChange)
     assert b"\nmaxclients 100\n" in second.after and b"\nmaxmemory 100mb\n" in second.after
 
@@ -366,7 +366,7 @@ def test_live_values_that_a_restart_would_undo_are_reported(tmp_path: Path) -> N
                 path=str(conf), set={"maxclients": 100, "requirepass": PASSWORD}, live=True
             )
             found = RedisConfig().diagnose(args, ctx)
-            changes = RedisConfig().plan(args, ctx, found)
+            changes = RedisConfig().plan(args, found)
     assert changes == []  # the file already says so: only the running value differs
     assert found.facts["live"] == {"maxclients": "50", "requirepass": MASK}
     assert found.facts["live_error"] is None

@@ -290,3 +290,21 @@ def test_a_file_that_cannot_be_read_ahead_fails_its_own_step(tmp_path: Path) -> 
     (finished,) = [e for e in events if isinstance(e, HostFinished)]
     assert "Listen on all interfaces" in finished.message
     assert "cannot read" in finished.message
+
+
+def test_a_fix_that_cannot_be_planned_fails_the_host_naming_its_step(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a redis.conf that is not there, when I dry-run, then the host fails with the
+    # reason its fix step could not be planned, naming the step, and nothing is written.
+    site["conf"].unlink()
+    site["playbook"].write_text(
+        PLAYBOOK.replace("    when: \"'127.0.0.1' in bind_line.stdout\"\n", "")
+    )
+    code, events = run(site, capsys, "--check")
+    assert code == 1
+    (finished,) = [e for e in events if e["event"] == "host_finished"]
+    assert finished["status"] == "failed"
+    assert "Listen on all interfaces" in str(finished["message"])
+    assert "does not exist — set `create: true` to create it" in str(finished["message"])
+    assert not site["conf"].exists()

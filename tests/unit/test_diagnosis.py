@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from redmedic.errors import StepError
-from redmedic.model.plan import Finding
+from redmedic.model.plan import Finding, StepResult
 from redmedic.redis.diagnosis import Probes, Vantage, diagnose, probes_from
+from redmedic.redis.logs import LogHit, hits_from_logs
 from redmedic.redis.probes.outcome import ProbeOutcome
 from redmedic.safety.secrets import MASK
-from redmedic.steps.log_scan import LogHit, hits_from_logs
 from redmedic.steps.redis_facts import parse_facts
 from redmedic.steps.triage import RedisTriage, TriageArgs
 from redmedic.testing import step_context
@@ -701,12 +701,18 @@ def registered(result_facts: dict[str, Any]) -> dict[str, Any]:
     return {**result_facts, "rc": 0, "stdout": "", "stderr": "", "failed": False, "msg": ""}
 
 
+def triage_step(args: TriageArgs) -> StepResult:
+    """The step's registered result for `args` (it reads no host)."""
+    step = RedisTriage()
+    return step.registered(step.diagnose(args, step_context()))
+
+
 def test_the_step_exposes_causes_for_when_expressions() -> None:
     args = TriageArgs(
         facts=registered(facts({**DEBIAN_DEFAULT, "log": LOG_NOFILE, "limits": LIMITS_64})),
         probe=registered(probe(REFUSED)),
     )
-    result = RedisTriage().diagnose(args, step_context())
+    result = triage_step(args)
     assert result.facts["causes"] == ["bind", "nofile-limit", "overcommit"]
     assert result.facts["fixable"] == ["bind", "nofile-limit", "overcommit"]
     assert result.facts["findings"][0]["evidence"][0] == (
@@ -720,13 +726,13 @@ def test_the_step_exposes_causes_for_when_expressions() -> None:
 def test_the_step_uses_log_scan_hits_when_given() -> None:
     logs = {"hits": {"oom-killer": ["redis-server invoked oom-killer: gfp_mask=0x140cca"]}}
     args = TriageArgs(facts=registered(facts(HEALTHY)), logs=registered(logs))
-    result = RedisTriage().diagnose(args, step_context())
+    result = triage_step(args)
     assert result.facts["causes"] == ["oom"]
 
 
 def test_the_step_on_a_healthy_host_reports_nothing() -> None:
     args = TriageArgs(facts=registered(facts(HEALTHY)), probe=registered(probe(("ok", "PONG"))))
-    result = RedisTriage().diagnose(args, step_context())
+    result = triage_step(args)
     assert (result.rc, result.msg, result.facts["causes"], result.findings) == (
         0,
         "no cause found",
@@ -736,9 +742,8 @@ def test_the_step_on_a_healthy_host_reports_nothing() -> None:
 
 
 def test_the_step_refuses_a_missing_facts_result() -> None:
-    args = TriageArgs(facts={"skipped": True, "rc": 0})
-    with pytest.raises(StepError, match="holds no redis_facts result"):
-        RedisTriage().diagnose(args, step_context())
+    with pytest.raises(ValidationError, match="holds no redis_facts result"):
+        TriageArgs(facts={"skipped": True, "rc": 0})
 
 
 # -- facts parsing on the same real outputs ----------------------------------------------

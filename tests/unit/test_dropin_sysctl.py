@@ -1,186 +1,121 @@
-"""`systemd_dropin` and `sysctl`, fed with output captured on real Debian 12 hosts.
+"""`systemd_dropin` and `sysctl` as data: captured host output in, found value, changes out.
 
 Each constant is what the step's own one-round-trip script printed on a systemd-nspawn test
-host (tests/support/nspawn.py) in the state named above it. Given a host like that, when
-the step diagnoses and plans, then it reports these facts and plans exactly these changes.
+host (tests/support/nspawn.py) in the state named above it, section by section, and the
+file the step reads beside it. Given a host like that, when the step's pure parts read the
+sections and plan, then it reports these facts and plans exactly these changes. The round
+trip itself (`StepContext.run_reading`) is tested at the end over a real local shell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TypeVar
+from pathlib import Path
 
 import pytest
 
-from redmedic.connection.base import Connection, RemoteFile
-from redmedic.errors import StepError
+from redmedic.connection.base import ConnectOptions, RemoteFile
+from redmedic.connection.local import LocalConnection
 from redmedic.model.inventory import Host
 from redmedic.model.plan import Change, CommandChange, FileChange, StepResult
-from redmedic.model.templating import Templar
-from redmedic.safety.secrets import Masker
-from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.sysctl import Sysctl, SysctlArgs, effective, parse_grep, set_key
-from redmedic.steps.systemd_dropin import SystemdDropin, SystemdDropinArgs, merge_dropin
+from redmedic.steps.sysctl import (
+    Sysctl,
+    SysctlArgs,
+    effective,
+    parse_grep,
+    read_state,
+    set_key,
+    sysctl_found,
+)
+from redmedic.steps.systemd_dropin import (
+    SystemdDropin,
+    SystemdDropinArgs,
+    dropin_state,
+    merge_dropin,
+)
+from redmedic.testing import ScriptedConnection, step_context
 
-A = TypeVar("A", bound=StepArgs)
+DROPIN = "/etc/systemd/system/redis-server.service.d/redmedic.conf"
+SYSCTL_FILE = "/etc/sysctl.d/60-redmedic.conf"
+
+
+def remote(path: str, text: str) -> RemoteFile:
+    return RemoteFile(path, text.encode(), 0o644, "root", "root")
+
 
 # --- captured -----------------------------------------------------------------------------
 # redis-server after a run that wrote LimitNOFILE=40 (systemctl show -p LimitNOFILE
 # -p LimitNOFILESoft -p Nice, the drop-in directory, the drop-in itself)
-DROPIN_PRESENT = """\
-LimitNOFILE=40
-LimitNOFILESoft=40
-Nice=0
-LoadState=loaded
-NeedDaemonReload=no
-@@dir
-
-@@redmedic-read-file@@
-redmedic:file
-644 root root
-# Written by redmedic: change the playbook rather than this file.
-[Service]
-LimitNOFILE=40
-"""
-
+DROPIN_PRESENT = {
+    "show": "LimitNOFILE=40\nLimitNOFILESoft=40\nNice=0\nLoadState=loaded\nNeedDaemonReload=no",
+    "dir": "yes",
+}
+DROPIN_PRESENT_FILE = remote(
+    DROPIN,
+    "# Written by redmedic: change the playbook rather than this file.\n"
+    "[Service]\nLimitNOFILE=40\n",
+)
 
 # a fresh host: Debian's unit (LimitNOFILE=65535), no drop-in directory
-DROPIN_ABSENT = """\
-LimitNOFILE=65535
-LimitNOFILESoft=65535
-Nice=0
-LoadState=loaded
-NeedDaemonReload=no
-@@nodir
-
-@@redmedic-read-file@@
-redmedic:absent
-"""
-
+DROPIN_ABSENT = {
+    "show": "LimitNOFILE=65535\nLimitNOFILESoft=65535\nNice=0\nLoadState=loaded\n"
+    "NeedDaemonReload=no",
+    "dir": "no",
+}
 
 # vm.overcommit_memory inside nspawn (/proc/sys read-only) after a run wrote
 # 60-redmedic.conf, with 10-early.conf, /usr/lib/sysctl.d/50-vendor.conf and a line in
 # /etc/sysctl.conf also setting it
-OVERCOMMIT_OVERRIDDEN = """\
-@@runtime
-0
-@@writable
-no
-@@files
-/etc/sysctl.d/10-early.conf:2: -vm.overcommit_memory = 1
-/etc/sysctl.d/60-redmedic.conf:2:vm.overcommit_memory = 1
-/usr/lib/sysctl.d/50-vendor.conf:1:vm/overcommit_memory = 2
-/etc/sysctl.conf:70:vm.overcommit_memory=0
-
-@@redmedic-read-file@@
-redmedic:file
-644 root root
-# Kernel settings for Redis, written by redmedic.
-vm.overcommit_memory = 1
-net.core.somaxconn = 1024
-"""
-
+OVERCOMMIT_OVERRIDDEN = {
+    "runtime": "0",
+    "writable": "no",
+    "files": "/etc/sysctl.d/10-early.conf:2: -vm.overcommit_memory = 1\n"
+    "/etc/sysctl.d/60-redmedic.conf:2:vm.overcommit_memory = 1\n"
+    "/usr/lib/sysctl.d/50-vendor.conf:1:vm/overcommit_memory = 2\n"
+    "/etc/sysctl.conf:70:vm.overcommit_memory=0",
+}
+WRITTEN = remote(
+    SYSCTL_FILE,
+    "# Kernel settings for Redis, written by redmedic.\n"
+    "vm.overcommit_memory = 1\nnet.core.somaxconn = 1024\n",
+)
 
 # vm.overcommit_memory on a fresh nspawn host
-OVERCOMMIT_FRESH = """\
-@@runtime
-0
-@@writable
-no
-@@files
-
-@@redmedic-read-file@@
-redmedic:absent
-"""
-
+OVERCOMMIT_FRESH = {"runtime": "0", "writable": "no", "files": ""}
 
 # net.core.somaxconn (per network namespace: writable in nspawn) after a run set 1024
-SOMAXCONN_SET = """\
-@@runtime
-1024
-@@writable
-yes
-@@files
-/etc/sysctl.d/10-early.conf:1:net.core.somaxconn=512
-/etc/sysctl.d/60-redmedic.conf:3:net.core.somaxconn = 1024
-
-@@redmedic-read-file@@
-redmedic:file
-644 root root
-# Kernel settings for Redis, written by redmedic.
-vm.overcommit_memory = 1
-net.core.somaxconn = 1024
-"""
-
+SOMAXCONN_SET = {
+    "runtime": "1024",
+    "writable": "yes",
+    "files": "/etc/sysctl.d/10-early.conf:1:net.core.somaxconn=512\n"
+    "/etc/sysctl.d/60-redmedic.conf:3:net.core.somaxconn = 1024",
+}
 
 # net.core.somaxconn on a fresh host
-SOMAXCONN_FRESH = """\
-@@runtime
-4096
-@@writable
-yes
-@@files
-
-@@redmedic-read-file@@
-redmedic:absent
-"""
-
+SOMAXCONN_FRESH = {"runtime": "4096", "writable": "yes", "files": ""}
 
 # systemctl show -p LoadState -p NeedDaemonReload -p LimitNOFILE -- nosuch.service (rc 0!)
-NOT_FOUND = """\
-LimitNOFILE=20000
-LoadState=not-found
-NeedDaemonReload=no
-@@nodir
-
-@@redmedic-read-file@@
-redmedic:absent
-"""
+NOT_FOUND = {"show": "LimitNOFILE=20000\nLoadState=not-found\nNeedDaemonReload=no", "dir": "no"}
 
 
-# --- a host that answers every command with one captured output ---------------------------
+# --- facts in, changes out ------------------------------------------------------------------
 
 
-class Captured(Connection):
-    """Answers each command with `output`; records the commands (round trips)."""
-
-    def __init__(self, output: str) -> None:
-        super().__init__(Host(name="db1", address="10.0.0.5"))
-        self.output = output
-        self.commands: list[str] = []
-
-    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
-        self.commands.append(command)
-        return 0, self.output.encode(), b""
-
-    def close(self) -> None:
-        pass
+def plan_dropin(
+    args: SystemdDropinArgs, sections: dict[str, str], file: RemoteFile | None = None
+) -> tuple[StepResult, list[Change]]:
+    """What the step registers and plans for a host that answered `sections`."""
+    step = SystemdDropin()
+    found = dropin_state(args, sections, file, become=False)
+    return step.registered(found), step.plan(args, found)
 
 
-def context(conn: Connection, planned: Mapping[str, RemoteFile] | None = None) -> StepContext:
-    return StepContext(
-        host=conn.host,
-        conn=conn,
-        vars={},
-        phase="fix",
-        step_name="step",
-        where="pb.yaml:3",
-        become=False,
-        check=True,
-        templar=Templar(),
-        masker=Masker(),
-        planned_files=dict(planned or {}),
-    )
-
-
-def run_step(
-    step: StepType[A], args: A, output: str, planned: Mapping[str, RemoteFile] | None = None
-) -> tuple[StepResult, list[Change], Captured]:
-    """Diagnose then plan, as the executor does in the fix phase."""
-    conn = Captured(output)
-    ctx = context(conn, planned)
-    found = step.diagnose(args, ctx)
-    return found, step.plan(args, ctx, found), conn
+def plan_sysctl(
+    args: SysctlArgs, sections: dict[str, str], file: RemoteFile | None = None
+) -> tuple[StepResult, list[Change]]:
+    step = Sysctl()
+    own = file.content.decode() if file is not None else ""
+    found = sysctl_found(args, read_state(args, sections, own), file, become=False)
+    return step.registered(found), step.plan(args, found)
 
 
 def commands(changes: list[Change]) -> list[tuple[str, str | None]]:
@@ -195,13 +130,11 @@ def dropin(**settings: object) -> SystemdDropinArgs:
 
 
 def test_a_drop_in_for_a_unit_without_one_creates_dir_file_and_reloads() -> None:
-    found, changes, conn = run_step(SystemdDropin(), dropin(LimitNOFILE=40), DROPIN_ABSENT)
-    assert len(conn.commands) == 1  # diagnose: one round trip; plan: none
+    found, changes = plan_dropin(dropin(LimitNOFILE=40), DROPIN_ABSENT)
     assert found.facts["current"] == {"LimitNOFILE": "65535"}
     assert (found.facts["exists"], found.facts["dir_exists"]) == (False, False)
-    path = "/etc/systemd/system/redis-server.service.d/redmedic.conf"
     mkdir, write, reload = changes
-    assert isinstance(write, FileChange) and write.path == path and write.before is None
+    assert isinstance(write, FileChange) and write.path == DROPIN and write.before is None
     assert write.after == (
         b"# Written by redmedic: change the playbook rather than this file.\n"
         b"[Service]\nLimitNOFILE=40\n"
@@ -219,13 +152,13 @@ def test_a_drop_in_for_a_unit_without_one_creates_dir_file_and_reloads() -> None
 
 
 def test_a_second_run_plans_nothing() -> None:
-    found, changes, _ = run_step(SystemdDropin(), dropin(LimitNOFILE=40), DROPIN_PRESENT)
+    found, changes = plan_dropin(dropin(LimitNOFILE=40), DROPIN_PRESENT, DROPIN_PRESENT_FILE)
     assert changes == [] and found.facts["up_to_date"] is True
     assert found.facts["current"] == {"LimitNOFILE": "40"}
 
 
 def test_changing_the_value_edits_in_place_and_keeps_the_existing_directory() -> None:
-    _, changes, _ = run_step(SystemdDropin(), dropin(LimitNOFILE=50), DROPIN_PRESENT)
+    _, changes = plan_dropin(dropin(LimitNOFILE=50), DROPIN_PRESENT, DROPIN_PRESENT_FILE)
     mkdir, write, _reload = changes
     assert commands([mkdir])[0][1] == "systemctl daemon-reload"  # no rmdir: it existed
     assert isinstance(write, FileChange) and write.before is not None
@@ -233,20 +166,17 @@ def test_changing_the_value_edits_in_place_and_keeps_the_existing_directory() ->
 
 
 def test_a_drop_in_systemd_has_not_loaded_yet_gets_just_the_reload() -> None:
-    pending = DROPIN_PRESENT.replace("NeedDaemonReload=no", "NeedDaemonReload=yes")
-    _, changes, _ = run_step(SystemdDropin(), dropin(LimitNOFILE=40), pending)
+    show = DROPIN_PRESENT["show"].replace("NeedDaemonReload=no", "NeedDaemonReload=yes")
+    pending = {**DROPIN_PRESENT, "show": show}
+    _, changes = plan_dropin(dropin(LimitNOFILE=40), pending, DROPIN_PRESENT_FILE)
     assert commands(changes) == [("systemctl daemon-reload", None)]
 
 
 def test_a_unit_that_does_not_exist_is_a_clear_error() -> None:
-    with pytest.raises(StepError, match=r"unit nosuch.service does not exist"):
-        run_step(SystemdDropin(), SystemdDropinArgs(unit="nosuch", settings={"Nice": 1}), NOT_FOUND)
-    with pytest.raises(StepError, match="no systemd"):
-        run_step(
-            SystemdDropin(),
-            dropin(Nice=1),
-            "@@no-systemd\n\n@@redmedic-read-file@@\nredmedic:absent\n",
-        )
+    with pytest.raises(ValueError, match=r"unit nosuch.service does not exist"):
+        plan_dropin(SystemdDropinArgs(unit="nosuch", settings={"Nice": 1}), NOT_FOUND)
+    with pytest.raises(ValueError, match="no systemd"):
+        plan_dropin(dropin(Nice=1), {"no-systemd": ""})
 
 
 def test_merging_keeps_other_lines_and_sections() -> None:
@@ -280,8 +210,7 @@ def sysctl(name: str = "vm.overcommit_memory", value: str | int = 1, **more: obj
 
 
 def test_in_a_container_the_file_is_written_and_the_runtime_refusal_is_reported() -> None:
-    found, changes, conn = run_step(Sysctl(), sysctl(), OVERCOMMIT_FRESH)
-    assert len(conn.commands) == 1
+    found, changes = plan_sysctl(sysctl(), OVERCOMMIT_FRESH)
     [write] = changes  # no `sysctl -w`: /proc/sys is read-only here
     assert isinstance(write, FileChange) and write.path == "/etc/sysctl.d/60-redmedic.conf"
     assert (
@@ -296,7 +225,7 @@ def test_in_a_container_the_file_is_written_and_the_runtime_refusal_is_reported(
 
 
 def test_a_later_file_that_would_win_at_boot_is_reported() -> None:
-    found, changes, _ = run_step(Sysctl(), sysctl(), OVERCOMMIT_OVERRIDDEN)
+    found, changes = plan_sysctl(sysctl(), OVERCOMMIT_OVERRIDDEN, WRITTEN)
     assert changes == []  # the file is right and the runtime cannot be written: nothing
     assert found.facts["persisted"] == "1"
     assert found.facts["overridden_by"] == ["/etc/sysctl.conf:70: 0"]
@@ -320,36 +249,28 @@ def test_boot_order_follows_file_names_then_sysctl_conf_last() -> None:
 
 
 def test_where_proc_sys_is_writable_the_runtime_changes_too_with_an_undo() -> None:
-    found, changes, _ = run_step(Sysctl(), sysctl("net.core.somaxconn", 8192), SOMAXCONN_FRESH)
+    found, changes = plan_sysctl(sysctl("net.core.somaxconn", 8192), SOMAXCONN_FRESH)
     assert found.findings == ()
     write, command = changes
     assert isinstance(write, FileChange)
     assert commands([command]) == [
         ("sysctl -q -w net.core.somaxconn=8192", "sysctl -q -w net.core.somaxconn=4096")
     ]
-    assert run_step(Sysctl(), sysctl("net.core.somaxconn", 1024), SOMAXCONN_SET)[1] == []
+    assert plan_sysctl(sysctl("net.core.somaxconn", 1024), SOMAXCONN_SET, WRITTEN)[1] == []
 
 
 def test_runtime_false_only_persists() -> None:
-    found, changes, _ = run_step(
-        Sysctl(), sysctl("net.core.somaxconn", 8192, runtime=False), SOMAXCONN_FRESH
-    )
+    found, changes = plan_sysctl(sysctl("net.core.somaxconn", 8192, runtime=False), SOMAXCONN_FRESH)
     assert [c.kind for c in changes] == ["file"] and found.findings == ()
 
 
 def test_two_sysctl_steps_compose_in_one_file() -> None:
-    first = RemoteFile(
-        "/etc/sysctl.d/60-redmedic.conf",
-        b"# Kernel settings for Redis, written by redmedic.\nvm.overcommit_memory = 1\n",
-        0o644,
-        "root",
-        "root",
+    # Given the file an earlier step of this run plans (vm.overcommit_memory), when a
+    # second step plans net.core.somaxconn on it, then its edit starts from that content.
+    first = remote(
+        SYSCTL_FILE, "# Kernel settings for Redis, written by redmedic.\nvm.overcommit_memory = 1\n"
     )
-    output = SOMAXCONN_FRESH.split("\n@@redmedic-read-file@@")[0]  # the read is skipped
-    _, changes, conn = run_step(
-        Sysctl(), sysctl("net.core.somaxconn", 8192), output, planned={first.path: first}
-    )
-    assert "redmedic:" not in conn.commands[0]  # no read of a file already planned
+    _, changes = plan_sysctl(sysctl("net.core.somaxconn", 8192), SOMAXCONN_FRESH, first)
     write = changes[0]
     assert isinstance(write, FileChange) and write.before == first
     assert write.after.endswith(b"vm.overcommit_memory = 1\nnet.core.somaxconn = 8192\n")
@@ -364,14 +285,39 @@ def test_setting_a_key_keeps_other_lines_and_drops_stale_duplicates() -> None:
 
 
 def test_an_unknown_key_is_an_error_and_multi_word_values_compare_by_words() -> None:
-    with pytest.raises(StepError, match="no such kernel setting"):
-        run_step(Sysctl(), sysctl("vm.nope"), "@@runtime\n@@missing\n@@writable\nno\n@@files\n"
-                 "\n@@redmedic-read-file@@\nredmedic:absent\n")  # fmt: skip
-    tcp = "@@runtime\n4096\t131072\t6291456\n@@writable\nyes\n@@files\n"
-    found, changes, _ = run_step(
-        Sysctl(),
+    with pytest.raises(ValueError, match="no such kernel setting"):
+        plan_sysctl(sysctl("vm.nope"), {"missing": "", "writable": "no", "files": ""})
+    tcp = {"runtime": "4096\t131072\t6291456", "writable": "yes", "files": ""}
+    found, changes = plan_sysctl(
         sysctl("net.ipv4.tcp_rmem", "4096 131072 6291456"),
-        tcp + "\n@@redmedic-read-file@@\nredmedic:file\n644 root root\n"
-        "net.ipv4.tcp_rmem = 4096 131072 6291456\n",
+        tcp,
+        remote(SYSCTL_FILE, "net.ipv4.tcp_rmem = 4096 131072 6291456\n"),
     )
     assert changes == [] and found.facts["runtime"] == "4096 131072 6291456"
+
+
+# --- the round trip --------------------------------------------------------------------------
+
+
+def test_the_script_and_the_file_come_back_in_one_round_trip(tmp_path: Path) -> None:
+    # Given a file on a real (local) host, when a step runs its script and reads the file,
+    # then it gets the script's output and the file's exact bytes (trailing newlines too).
+    path = tmp_path / "60-redmedic.conf"
+    path.write_bytes(b"vm.overcommit_memory = 1\n\n")
+    with LocalConnection(Host(name="local", address="127.0.0.1"), ConnectOptions()) as conn:
+        ctx = step_context(conn, phase="fix")
+        output, file = ctx.run_reading("echo hello; exit 3", str(path))
+        assert output == "hello\n"
+        assert file is not None and file.content == b"vm.overcommit_memory = 1\n\n"
+        assert ctx.run_reading("true", str(tmp_path / "absent.conf")) == ("", None)
+
+
+def test_a_file_an_earlier_step_plans_is_not_read_again() -> None:
+    conn = ScriptedConnection({"systemctl show": (0, "LoadState=loaded\n", "")})
+    ctx = step_context(conn, phase="fix")
+    ctx.planned_files[DROPIN] = DROPIN_PRESENT_FILE
+    assert ctx.run_reading("systemctl show x", DROPIN) == (
+        "LoadState=loaded\n",
+        DROPIN_PRESENT_FILE,
+    )
+    assert conn.commands == ["systemctl show x"]  # one round trip, no read

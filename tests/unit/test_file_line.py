@@ -1,6 +1,11 @@
 """file_line edits as text in, text out: the Ansible lineinfile rules users rely on."""
 
-from redmedic.steps.file_line import FileLineArgs, edit_lines
+import pytest
+
+from redmedic.connection.base import RemoteFile
+from redmedic.model.plan import FileChange
+from redmedic.steps import PlanError
+from redmedic.steps.file_line import FileLine, FileLineArgs, FileNow, edit_lines
 
 CONF = "# Redis\nbind 127.0.0.1 -::1\nport 6379\n"
 
@@ -38,3 +43,38 @@ def test_absent_removes_every_matching_line() -> None:
 
 def test_a_missing_final_newline_is_added_before_appending() -> None:
     assert edit("a\nb", line="c") == "a\nb\nc\n"
+
+
+# -- the step: the file as found in, changes out ------------------------------------------
+
+BIND = FileLineArgs(path="/etc/redis/redis.conf", regexp="^bind ", line="bind 0.0.0.0")
+FOUND = RemoteFile("/etc/redis/redis.conf", CONF.encode(), 0o640, "redis", "redis")
+
+
+def test_the_step_plans_one_file_change_from_the_file_it_found() -> None:
+    [change] = FileLine().plan(BIND, FileNow(FOUND, become=True))
+    assert isinstance(change, FileChange) and change.before == FOUND and change.become
+    assert change.after == b"# Redis\nbind 0.0.0.0\nport 6379\n"
+    assert (
+        FileLine().plan(
+            BIND.model_copy(update={"line": "bind 127.0.0.1 -::1"}), FileNow(FOUND, False)
+        )
+        == []
+    )
+
+
+def test_a_missing_file_is_created_only_when_asked() -> None:
+    with pytest.raises(PlanError, match="does not exist — set `create: true`"):
+        FileLine().plan(BIND, FileNow(None, become=False))
+    create = FileLineArgs(path=FOUND.path, line="bind 0.0.0.0", create=True, mode="0640")
+    [change] = FileLine().plan(create, FileNow(None, become=False))
+    assert isinstance(change, FileChange) and change.mode == 0o640 and change.before is None
+    gone = FileLineArgs(path="/etc/redis/redis.conf", regexp="^bind ", state="absent")
+    assert FileLine().plan(gone, FileNow(None, False)) == []  # absent already
+
+
+def test_arguments_that_cannot_work_are_refused_when_validated() -> None:
+    with pytest.raises(ValueError, match="state=present needs `line`"):
+        FileLineArgs(path="/a", regexp="^bind ")
+    with pytest.raises(ValueError, match="state=absent needs `regexp` or `line`"):
+        FileLineArgs(path="/a", state="absent")

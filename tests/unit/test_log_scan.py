@@ -16,17 +16,16 @@ from typing import Any
 
 import pytest
 
-from redmedic.steps.log_scan import (
+from redmedic.redis.logs import (
     KINDS,
     LogHit,
-    LogScan,
-    LogScanArgs,
     hits_by_kind,
     hits_from_logs,
     log_findings,
     scan_current,
     scan_log,
 )
+from redmedic.steps.log_scan import LogScan, LogScanArgs, Scanned
 from redmedic.testing import step_context
 
 # (kind, line): one real line per message family.
@@ -234,7 +233,7 @@ def test_the_step_scans_registered_facts_without_a_round_trip() -> None:
         "kernel_oom": [LINES[18][1]],
         "rc": 0,
     }
-    result = LogScan().diagnose(LogScanArgs(facts=facts), ctx)
+    result = LogScan().registered(LogScan().diagnose(LogScanArgs(facts=facts), ctx))
     assert result.facts == {
         "hits": {"oom-killer": [LINES[18][1]]},
         "kinds": ["oom-killer"],
@@ -242,7 +241,9 @@ def test_the_step_scans_registered_facts_without_a_round_trip() -> None:
     }
     assert result.rc == 1 and not result.failed
     assert [f.cause for f in result.findings] == ["oom"]
-    quiet = LogScan().diagnose(LogScanArgs(facts={**facts, "kernel_oom": []}), ctx)
+    quiet = LogScan().registered(
+        LogScan().diagnose(LogScanArgs(facts={**facts, "kernel_oom": []}), ctx)
+    )
     assert (quiet.rc, quiet.msg, quiet.findings) == (0, "no known trouble in the logs", ())
 
 
@@ -253,5 +254,19 @@ def test_findings_can_be_left_to_the_triage_step() -> None:
         "kernel_oom": [LINES[18][1]],
         "rc": 0,
     }
-    quiet = LogScan().diagnose(LogScanArgs(facts=facts, findings=False), step_context())
+    step = LogScan()
+    quiet = step.registered(step.diagnose(LogScanArgs(facts=facts, findings=False), step_context()))
     assert quiet.facts["kinds"] == ["oom-killer"] and quiet.findings == ()
+
+
+def test_what_the_step_registers_follows_from_its_hits_alone() -> None:
+    # Given the hits diagnose found (the same line twice, and an OOM kill), when the step
+    # reports them, then each line shows once under its kind and each cause once.
+    found = Scanned(
+        (LogHit("nofile", LINES[0][1]), LogHit("nofile", LINES[0][1]), LogHit(*LINES[18])),
+        "/var/log/redis/redis-server.log",
+    )
+    result = LogScan().registered(found)
+    assert result.facts["hits"] == {"nofile": [LINES[0][1]], "oom-killer": [LINES[18][1]]}
+    assert [f.cause for f in result.findings] == ["nofile-limit", "oom"]
+    assert result.rc == 1

@@ -7,9 +7,11 @@ from importlib.metadata import EntryPoint
 import pytest
 
 from redmedic.errors import PluginError
+from redmedic.model.plan import Change, StepResult
 from redmedic.playbook import STEP_KEYS
-from redmedic.steps import builtin_step_types
+from redmedic.steps import StepContext, StepType, builtin_step_types
 from redmedic.steps.plugins import GROUP, RESERVED, add_plugins
+from redmedic.steps.shell import ShellArgs
 
 
 def point(name: str, value: str) -> EntryPoint:
@@ -57,3 +59,25 @@ def test_a_plugin_cannot_replace_a_builtin() -> None:
 
 def test_step_options_are_not_step_type_names() -> None:
     assert set(STEP_KEYS) == RESERVED
+
+
+class OldStyle(StepType[ShellArgs, StepResult]):
+    """A step type written for the contract before typed facts: plan read the context."""
+
+    name = "old_style"
+    Args = ShellArgs
+    summary = "Written against the old contract."
+
+    def diagnose(self, args: ShellArgs, ctx: StepContext) -> StepResult:
+        return StepResult()
+
+    def registered(self, found: StepResult) -> StepResult:
+        return found
+
+    def plan(self, args: ShellArgs, ctx: StepContext, found: StepResult) -> list[Change]:  # type: ignore[override]
+        return []
+
+
+def test_a_plugin_whose_plan_still_takes_the_context_is_told_the_new_contract() -> None:
+    message = plugin_error(point("old_style", f"{__name__}:OldStyle"))
+    assert "`plan` takes (args, found) and no context" in message

@@ -4,9 +4,10 @@ import redmedic
 
 EXPECTED = {
     "Change", "CommandChange", "CommandResult", "ConnectOptions", "Connection", "FileChange",
-    "Finding", "Host", "HostError", "HostResult", "InputError", "Inventory", "Playbook",
-    "PlaybookError", "RedmedicError", "RemoteFile", "RunOptions", "RunResult", "Status", "Step",
-    "StepArgs", "StepContext", "StepResult", "StepType", "TemplateError", "UnreachableError",
+    "Finding", "Host", "HostError", "HostResult", "InputError", "Inventory", "PlanError",
+    "Playbook", "PlaybookError", "RedmedicError", "RemoteFile", "RunOptions", "RunResult",
+    "Status", "Step", "StepArgs", "StepContext", "StepResult", "StepType", "TemplateError",
+    "UnreachableError",
     "builtin_step_types", "connect", "load_inventory", "load_playbook", "run_playbook",
     "select_hosts",
 }  # fmt: skip

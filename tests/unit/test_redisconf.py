@@ -326,12 +326,12 @@ def test_the_scripts_quote_what_they_are_given() -> None:
 
 
 def test_running_values_are_compared_with_the_file() -> None:
-    output = (
-        "redmedic:get maxmemory\nmaxmemory\n1073741824\n"
-        "redmedic:get bind\nbind\n0.0.0.0\n"
-        "redmedic:get requirepass\nrequirepass\nlive-secret\n"
-    )
-    running, error = parse_live(output)
+    sections = {
+        "maxmemory": "maxmemory\n1073741824",
+        "bind": "bind\n0.0.0.0",
+        "requirepass": "requirepass\nlive-secret",
+    }
+    running, error = parse_live(sections)
     assert error is None and running["bind"] == "0.0.0.0"
     eff = debian("maxmemory 1gb\nbind 127.0.0.1 -::1\nrequirepass file-secret\n").effective()
     findings = {f.cause: f for f in live_findings(running, eff)}
@@ -339,7 +339,7 @@ def test_running_values_are_compared_with_the_file() -> None:
     assert "a restart would undo the live value" in findings["bind"].summary
     shown = repr(findings["config-drift"])
     assert "live-secret" not in shown and "file-secret" not in shown
-    assert parse_live("redmedic:get port\nNOAUTH Authentication required.\n") == (
+    assert parse_live({"port": "NOAUTH Authentication required."}) == (
         {},
         "NOAUTH Authentication required.",
     )

@@ -166,3 +166,22 @@ def test_the_cli_checks_variables_against_an_inventory(
     assert main(["validate", playbook]) == 0
     assert main(["validate", "-i", inventory, playbook]) == 2
     assert "undefined variable 'redis_conf' in step 'shell' for host r1" in capsys.readouterr().err
+
+
+def test_arguments_that_do_not_fit_together_are_caught_before_any_host(tmp_path: Path) -> None:
+    # Given a file_line step that wants a line present but names none, and a triage fed a
+    # value that is no redis_facts result, when I validate, then both are reported at
+    # their step, without contacting a host (before, the run failed on the host).
+    text = (
+        "name: x\ndiagnose:\n"
+        "  - redis_triage: {facts: {rc: 0}}\n"
+        "fix:\n"
+        "  - file_line: {path: /etc/redis/redis.conf, regexp: '^bind '}\n"
+    )
+    errors = lines_of(validate_playbook(write(tmp_path, text), REGISTRY))
+    assert errors == [
+        "pb.yaml:3:27: argument 'facts' of `redis_triage`: Value error, `facts` holds no "
+        "redis_facts result",
+        "pb.yaml:5:16: argument 'file_line' of `file_line`: Value error, state=present "
+        "needs `line`",
+    ]

@@ -80,7 +80,7 @@ _TEMPLATE = {
 _GENERATED = "Generated from the code by `redmedic steps --markdown`; do not edit by hand."
 
 
-def _phases(step_type: StepType[Any]) -> str:
+def _phases(step_type: StepType[Any, Any]) -> str:
     if step_type.read_only:
         return "diagnose, fix, handlers, verify"
     return "fix, handlers"
@@ -104,7 +104,7 @@ def _type_name(annotation: Any) -> str:
     return str(annotation).replace("typing.", "")
 
 
-def _origin(step_type: StepType[Any]) -> str:
+def _origin(step_type: StepType[Any, Any]) -> str:
     module = type(step_type).__module__
     return "" if module.startswith("redmedic.") else f"Third-party step type (`{module}`).\n\n"
 
@@ -187,7 +187,9 @@ def _any_string(schema: Mapping[str, Any]) -> bool:
     return dict(schema) == {"type": "string"}
 
 
-def _step_def(name: str, step_type: StepType[Any], args_ref: Mapping[str, Any]) -> dict[str, Any]:
+def _step_def(
+    name: str, step_type: StepType[Any, Any], args_ref: Mapping[str, Any]
+) -> dict[str, Any]:
     args: list[Mapping[str, Any]] = [args_ref]
     if step_type.free_form:
         args.append({"type": ["string", "number"]})

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redmedic.model.plan import Finding
+from redmedic.redis.facts import as_int
+from redmedic.redis.logs import LogHit, clip
 from redmedic.redis.probes.outcome import ProbeOutcome, one_line
-from redmedic.steps.log_scan import LogHit, clip
-from redmedic.steps.redis_facts import as_int
 
 CAUSES = (
     "not-running",

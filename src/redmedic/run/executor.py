@@ -26,7 +26,14 @@ from typing import Any
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.connection.retry import connect_with_retries
-from redmedic.errors import ConnectError, HostError, RedmedicError, UnreachableError, serving
+from redmedic.errors import (
+    ConnectError,
+    HostError,
+    RedmedicError,
+    StepError,
+    UnreachableError,
+    serving,
+)
 from redmedic.events import (
     ChangeApplied,
     ChangeDeclined,
@@ -57,7 +64,7 @@ from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
 from redmedic.safety.saved import check_saved_steps, restore_unchanged, saved_host
 from redmedic.safety.secrets import Masker
-from redmedic.steps import StepArgs, StepContext, StepRegistry
+from redmedic.steps import PlanError, StepArgs, StepContext, StepRegistry
 
 
 class Status(StrEnum):
@@ -377,13 +384,16 @@ class HostRun:
         return result, changes
 
     def diagnose_and_plan(self, conn: Connection, step: Step) -> tuple[StepResult, list[Change]]:
-        """The step type's contract: diagnose reads the host; in fix and handlers, plan."""
+        """The step type's contract: diagnose reads the host; in fix and handlers, plan turns
+        what it found into changes (pure); registered is what is reported and registered."""
         step_type = self.registry[step.type]
         args = self.step_args(step)
-        ctx = self.context(conn, step)
-        result = step_type.diagnose(args, ctx)
-        changes = step_type.plan(args, ctx, result) if step.phase in ("fix", "handlers") else []
-        return result, changes
+        found = step_type.diagnose(args, self.context(conn, step))
+        try:
+            changes = step_type.plan(args, found) if step.phase in ("fix", "handlers") else []
+        except PlanError as exc:
+            raise StepError(self.host.name, str(exc), step=step.name) from None
+        return step_type.registered(found), changes
 
     def register(
         self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False

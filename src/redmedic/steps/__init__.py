@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
 
 # Built-in step types by name, as "module:Class": imported when a playbook first uses one.
 _BUILTINS = {
@@ -27,7 +27,7 @@ _BUILTINS = {
 }
 
 
-class StepRegistry(Mapping[str, StepType[Any]]):
+class StepRegistry(Mapping[str, StepType[Any, Any]]):
     """Step types by name; a built-in's module is imported when its type is first looked up.
 
     Why lazy: the step modules (pydantic models, the firewall and redis.conf parsers, the
@@ -35,10 +35,10 @@ class StepRegistry(Mapping[str, StepType[Any]]):
     its playbook uses. Names are known without importing, so validation can still list them.
     """
 
-    def __init__(self, types: Mapping[str, StepType[Any] | str]) -> None:
-        self._types: dict[str, StepType[Any] | str] = dict(types)
+    def __init__(self, types: Mapping[str, StepType[Any, Any] | str]) -> None:
+        self._types: dict[str, StepType[Any, Any] | str] = dict(types)
 
-    def __getitem__(self, name: str) -> StepType[Any]:
+    def __getitem__(self, name: str) -> StepType[Any, Any]:
         found = self._types[name]
         if isinstance(found, str):
             module, _, attribute = found.partition(":")
@@ -54,7 +54,7 @@ class StepRegistry(Mapping[str, StepType[Any]]):
     def __contains__(self, name: object) -> bool:
         return name in self._types
 
-    def with_types(self, more: Mapping[str, StepType[Any]]) -> StepRegistry:
+    def with_types(self, more: Mapping[str, StepType[Any, Any]]) -> StepRegistry:
         """A registry with `more` added (types not imported yet stay so)."""
         return StepRegistry({**self._types, **more})
 
@@ -72,6 +72,7 @@ def load_step_types() -> StepRegistry:
 
 
 __all__ = [
+    "PlanError",
     "StepArgs",
     "StepContext",
     "StepRegistry",

@@ -1,14 +1,20 @@
-"""The step-type contract: diagnose (read only) then plan (`Change` values, no side effects).
+"""The step-type contract: facts in, changes out.
 
-A step type is a class with a pydantic `Args` model. The executor renders a step's
-arguments with the host's variables, validates them into `Args`, calls `diagnose` to read
-the host and, in the `fix` phase, `plan` to turn what it found into changes. Nothing in a
-step type writes to a host: applying is the executor's job, through the changes.
+A step type is a class with a pydantic `Args` model and a `Found` value of its own (a frozen
+dataclass). The executor renders a step's arguments with the host's variables and validates
+them into `Args` (so every argument check runs in `redmedic validate` too), then:
+
+- `diagnose(args, ctx) -> Found` reads the host: the ONLY method that may use `ctx`;
+- `plan(args, found) -> list[Change]` (fix and handlers) is pure: what it needs from the
+  host is in `found`, so it is tested as data, facts in, changes out;
+- `registered(found) -> StepResult` is what the executor reports and `register:` stores.
+
+Nothing in a step type writes to a host: applying is the executor's job, through the changes.
 """
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -16,6 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from redmedic.connection.base import CommandResult, Connection, RemoteFile
+from redmedic.connection.scripts import read_script
 from redmedic.model.inventory import Host
 from redmedic.model.plan import Change, StepResult
 from redmedic.model.templating import Templar
@@ -29,6 +36,13 @@ class StepArgs(BaseModel):
 
 
 ArgsT = TypeVar("ArgsT", bound=StepArgs)
+FoundT = TypeVar("FoundT")
+
+
+class PlanError(Exception):
+    """`plan` cannot bring the host where the arguments want it (e.g. the file to edit does
+    not exist): the executor reports it as this host's StepError, naming the step. Why not
+    StepError itself: `plan` has no context, so it does not know the host or step name."""
 
 
 @dataclass
@@ -61,7 +75,7 @@ class StepContext:
     def read_file(self, path: str) -> RemoteFile | None:
         """The file as it will be once earlier planned changes apply (or as it is now).
 
-        Read once per step: diagnose and plan of one step share what was read.
+        Read once per step.
         """
         if path in self.planned_files:
             return self.planned_files[path]
@@ -73,9 +87,22 @@ class StepContext:
                 self._reads[path] = self.conn.read_file(path, become=self.become)
         return self._reads[path]
 
+    def run_reading(self, script: str, path: str) -> tuple[str, RemoteFile | None]:
+        """Run `script` and read `path` in ONE round trip: (the script's stdout, the file
+        as it will be once earlier planned changes apply, or as it is now).
 
-class StepType(ABC, Generic[ArgsT]):
-    """One kind of step (`shell`, `file_line`, ...). Subclasses set the class attributes.
+        A file an earlier step of this run plans to change is not read from the host, so
+        two steps editing one file compose. Raises CommandError when the read fails.
+        """
+        if path in self.planned_files:
+            return self.conn.run(script, become=self.become).stdout, self.planned_files[path]
+        ran, read = self.conn.run_many([script, read_script(path)], become=self.become)
+        return ran.stdout, self.conn.file_from_result(path, read)
+
+
+class StepType(ABC, Generic[ArgsT, FoundT]):
+    """One kind of step (`shell`, `file_line`, ...). Subclasses set the class attributes
+    and implement `diagnose` and `registered` (and `plan` unless `read_only`).
 
     `free_form` names the argument a bare string value maps to (`shell: cmd...`);
     `read_only` step types may be used in `diagnose` and `verify`; the others only in
@@ -88,13 +115,20 @@ class StepType(ABC, Generic[ArgsT]):
     free_form: ClassVar[str | None] = None
     read_only: ClassVar[bool] = True
 
-    def diagnose(self, args: ArgsT, ctx: StepContext) -> StepResult:
-        """Read the host (never change it) and say what was found."""
-        return StepResult()
+    @abstractmethod
+    def diagnose(self, args: ArgsT, ctx: StepContext) -> FoundT:
+        """Read the host (never change it): everything `plan` and `registered` need."""
 
-    def plan(self, args: ArgsT, ctx: StepContext, found: StepResult) -> list[Change]:
-        """The changes that would bring the host where `args` wants it; none if it is."""
+    def plan(self, args: ArgsT, found: FoundT) -> list[Change]:
+        """The changes that would bring the host where `args` wants it; none if it is.
+
+        Pure (no host, no context): raise PlanError when it cannot be done.
+        """
         return []
+
+    @abstractmethod
+    def registered(self, found: FoundT) -> StepResult:
+        """What the step reports and `register:` stores (rc, stdout, msg, facts, findings)."""
 
     def batch_command(self, args: ArgsT) -> str | None:
         """The one read-only command that is this step's whole diagnose (or verify), or None.

@@ -8,13 +8,14 @@ matching line is replaced; without a match the line is inserted after the last m
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from redmedic.errors import StepError
+from redmedic.connection.base import RemoteFile
 from redmedic.model.plan import Change, FileChange, StepResult
-from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
 
 
 class FileLineArgs(StepArgs):
@@ -37,6 +38,22 @@ class FileLineArgs(StepArgs):
         default=None, description="Octal mode for a created file, e.g. '0640'."
     )
 
+    @model_validator(mode="after")
+    def _needs(self) -> FileLineArgs:
+        if self.state == "present" and self.line is None:
+            raise ValueError("state=present needs `line`")
+        if self.state == "absent" and self.line is None and self.regexp is None:
+            raise ValueError("state=absent needs `regexp` or `line`")
+        return self
+
+
+@dataclass(frozen=True)
+class FileNow:
+    """The file as this run will find it (None: absent), and whether writing it needs sudo."""
+
+    file: RemoteFile | None
+    become: bool
+
 
 def edit_lines(text: str, args: FileLineArgs) -> str:
     """The new text of the file; pure so it is tested as text in, text out."""
@@ -53,7 +70,7 @@ def edit_lines(text: str, args: FileLineArgs) -> str:
         kept = [line for line in lines if not matches(line)]
         return text if len(kept) == len(lines) else "".join(kept)
 
-    assert args.line is not None  # enforced by the step before calling
+    assert args.line is not None  # enforced by FileLineArgs
     wanted = args.line + "\n"
     hits = [i for i, line in enumerate(lines) if matches(line)]
     if hits:
@@ -82,7 +99,7 @@ def _insert_index(lines: list[str], args: FileLineArgs) -> int:
     return len(lines)
 
 
-class FileLine(StepType[FileLineArgs]):
+class FileLine(StepType[FileLineArgs, FileNow]):
     name = "file_line"
     Args = FileLineArgs
     summary = "Ensure a line is present (optionally replacing a regexp match) or absent in a file."
@@ -91,30 +108,21 @@ class FileLine(StepType[FileLineArgs]):
     def reads(self, args: FileLineArgs) -> tuple[str, ...]:
         return (args.path,)
 
-    def diagnose(self, args: FileLineArgs, ctx: StepContext) -> StepResult:
-        current = ctx.read_file(args.path)
-        if current is None:
-            return StepResult(facts={"exists": False, "content": ""})
-        return StepResult(
-            facts={"exists": True, "content": current.content.decode("utf-8", "replace")}
-        )
+    def diagnose(self, args: FileLineArgs, ctx: StepContext) -> FileNow:
+        return FileNow(ctx.read_file(args.path), ctx.become)
 
-    def plan(self, args: FileLineArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        if args.state == "present" and args.line is None:
-            raise StepError(ctx.host.name, "state=present needs `line`", step=ctx.step_name)
-        if args.state == "absent" and args.line is None and args.regexp is None:
-            raise StepError(
-                ctx.host.name, "state=absent needs `regexp` or `line`", step=ctx.step_name
-            )
-        current = ctx.read_file(args.path)
+    def registered(self, found: FileNow) -> StepResult:
+        if found.file is None:
+            return StepResult(facts={"exists": False, "content": ""})
+        content = found.file.content.decode("utf-8", "replace")
+        return StepResult(facts={"exists": True, "content": content})
+
+    def plan(self, args: FileLineArgs, found: FileNow) -> list[Change]:
+        current = found.file
         if current is None and not args.create:
             if args.state == "absent":
                 return []
-            raise StepError(
-                ctx.host.name,
-                f"{args.path} does not exist — set `create: true` to create it",
-                step=ctx.step_name,
-            )
+            raise PlanError(f"{args.path} does not exist — set `create: true` to create it")
         old = current.content if current is not None else b""
         new = edit_lines(old.decode("utf-8", "surrogateescape"), args).encode(
             "utf-8", "surrogateescape"
@@ -122,4 +130,4 @@ class FileLine(StepType[FileLineArgs]):
         if current is not None and new == old:
             return []
         mode = int(args.mode, 8) if args.mode else None
-        return [FileChange(args.path, current, new, become=ctx.become, mode=mode)]
+        return [FileChange(args.path, current, new, become=found.become, mode=mode)]

@@ -1063,7 +1063,16 @@ def _cmd(command: str, undo: str, become: bool) -> CommandChange:
     return CommandChange(command, become=become, undo_command=undo)
 
 
-class Firewall(StepType[FirewallArgs]):
+@dataclass(frozen=True)
+class FirewallFound:
+    """diagnose's value: the assessment and the gathered text it was made from."""
+
+    assessment: Assessment
+    stdout: str
+    port: str  # e.g. 6379/tcp
+
+
+class Firewall(StepType[FirewallArgs, FirewallFound]):
     """Diagnose reads the firewall in one round trip (read-only, also under --check);
     plan opens the port only where it is closed and only through the active backend.
 
@@ -1078,10 +1087,11 @@ class Firewall(StepType[FirewallArgs]):
     summary = "Open a port (6379/tcp) in ufw, firewalld (runtime + permanent) or iptables."
     read_only = False
 
-    def diagnose(self, args: FirewallArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: FirewallArgs, ctx: StepContext) -> FirewallFound:
         result = ctx.conn.run(gather_script(args), become=ctx.become)
         try:
-            found = assess(args, result.stdout, become=ctx.become)
+            assessment = assess(args, result.stdout, become=ctx.become)
+            return FirewallFound(assessment, result.stdout, f"{args.port}/{args.proto}")
         except ToolError as exc:
             hint = (
                 ""
@@ -1089,12 +1099,15 @@ class Firewall(StepType[FirewallArgs]):
                 else " (firewalls need root: set `become: true`)"
             )
             raise StepError(ctx.host.name, f"{exc}{hint}", step=ctx.step_name) from None
+
+    def registered(self, found_: FirewallFound) -> StepResult:
+        found = found_.assessment
         state = "active" if found.active else "inactive"
         verdict = "open" if found.open else "closed"
         return StepResult(
             rc=0,
-            stdout=result.stdout,
-            msg=f"{found.backend} ({state}): {args.port}/{args.proto} {verdict}",
+            stdout=found_.stdout,
+            msg=f"{found.backend} ({state}): {found_.port} {verdict}",
             facts={
                 "backend": found.backend,
                 "active": found.active,
@@ -1106,8 +1119,5 @@ class Firewall(StepType[FirewallArgs]):
             findings=found.findings,
         )
 
-    def plan(self, args: FirewallArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        try:
-            return list(assess(args, found.stdout, become=ctx.become).changes)
-        except ToolError as exc:  # diagnose already raised for this; keep plan total
-            raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+    def plan(self, args: FirewallArgs, found: FirewallFound) -> list[Change]:
+        return list(found.assessment.changes)

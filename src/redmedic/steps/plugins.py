@@ -17,6 +17,7 @@ traceback from somewhere inside redmedic.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -38,14 +39,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def add_plugins(
-    registry: Mapping[str, StepType[Any]], points: Iterable[EntryPoint] | None = None
+    registry: Mapping[str, StepType[Any, Any]], points: Iterable[EntryPoint] | None = None
 ) -> StepRegistry:
     """`registry` plus one instance of each plugin step type; PluginError for a broken one.
 
     `points` defaults to the installed `redmedic.steps` entry points (tests pass their own).
     """
     found = entry_points(group=GROUP) if points is None else points
-    plugins: dict[str, StepType[Any]] = {}
+    plugins: dict[str, StepType[Any, Any]] = {}
     for point in sorted(found, key=lambda p: p.name):
         step_type = _load(point)
         if point.name in RESERVED:
@@ -61,7 +62,7 @@ def add_plugins(
     return base.with_types(plugins)
 
 
-def _load(point: EntryPoint) -> StepType[Any]:
+def _load(point: EntryPoint) -> StepType[Any, Any]:
     try:
         loaded = point.load()
     except Exception as exc:  # any import-time failure of third-party code
@@ -79,6 +80,11 @@ def _load(point: EntryPoint) -> StepType[Any]:
         problems.append("`Args` must be a StepArgs (pydantic) model")
     if not isinstance(getattr(loaded, "summary", None), str):
         problems.append("`summary` must be a one-line string")
+    if "ctx" in inspect.signature(loaded.plan).parameters:
+        problems.append(
+            "`plan` takes (args, found) and no context: diagnose returns what plan needs "
+            "(see docs/writing-playbooks.md, The contract)"
+        )
     if problems:
         raise _error(point, "; ".join(problems))
     try:

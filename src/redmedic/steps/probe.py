@@ -25,8 +25,8 @@ How `host` is reached, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -270,14 +270,29 @@ def _vantage(results: dict[str, ProbeResult], result: ProbeResult) -> str:
     return next(name for name, r in results.items() if r is result)
 
 
-def probe_result(
-    results: dict[str, ProbeResult], secret: str | None = None, *, findings: bool = True
-) -> StepResult:
+@dataclass(frozen=True)
+class Probed:
+    """Each vantage's result (secrets already redacted), and whether to report findings."""
+
+    results: Mapping[str, ProbeResult]
+    findings: bool = True
+
+
+def probed(
+    results: Mapping[str, ProbeResult], secret: str | None = None, *, findings: bool = True
+) -> Probed:
+    """The step's value: `results` with `secret` redacted from every detail."""
+    clean = {name: replace(r, detail=redact(r.detail, secret)) for name, r in results.items()}
+    return Probed(clean, findings)
+
+
+def probe_result(found: Probed) -> StepResult:
     """Facts, stdout, rc and (unless `findings` is false) findings from each vantage's result."""
+    results = dict(found.results)
     lines = []
     facts: dict[str, Any] = {}
     for name, r in results.items():
-        detail = redact(r.detail, secret)
+        detail = r.detail
         facts[name] = {
             "outcome": str(r.outcome),
             "detail": detail,
@@ -294,7 +309,7 @@ def probe_result(
         stdout="\n".join(lines) + "\n",
         msg=", ".join(f"{name} {r.outcome}" for name, r in results.items()),
         facts=facts,
-        findings=tuple(findings_for(results)) if findings else (),
+        findings=tuple(findings_for(results)) if found.findings else (),
     )
 
 
@@ -315,7 +330,7 @@ def _probe_all(
     return results
 
 
-class TcpProbe(StepType[TcpProbeArgs]):
+class TcpProbe(StepType[TcpProbeArgs, Probed]):
     """Can a TCP connection be opened, from here and on the host itself? rc 1 if not."""
 
     name = "tcp_probe"
@@ -323,8 +338,8 @@ class TcpProbe(StepType[TcpProbeArgs]):
     summary = "TCP connect to the Redis port from this machine and from the host itself."
     read_only = True
 
-    def diagnose(self, args: TcpProbeArgs, ctx: StepContext) -> StepResult:
-        return probe_result(
+    def diagnose(self, args: TcpProbeArgs, ctx: StepContext) -> Probed:
+        return probed(
             _probe_all(
                 ctx,
                 args,
@@ -334,8 +349,11 @@ class TcpProbe(StepType[TcpProbeArgs]):
             findings=args.findings,
         )
 
+    def registered(self, found: Probed) -> StepResult:
+        return probe_result(found)
 
-class RedisProbe(StepType[RedisProbeArgs]):
+
+class RedisProbe(StepType[RedisProbeArgs, Probed]):
     """PING (optionally write) like a client, from here and through the host's tunnel."""
 
     name = "redis_probe"
@@ -343,7 +361,7 @@ class RedisProbe(StepType[RedisProbeArgs]):
     summary = "PING Redis (optionally a write) from this machine and from the host itself."
     read_only = True
 
-    def diagnose(self, args: RedisProbeArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: RedisProbeArgs, ctx: StepContext) -> Probed:
         if args.password:
             ctx.masker.add(args.password)
 
@@ -370,7 +388,10 @@ class RedisProbe(StepType[RedisProbeArgs]):
             return explain_tunnel_failure(seen, host_connect(ctx, args.port, args.timeout))
 
         results = _probe_all(ctx, args, probe, from_host)
-        return probe_result(results, args.password, findings=args.findings)
+        return probed(results, args.password, findings=args.findings)
+
+    def registered(self, found: Probed) -> StepResult:
+        return probe_result(found)
 
 
 def _as_host_sees_it(result: ProbeResult, local: str, local_port: int, port: int) -> ProbeResult:

@@ -25,12 +25,12 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from redmedic.connection.base import RemoteFile
-from redmedic.connection.scripts import parse_stat_line
+from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line, split_sections
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, FileChange, Finding, StepResult
 from redmedic.redis import redisconf
 from redmedic.redis.redisconf import ConfError, Config
-from redmedic.steps.base import StepArgs, StepContext, StepType
+from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
 
 DEFAULT_PATH = "/etc/redis/redis.conf"
 _MARK = "redmedic:"
@@ -137,10 +137,15 @@ class LoadedConfig:
 
 
 @dataclass(frozen=True)
-class ConfigResult(StepResult):
-    """diagnose's result, carrying the files it read so plan needs no second read."""
+class ConfigFound:
+    """diagnose's value: the configuration as read (plan edits these very files, no second
+    read), what the step reports, and whether writing needs sudo."""
 
-    loaded: LoadedConfig | None = field(default=None, repr=False, compare=False)  # has secrets
+    loaded: LoadedConfig = field(repr=False, compare=False)  # holds secrets
+    msg: str
+    facts: Mapping[str, Any]
+    findings: tuple[Finding, ...]
+    become: bool
 
 
 @dataclass(frozen=True)
@@ -322,32 +327,36 @@ def live_target(config: Mapping[str, redisconf.Effective]) -> list[str] | None:
     return ["-h", host, "-p", port_value]
 
 
-def live_script(target: Sequence[str], names: Sequence[str]) -> str:
-    """CONFIG GET each name with redis-cli on the host; the password arrives on stdin."""
+def live_script(target: Sequence[str], names: Sequence[str], marker: str) -> str:
+    """CONFIG GET each name with redis-cli on the host; the password arrives on stdin.
+
+    Sections (`split_sections`): `no-cli` alone, or one per name with redis-cli's answer.
+    """
     cli = " ".join(shlex.quote(a) for a in target)
     body = "".join(
-        f"printf '{_MARK}get %s\\n' {shlex.quote(n)}; "
-        f"timeout {_LIVE_TIMEOUT_S} redis-cli {cli} --raw CONFIG GET {shlex.quote(n)} 2>&1\n"
+        marker_line(marker, n)
+        + f"timeout {_LIVE_TIMEOUT_S} redis-cli {cli} --raw CONFIG GET {shlex.quote(n)} 2>&1\n"
         for n in names
     )
     return (
         "LC_ALL=C; export LC_ALL\n"
         "IFS= read -r REDISCLI_AUTH || :\n"
         'if [ -n "$REDISCLI_AUTH" ]; then export REDISCLI_AUTH; else unset REDISCLI_AUTH; fi\n'
-        f"command -v redis-cli >/dev/null 2>&1 || {{ echo '{_MARK}no-cli'; exit 0; }}\n" + body
+        "if ! command -v redis-cli >/dev/null 2>&1; then\n"
+        + marker_line(marker, "no-cli")
+        + "exit 0\nfi\n"
+        + body
     )
 
 
-def parse_live(output: str) -> tuple[dict[str, str], str | None]:
-    """(name -> running value, first error text) from `live_script`'s output."""
-    if output.startswith(f"{_MARK}no-cli"):
+def parse_live(sections: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """(name -> running value, first error text) from `live_script`'s sections."""
+    if "no-cli" in sections:
         return {}, "redis-cli is not installed on the host"
     values: dict[str, str] = {}
     error: str | None = None
-    sections = output.split(f"{_MARK}get ")[1:]
-    for section in sections:
-        name, _, rest = section.partition("\n")
-        lines = rest.rstrip("\n").split("\n") if rest.strip() else []
+    for name, rest in sections.items():
+        lines = rest.split("\n") if rest.strip() else []
         if len(lines) >= 2 and lines[0] == name:
             values[name] = lines[1]
         elif lines and error is None:
@@ -397,7 +406,7 @@ class _Secrets:
             self.values += [secret, redisconf.format_arg(secret)]
 
 
-class RedisConfig(StepType[RedisConfigArgs]):
+class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
     """Set or remove redis.conf directives in the file where each one is in force."""
 
     name = "redis_config"
@@ -405,7 +414,7 @@ class RedisConfig(StepType[RedisConfigArgs]):
     summary = "Set or remove redis.conf directives (includes followed), keeping comments."
     read_only = False
 
-    def diagnose(self, args: RedisConfigArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: RedisConfigArgs, ctx: StepContext) -> ConfigFound:
         loaded = load_config(ctx, args.path, args.unit)
         config = loaded.config
         in_force = config.effective()
@@ -429,18 +438,19 @@ class RedisConfig(StepType[RedisConfigArgs]):
         if args.live and args.set:
             facts["live"], facts["live_error"], findings = self._live(args, ctx, in_force)
         msg = f"{config.main} ({loaded.discovered_by}): {len(in_force)} directives in force"
-        return ConfigResult(msg=msg, facts=facts, findings=tuple(findings), loaded=loaded)
+        return ConfigFound(loaded, msg, facts, tuple(findings), ctx.become)
 
-    def plan(self, args: RedisConfigArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        loaded = found.loaded if isinstance(found, ConfigResult) else None
-        if loaded is None:
-            loaded = load_config(ctx, args.path, args.unit)
+    def registered(self, found: ConfigFound) -> StepResult:
+        return StepResult(msg=found.msg, facts=found.facts, findings=found.findings)
+
+    def plan(self, args: RedisConfigArgs, found: ConfigFound) -> list[Change]:
+        loaded = found.loaded
         try:
             texts = redisconf.edit(loaded.config, args.set, args.remove)
         except ConfError as exc:
-            raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+            raise PlanError(str(exc)) from None
         return [
-            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), ctx.become)
+            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), found.become)
             for path in loaded.config.load_order()
             if path in texts
         ]
@@ -454,10 +464,11 @@ class RedisConfig(StepType[RedisConfigArgs]):
             return {}, "the server listens on TLS only: running values not read", []
         names = [n.lower() for n in args.set]
         password = in_force["requirepass"].value if "requirepass" in in_force else ""
+        marker = new_marker()
         result = ctx.conn.run(
-            live_script(target, names), become=ctx.become, stdin=password.encode() + b"\n"
+            live_script(target, names, marker), become=ctx.become, stdin=password.encode() + b"\n"
         )
-        running, error = parse_live(result.stdout)
+        running, error = parse_live(split_sections(result.stdout, marker))
         shown = {n: " ".join(redisconf.masked_args(n, [v])) for n, v in running.items()}
         if error is None and len(running) < len(names):
             error = result.tail(2) or "no answer from redis-cli"

@@ -8,6 +8,7 @@ script (`/etc/init.d/NAME`, as Debian's redis-server ships), the `service` comma
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field
@@ -27,7 +28,18 @@ class ServiceArgs(StepArgs):
     enabled: bool | None = Field(default=None, description="Start at boot (true) or not (false).")
 
 
-class Service(StepType[ServiceArgs]):
+@dataclass(frozen=True)
+class UnitState:
+    """What the one-round-trip probe said: the init system, `is-active`, `is-enabled`."""
+
+    init: Literal["systemd", "sysv"]
+    active: str  # active, inactive, failed, ... (systemctl's words)
+    enabled: str  # enabled, disabled, static, alias, ...
+    probe: tuple[str, str]  # (the probe command, its output): a saved plan's precondition
+    become: bool
+
+
+class Service(StepType[ServiceArgs, UnitState]):
     """Reads `systemctl is-active`/`is-enabled` in one round trip and plans only the
     actions needed; `restarted`/`reloaded` always act, as in Ansible. Each action records
     its opposite so a failed verify can put the unit back as it was."""
@@ -37,7 +49,7 @@ class Service(StepType[ServiceArgs]):
     summary = "Start, stop, restart or reload a service (systemd, else SysV); enable it at boot."
     read_only = False
 
-    def diagnose(self, args: ServiceArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: ServiceArgs, ctx: StepContext) -> UnitState:
         result = ctx.conn.run(_probe(args.name), become=ctx.become)
         lines = result.stdout.split()
         if not lines or lines[0] == "no-systemd":
@@ -47,19 +59,22 @@ class Service(StepType[ServiceArgs]):
                 "— manage the service by hand",
                 step=ctx.step_name,
             )
-        init = "sysv" if lines[0] == "sysv" else "systemd"
+        init: Literal["systemd", "sysv"] = "sysv" if lines[0] == "sysv" else "systemd"
         values = lines[1:] if init == "sysv" else lines
         active = values[0] if values else "unknown"
         enabled = values[1] if len(values) > 1 else "unknown"
-        facts = {"init": init, "active": active, "enabled": enabled}
-        return StepResult(rc=0, stdout=result.stdout, facts=facts)
+        return UnitState(init, active, enabled, (_probe(args.name), result.stdout), ctx.become)
 
-    def plan(self, args: ServiceArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        active = found.facts["active"] == "active"
+    def registered(self, found: UnitState) -> StepResult:
+        facts = {"init": found.init, "active": found.active, "enabled": found.enabled}
+        return StepResult(rc=0, stdout=found.probe[1], facts=facts)
+
+    def plan(self, args: ServiceArgs, found: UnitState) -> list[Change]:
+        active = found.active == "active"
         actions: list[str] = []
-        if args.enabled is True and found.facts["enabled"] not in ("enabled", "static", "alias"):
+        if args.enabled is True and found.enabled not in ("enabled", "static", "alias"):
             actions.append("enable")
-        if args.enabled is False and found.facts["enabled"] == "enabled":
+        if args.enabled is False and found.enabled == "enabled":
             actions.append("disable")
         if args.state == "started" and not active:
             actions.append("start")
@@ -69,13 +84,13 @@ class Service(StepType[ServiceArgs]):
             actions.append("restart")
         elif args.state == "reloaded":
             actions.append("reload" if active else "start")
-        seen = (_probe(args.name), found.stdout)
-        command = _sysv_command if found.facts.get("init") == "sysv" else _systemd_command
+        seen = found.probe
+        command = _sysv_command if found.init == "sysv" else _systemd_command
         return [
             CommandChange(
                 command(action, args.name),
                 display=command(action, args.name, display=True),
-                become=ctx.become,
+                become=found.become,
                 undo_command=command(_STATE_UNDO[action], args.name)
                 if action in _STATE_UNDO
                 else None,

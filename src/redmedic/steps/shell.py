@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from shlex import quote
 
 from pydantic import Field
 
+from redmedic.connection.base import CommandResult
 from redmedic.model.plan import Change, CommandChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
@@ -15,7 +17,16 @@ class ShellArgs(StepArgs):
     chdir: str | None = Field(default=None, description="Directory to run it in.")
 
 
-class Shell(StepType[ShellArgs]):
+@dataclass(frozen=True)
+class Ran:
+    """The command's outcome in diagnose/verify (None in fix/handlers, where it is not run
+    but planned), and whether a planned run would use sudo."""
+
+    result: CommandResult | None
+    become: bool
+
+
+class Shell(StepType[ShellArgs, Ran]):
     """In `diagnose` and `verify` the command runs (also under --check) and is registered;
     a non-zero exit is data, not a failure, except in verify. In `fix` and `handlers` it is
     planned as a change and runs only when applying."""
@@ -36,11 +47,17 @@ class Shell(StepType[ShellArgs]):
     def batch_command(self, args: ShellArgs) -> str:
         return self.command(args)
 
-    def diagnose(self, args: ShellArgs, ctx: StepContext) -> StepResult:
+    def diagnose(self, args: ShellArgs, ctx: StepContext) -> Ran:
         if ctx.phase in ("fix", "handlers"):
-            return StepResult()
+            return Ran(None, ctx.become)
         result = ctx.prefetched or ctx.conn.run(self.command(args), become=ctx.become)
-        return StepResult(rc=result.rc, stdout=result.stdout, stderr=result.stderr)
+        return Ran(result, ctx.become)
 
-    def plan(self, args: ShellArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        return [CommandChange(self.command(args), become=ctx.become)]
+    def plan(self, args: ShellArgs, found: Ran) -> list[Change]:
+        return [CommandChange(self.command(args), become=found.become)]
+
+    def registered(self, found: Ran) -> StepResult:
+        if found.result is None:
+            return StepResult()
+        result = found.result
+        return StepResult(rc=result.rc, stdout=result.stdout, stderr=result.stderr)

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
 from redmedic.connection.base import RemoteFile
+from redmedic.connection.scripts import marker_line, new_marker, split_sections
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, CommandChange, FileChange, Finding, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.systemd_dropin import run_and_read, split_read
 
 HEADER = "# Kernel settings for Redis, written by redmedic.\n"
 SYSCTL_DIRS = (
@@ -181,19 +182,28 @@ def _base(path: str) -> str:
     return "" if path == SYSCTL_CONF else path.rpartition("/")[2]
 
 
-def gather_script(args: SysctlArgs) -> str:
-    """Runtime value, writability and every other file assigning the key: one round trip."""
+def gather_script(args: SysctlArgs, marker: str) -> str:
+    """Runtime value, writability and every other file assigning the key: one round trip.
+
+    Sections (`split_sections`): `runtime` (the value), or `missing` or `unreadable`;
+    `writable` (yes/no); `files` (grep -Hn lines).
+    """
     proc = shlex.quote(args.proc_path)
     dirs = " ".join(SYSCTL_DIRS)
     return (
         "LC_ALL=C; export LC_ALL\n"
         f"p={proc}\n"
-        "echo @@runtime\n"
-        'if [ ! -e "$p" ]; then echo @@missing; elif [ -r "$p" ]; then cat "$p"; '
-        "else echo @@unreadable; fi\n"
-        'echo @@writable; [ -w "$p" ] && echo yes || echo no\n'
-        "echo @@files\n"
-        f"re={shlex.quote(key_regex(args.name))}\n"
+        'if [ ! -e "$p" ]; then\n'
+        + marker_line(marker, "missing")
+        + 'elif [ -r "$p" ]; then\n'
+        + marker_line(marker, "runtime")
+        + 'cat "$p"\nelse\n'
+        + marker_line(marker, "unreadable")
+        + "fi\n"
+        + marker_line(marker, "writable")
+        + '[ -w "$p" ] && echo yes || echo no\n'
+        + marker_line(marker, "files")
+        + f"re={shlex.quote(key_regex(args.name))}\n"
         f"for d in {dirs}; do\n"
         # merged /usr (Debian 12): /lib/sysctl.d is /usr/lib/sysctl.d, read it once
         '  [ "$d" = /lib/sysctl.d ] && [ /lib/sysctl.d -ef /usr/lib/sysctl.d ] && continue\n'
@@ -208,18 +218,6 @@ def gather_script(args: SysctlArgs) -> str:
     )
 
 
-def split_sections(output: str) -> dict[str, str]:
-    sections: dict[str, str] = {}
-    name = ""
-    for line in output.splitlines():
-        if line.startswith("@@") and line[2:] in ("runtime", "writable", "files"):
-            name = line[2:]
-            sections[name] = ""
-        elif name:
-            sections[name] += line + "\n"
-    return sections
-
-
 @dataclass(frozen=True)
 class State:
     """What diagnose found, parsed from the gathered text (pure, see `read_state`)."""
@@ -231,13 +229,11 @@ class State:
     overriding: tuple[Assignment, ...]  # read after args.file at boot, with another value
 
 
-def read_state(args: SysctlArgs, output: str, own_text: str) -> State:
-    """Parse the gathered output; `own_text` is args.file as this run will see it."""
-    sections = split_sections(output)
-    runtime_text = sections.get("runtime", "").strip()
-    if runtime_text == "@@missing":
+def read_state(args: SysctlArgs, sections: Mapping[str, str], own_text: str) -> State:
+    """Parse the gathered sections; `own_text` is args.file as this run will see it."""
+    if "missing" in sections:
         raise ValueError(f"{args.proc_path} does not exist: no such kernel setting here")
-    runtime = None if runtime_text == "@@unreadable" else normalize(runtime_text)
+    runtime = normalize(sections["runtime"]) if "runtime" in sections else None
     others = [a for a in parse_grep(sections.get("files", ""), args.name) if a.path != args.file]
     persisted = file_value(own_text, args.name)
     ours = Assignment(args.file, 0, persisted or args.wanted)
@@ -299,7 +295,28 @@ def findings_for(args: SysctlArgs, state: State) -> list[Finding]:
     return found
 
 
-class Sysctl(StepType[SysctlArgs]):
+@dataclass(frozen=True)
+class SysctlFound:
+    """diagnose's value: the setting's state, the file as this run finds it, the findings."""
+
+    name: str  # dotted, as `sysctl` prints it
+    wanted: str
+    path: str  # the file that persists it
+    state: State
+    file: RemoteFile | None
+    findings: tuple[Finding, ...]
+    become: bool
+
+
+def sysctl_found(
+    args: SysctlArgs, state: State, file: RemoteFile | None, become: bool
+) -> SysctlFound:
+    """diagnose's value from the parsed state and the file: pure."""
+    findings = tuple(findings_for(args, state))
+    return SysctlFound(args.dotted, args.wanted, args.file, state, file, findings, become)
+
+
+class Sysctl(StepType[SysctlArgs, SysctlFound]):
     """Diagnose: runtime value, whether /proc/sys is writable, the persisted value and
     every other file assigning the key (one round trip). Plan: the file, and `sysctl -w`
     only where the runtime differs and can be written.
@@ -314,38 +331,35 @@ class Sysctl(StepType[SysctlArgs]):
     summary = "Set a kernel parameter at runtime (sysctl -w) and persist it in /etc/sysctl.d."
     read_only = False
 
-    def _state(
-        self, args: SysctlArgs, ctx: StepContext, raw: str
-    ) -> tuple[State, RemoteFile | None]:
-        """Parse a `run_and_read` answer; plan calls it again rather than re-reading."""
-        output, current = split_read(ctx, raw, args.file)
+    def diagnose(self, args: SysctlArgs, ctx: StepContext) -> SysctlFound:
+        marker = new_marker()
+        output, current = ctx.run_reading(gather_script(args, marker), args.file)
         own = current.content.decode("utf-8", "surrogateescape") if current else ""
         try:
-            return read_state(args, output, own), current
+            state = read_state(args, split_sections(output, marker), own)
         except ValueError as exc:
             raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+        return sysctl_found(args, state, current, ctx.become)
 
-    def diagnose(self, args: SysctlArgs, ctx: StepContext) -> StepResult:
-        raw = run_and_read(ctx, gather_script(args), args.file)
-        state, _ = self._state(args, ctx, raw)
+    def registered(self, found: SysctlFound) -> StepResult:
+        state = found.state
         return StepResult(
-            stdout=raw,
-            msg=f"{args.dotted}: runtime {state.runtime}, {args.file}: {state.persisted}",
+            msg=f"{found.name}: runtime {state.runtime}, {found.path}: {state.persisted}",
             facts={
-                "name": args.dotted,
-                "wanted": args.wanted,
+                "name": found.name,
+                "wanted": found.wanted,
                 "runtime": state.runtime,
                 "writable": state.writable,
                 "persisted": state.persisted,
-                "file": args.file,
+                "file": found.path,
                 "other_files": [f"{a.show()}: {a.value}" for a in state.others],
                 "overridden_by": [f"{a.show()}: {a.value}" for a in state.overriding],
             },
-            findings=tuple(findings_for(args, state)),
+            findings=found.findings,
         )
 
-    def plan(self, args: SysctlArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        state, current = self._state(args, ctx, found.stdout)
+    def plan(self, args: SysctlArgs, found: SysctlFound) -> list[Change]:
+        state, current = found.state, found.file
         changes: list[Change] = []
         if state.persisted != args.wanted and persisted_elsewhere(args, state) is None:
             old = current.content.decode("utf-8", "surrogateescape") if current else ""
@@ -355,7 +369,7 @@ class Sysctl(StepType[SysctlArgs]):
                     args.file,
                     current,
                     new.encode("utf-8", "surrogateescape"),
-                    become=ctx.become,
+                    become=found.become,
                     mode=0o644,
                 )
             )
@@ -368,7 +382,7 @@ class Sysctl(StepType[SysctlArgs]):
                 CommandChange(
                     f"sysctl -q -w {setting}",
                     display=f"sysctl -w {args.dotted}={args.wanted}",
-                    become=ctx.become,
+                    become=found.become,
                     undo_command=undo,
                 )
             )

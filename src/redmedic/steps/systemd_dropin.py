@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
 from redmedic.connection.base import RemoteFile
-from redmedic.connection.scripts import parse_stat_line, read_script
+from redmedic.connection.scripts import marker_line, new_marker, split_sections
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, CommandChange, FileChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 HEADER = "# Written by redmedic: change the playbook rather than this file.\n"
-_FILE_MARK = "@@redmedic-read-file@@"
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _UNIT = re.compile(r"[A-Za-z0-9:_.@\\-]+")
 
@@ -135,65 +136,74 @@ def parse_show(text: str) -> dict[str, str]:
     return values
 
 
-def parse_read(path: str, text: str) -> RemoteFile | None:
-    """The output of `read_script(path)` (decoded with surrogateescape) as a RemoteFile."""
-    marker, _, rest = text.partition("\n")
-    if marker == "redmedic:absent":
-        return None
-    stat_line, newline, content = rest.partition("\n")
-    if marker != "redmedic:file" or not newline:
-        raise ValueError(f"unexpected output {text[:80]!r}")
-    mode, owner, group = parse_stat_line(stat_line)
-    return RemoteFile(path, content.encode("utf-8", "surrogateescape"), mode, owner, group)
+@dataclass(frozen=True)
+class DropinState:
+    """What diagnose read in its one round trip: the drop-in now, systemd's view of the unit."""
+
+    unit: str
+    path: str
+    file: RemoteFile | None  # the drop-in as this run will find it
+    current: dict[str, str | None]  # each wanted setting's effective value now
+    need_daemon_reload: bool
+    dir_exists: bool
+    up_to_date: bool
+    become: bool
+
+    @property
+    def content(self) -> str:
+        return self.file.content.decode("utf-8", "replace") if self.file is not None else ""
 
 
-def run_and_read(ctx: StepContext, script: str, path: str) -> str:
-    """Run `script` and read `path` in ONE round trip; split the answer with `split_read`.
+def show_script(args: SystemdDropinArgs, marker: str) -> str:
+    """Effective values, load state and whether systemd must reload; drop-in dir exists.
 
-    The file is not read from the host when an earlier step of this run already plans to
-    change it: `split_read` then takes it from `ctx.planned_files`, so two steps editing
-    one file compose. `script` runs in a subshell, so an `exit` in it does not skip the
-    read. Keep the whole answer as the StepResult's stdout: `plan` splits it again
-    instead of reading the host a second time.
+    Sections (`split_sections`): `no-systemd` alone, or `show` and `dir` (yes/no).
     """
-    command = f"(\n{script}\n)\n"
-    if path not in ctx.planned_files:
-        command += f"printf '\\n%s\\n' '{_FILE_MARK}'\n" + read_script(path)
-    result = ctx.conn.run(command, become=ctx.become)
-    if result.rc != 0:
-        raise StepError(
-            ctx.host.name,
-            f"cannot read {path} (exit {result.rc}): {result.tail()}",
-            step=ctx.step_name,
-        )
-    return result.stdout
-
-
-def split_read(ctx: StepContext, output: str, path: str) -> tuple[str, RemoteFile | None]:
-    """(the script's own output, the file) from a `run_and_read` answer."""
-    if path in ctx.planned_files:
-        return output, ctx.planned_files[path]
-    own, found, rest = output.partition(f"\n{_FILE_MARK}\n")
-    try:
-        if not found:
-            raise ValueError("the read did not run")
-        return own, parse_read(path, rest)
-    except ValueError as exc:
-        raise StepError(ctx.host.name, f"cannot read {path}: {exc}", step=ctx.step_name) from None
-
-
-def show_script(args: SystemdDropinArgs) -> str:
-    """Effective values, load state and whether systemd must reload; drop-in dir exists."""
     props = " ".join(f"-p {k}" for k in ("LoadState", "NeedDaemonReload", *args.settings))
     return (
         "LC_ALL=C; export LC_ALL\n"
-        "[ -d /run/systemd/system ] || { echo @@no-systemd; exit 0; }\n"
-        f"systemctl show {props} -- {shlex.quote(args.unit_name)}\n"
-        f"[ -d {shlex.quote(args.directory)} ] && echo @@dir || echo @@nodir\n"
+        "if [ ! -d /run/systemd/system ]; then\n"
+        + marker_line(marker, "no-systemd")
+        + "exit 0\nfi\n"
+        + marker_line(marker, "show")
+        + f"systemctl show {props} -- {shlex.quote(args.unit_name)}\n"
+        + marker_line(marker, "dir")
+        + f"[ -d {shlex.quote(args.directory)} ] && echo yes || echo no\n"
     )
 
 
-class SystemdDropin(StepType[SystemdDropinArgs]):
+def dropin_state(
+    args: SystemdDropinArgs, sections: Mapping[str, str], file: RemoteFile | None, become: bool
+) -> DropinState:
+    """What `show_script`'s sections and the drop-in (as this run finds it) say. Pure.
+
+    Raises ValueError for a host without systemd or a unit systemd does not know.
+    """
+    if "no-systemd" in sections or "show" not in sections:
+        raise ValueError(
+            "this host has no systemd (PID 1 is not systemd) — set the limit in the "
+            "service's own start script"
+        )
+    shown = parse_show(sections["show"])
+    if shown.get("LoadState") == "not-found":
+        raise ValueError(
+            f"unit {args.unit_name} does not exist — check the name (Debian: "
+            "redis-server, others: redis or redis@NAME)"
+        )
+    content = file.content.decode("utf-8", "replace") if file is not None else ""
+    return DropinState(
+        unit=args.unit_name,
+        path=args.path,
+        file=file,
+        current={k: shown.get(k) for k in args.settings},
+        need_daemon_reload=shown.get("NeedDaemonReload") == "yes",
+        dir_exists=sections.get("dir", "").strip() == "yes",
+        up_to_date=merge_dropin(content, args.section, args.settings) == content,
+        become=become,
+    )
+
+
+class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
     """Diagnose reads the effective values (`systemctl show`) and the drop-in in one round
     trip; plan writes the drop-in and reloads systemd only when its content differs (or
     systemd still has to load it). Restarting the service is the playbook's `notify`.
@@ -206,62 +216,49 @@ class SystemdDropin(StepType[SystemdDropinArgs]):
     summary = "Set directives (e.g. LimitNOFILE) in a systemd drop-in and daemon-reload."
     read_only = False
 
-    def diagnose(self, args: SystemdDropinArgs, ctx: StepContext) -> StepResult:
-        raw = run_and_read(ctx, show_script(args), args.path)
-        output, current = split_read(ctx, raw, args.path)
-        if "@@no-systemd" in output:
-            raise StepError(
-                ctx.host.name,
-                "this host has no systemd (PID 1 is not systemd) — set the limit in the "
-                "service's own start script",
-                step=ctx.step_name,
-            )
-        shown = parse_show(output)
-        if shown.get("LoadState") == "not-found":
-            raise StepError(
-                ctx.host.name,
-                f"unit {args.unit_name} does not exist — check the name (Debian: "
-                "redis-server, others: redis or redis@NAME)",
-                step=ctx.step_name,
-            )
-        content = current.content.decode("utf-8", "replace") if current is not None else ""
-        wanted = merge_dropin(content, args.section, args.settings)
+    def diagnose(self, args: SystemdDropinArgs, ctx: StepContext) -> DropinState:
+        marker = new_marker()
+        output, current = ctx.run_reading(show_script(args, marker), args.path)
+        try:
+            return dropin_state(args, split_sections(output, marker), current, ctx.become)
+        except ValueError as exc:
+            raise StepError(ctx.host.name, str(exc), step=ctx.step_name) from None
+
+    def registered(self, found: DropinState) -> StepResult:
         return StepResult(
-            stdout=raw,
-            msg=f"{args.path}: " + ("up to date" if wanted == content else "needs an update"),
+            msg=f"{found.path}: " + ("up to date" if found.up_to_date else "needs an update"),
             facts={
-                "unit": args.unit_name,
-                "path": args.path,
-                "exists": current is not None,
-                "content": content,
-                "up_to_date": wanted == content,
-                "current": {k: shown.get(k) for k in args.settings},
-                "need_daemon_reload": shown.get("NeedDaemonReload") == "yes",
-                "dir_exists": "@@dir" in output.split(),
+                "unit": found.unit,
+                "path": found.path,
+                "exists": found.file is not None,
+                "content": found.content,
+                "up_to_date": found.up_to_date,
+                "current": dict(found.current),
+                "need_daemon_reload": found.need_daemon_reload,
+                "dir_exists": found.dir_exists,
             },
         )
 
-    def plan(self, args: SystemdDropinArgs, ctx: StepContext, found: StepResult) -> list[Change]:
-        facts = found.facts
-        reload = CommandChange("systemctl daemon-reload", become=ctx.become)
-        if facts["up_to_date"]:
-            return [reload] if facts["need_daemon_reload"] else []
-        _, current = split_read(ctx, found.stdout, args.path)
+    def plan(self, args: SystemdDropinArgs, found: DropinState) -> list[Change]:
+        reload = CommandChange("systemctl daemon-reload", become=found.become)
+        if found.up_to_date:
+            return [reload] if found.need_daemon_reload else []
+        current = found.file
         old = current.content.decode("utf-8", "surrogateescape") if current else ""
         new = merge_dropin(old, args.section, args.settings).encode("utf-8", "surrogateescape")
         directory = shlex.quote(args.directory)
         # The undo of this first change runs last in a rollback: after the drop-in is
         # restored (or removed), so systemd reloads what is really on disk.
         undo = "systemctl daemon-reload"
-        if not facts["dir_exists"]:
+        if not found.dir_exists:
             undo = f"rmdir -- {directory} 2>/dev/null; {undo}"
         return [
             CommandChange(
                 f"mkdir -p -- {directory}",
                 display=f"mkdir -p {args.directory}",
-                become=ctx.become,
+                become=found.become,
                 undo_command=undo,
             ),
-            FileChange(args.path, current, new, become=ctx.become, mode=0o644),
+            FileChange(args.path, current, new, become=found.become, mode=0o644),
             reload,
         ]

@@ -12,18 +12,15 @@ of those steps and nothing more. Its `causes` fact drives the fix steps:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from redmedic.errors import StepError
-from redmedic.model.plan import StepResult
-
-# A module import, not names: `redmedic.redis.diagnosis` imports `redmedic.steps.log_scan`, which
-# loads this package (and this module) while diagnosis is still half-initialised.
+from redmedic.model.plan import Finding, StepResult
 from redmedic.redis import diagnosis
+from redmedic.redis.logs import hits_from_logs, hits_from_registered
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.log_scan import hits_from_logs, hits_from_registered
 
 
 class TriageArgs(StepArgs):
@@ -40,6 +37,17 @@ class TriageArgs(StepArgs):
         description="Registered `log_scan` result; default: scan the logs `facts` holds.",
     )
     port: int = Field(default=6379, ge=1, le=65535, description="The port clients connect to.")
+
+    @field_validator("facts")
+    @classmethod
+    def _facts(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("skipped") or "listening" not in value:
+            raise ValueError(
+                "`facts` holds no redis_facts result — register a redis_facts step and pass "
+                'it as facts: "{{ NAME }}"'
+            )
+        return value
+
     symptom: str | None = Field(
         default=None,
         description="The error clients reported. With it, a server that answers from every "
@@ -47,7 +55,14 @@ class TriageArgs(StepArgs):
     )
 
 
-class RedisTriage(StepType[TriageArgs]):
+@dataclass(frozen=True)
+class Causes:
+    """The causes found, in order, each with its evidence."""
+
+    findings: tuple[Finding, ...]
+
+
+class RedisTriage(StepType[TriageArgs, Causes]):
     """Map the evidence to causes. Findings: one per cause (not-running, not-enabled,
     wrong-port, bind, protected-mode, firewall-ufw, firewall-firewalld, max-clients,
     nofile-limit, oom, overcommit, network, client), each with the facts behind it.
@@ -60,21 +75,18 @@ class RedisTriage(StepType[TriageArgs]):
     summary = "Name the causes of a Redis connection failure from facts, probes and logs."
     read_only = True
 
-    def diagnose(self, args: TriageArgs, ctx: StepContext) -> StepResult:
-        if args.facts.get("skipped") or "listening" not in args.facts:
-            raise StepError(
-                ctx.host.name,
-                "`facts` holds no redis_facts result — register a redis_facts step and pass "
-                'it as facts: "{{ NAME }}"',
-                step=ctx.step_name,
-            )
+    def diagnose(self, args: TriageArgs, ctx: StepContext) -> Causes:
         if args.logs is not None and not args.logs.get("skipped"):
             hits = hits_from_registered(args.logs)
         else:
             hits = hits_from_logs(args.facts)
-        findings = diagnosis.diagnose(
+        found = diagnosis.diagnose(
             args.facts, diagnosis.probes_from(args.probe), hits, args.port, symptom=args.symptom
         )
+        return Causes(tuple(found))
+
+    def registered(self, found: Causes) -> StepResult:
+        findings = found.findings
         causes = [f.cause for f in findings]
         return StepResult(
             rc=1 if findings else 0,
@@ -92,5 +104,5 @@ class RedisTriage(StepType[TriageArgs]):
                     for f in findings
                 ],
             },
-            findings=tuple(findings),
+            findings=findings,
         )

@@ -6,17 +6,21 @@ step type is also the worked example of the plugin API (see docs/writing-playboo
 
 - `Args` is a `StepArgs` (pydantic) model: its fields and descriptions become the step's
   arguments, its docs (`redmedic steps runtime_dir`) and its JSON Schema.
-- `diagnose` only reads the host, through `ctx.conn`, and returns a `StepResult` whose
-  `facts` a playbook can `register:`.
-- `plan` turns what diagnose found into `CommandChange` values with their undo commands;
-  redmedic shows them under --check, asks at gates, applies them, and undoes them when
-  verify fails. The step type itself never changes the host.
+- `diagnose` is the only method that reads the host, through `ctx.conn`; it returns the
+  step's own frozen value (`DirState`), everything the two pure methods below need.
+- `registered` says what the step reports and what a playbook can `register:` (a
+  `StepResult` with `facts` and `findings`).
+- `plan` turns the found value into `CommandChange` values with their undo commands, with
+  no host and no context, so it is tested as data; redmedic shows them under --check, asks
+  at gates, applies them, and undoes them when verify fails. The step type itself never
+  changes the host.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
@@ -35,7 +39,17 @@ class RuntimeDirArgs(StepArgs):
         return value
 
 
-class RuntimeDir(StepType[RuntimeDirArgs]):
+@dataclass(frozen=True)
+class DirState:
+    """What diagnose saw: the directory's octal mode ("" when it does not exist)."""
+
+    path: str
+    mode: str
+    probe: tuple[str, str]  # (the command, its output): a saved plan is refused if it changed
+    become: bool
+
+
+class RuntimeDir(StepType[RuntimeDirArgs, DirState]):
     """Registered facts: `exists` (bool) and `mode` (octal string such as "755", or "")."""
 
     name = "runtime_dir"
@@ -43,36 +57,39 @@ class RuntimeDir(StepType[RuntimeDirArgs]):
     summary = "Ensure a runtime directory (for Redis's unix socket or pid file) exists with a mode."
     read_only = False
 
-    def diagnose(self, args: RuntimeDirArgs, ctx: StepContext) -> StepResult:
-        result = ctx.conn.run(_stat(shlex.quote(args.path)), become=ctx.become)
-        mode = result.stdout.strip()
+    def diagnose(self, args: RuntimeDirArgs, ctx: StepContext) -> DirState:
+        command = _stat(shlex.quote(args.path))
+        result = ctx.conn.run(command, become=ctx.become)
+        return DirState(args.path, result.stdout.strip(), (command, result.stdout), ctx.become)
+
+    def registered(self, found: DirState) -> StepResult:
         findings: tuple[Finding, ...] = ()
-        if not mode:
-            findings = (Finding("runtime_dir", f"{args.path} does not exist", (args.path,)),)
+        if not found.mode:
+            findings = (Finding("runtime_dir", f"{found.path} does not exist", (found.path,)),)
         return StepResult(
-            stdout=result.stdout, facts={"exists": bool(mode), "mode": mode}, findings=findings
+            stdout=found.probe[1],
+            facts={"exists": bool(found.mode), "mode": found.mode},
+            findings=findings,
         )
 
-    def plan(self, args: RuntimeDirArgs, ctx: StepContext, found: StepResult) -> list[Change]:
+    def plan(self, args: RuntimeDirArgs, found: DirState) -> list[Change]:
         path = shlex.quote(args.path)
-        # What the host looked like when planned: a saved plan is refused if this changed.
-        seen = (_stat(path), found.stdout)
-        if not found.facts["exists"]:
+        if not found.mode:
             return [
                 CommandChange(
                     f"mkdir -p -m {args.mode} {path}",
-                    become=ctx.become,
+                    become=found.become,
                     undo_command=f"rmdir {path}",
-                    precondition=seen,
+                    precondition=found.probe,
                 )
             ]
-        if found.facts["mode"] != (args.mode.lstrip("0") or "0"):
+        if found.mode != (args.mode.lstrip("0") or "0"):
             return [
                 CommandChange(
                     f"chmod {args.mode} {path}",
-                    become=ctx.become,
-                    undo_command=f"chmod {found.facts['mode']} {path}",
-                    precondition=seen,
+                    become=found.become,
+                    undo_command=f"chmod {found.mode} {path}",
+                    precondition=found.probe,
                 )
             ]
         return []
