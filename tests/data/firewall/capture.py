@@ -14,8 +14,9 @@ tests/support/nspawn.py), from the repository root:
 
 Each story gets its own disposable host; its captures are taken in order on that host, so a
 later file shows the same host after more commands (e.g. `ufw-after-allow` is `ufw-deny`'s
-host after the allow the step plans). Review the diff before committing: a new Debian
-point release may print differently, and the tests should then say so.
+host after the allow the step plans). Review the diff before committing: nft's packet
+counters always change, but a new Debian point release may print differently, and the
+tests should then say so.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from redmedic.firewall.assessment import Request
 from redmedic.firewall.gather import gather_script
-from tests.support.nspawn import HostPool, SystemdHost
+
+if TYPE_CHECKING:
+    from tests.support.nspawn import SystemdHost
 
 HERE = Path(__file__).resolve().parent
 MARKER = "@@redmedic-captured@@ "
@@ -184,7 +188,9 @@ def capture_story(host: SystemdHost, story: tuple[Capture, ...]) -> None:
     done: list[str] = []
     for capture in story:
         for command in capture.setup:
-            host.ssh(command, check=True)
+            setup = host.ssh(command)
+            if setup.returncode != 0:
+                raise SystemExit(f"{capture.name}: `{command}` failed: {setup.stderr.strip()}")
             done.append(command)
         script = gather_script(capture.request, MARKER)
         run = script if capture.root else f"{NOBODY} sh -c {shlex.quote(script)}"
@@ -195,6 +201,9 @@ def capture_story(host: SystemdHost, story: tuple[Capture, ...]) -> None:
 
 
 def main(names: list[str]) -> None:
+    # Imported here: the unit tests import MARKER from this module, not the host machinery.
+    from tests.support.nspawn import HostPool
+
     stories = [s for s in STORIES if not names or any(c.name in names for c in s)]
     with HostPool() as pool:
         for story, host in zip(stories, pool.boot(len(stories)), strict=True):
