@@ -1,566 +1,54 @@
 """The `firewall` step's judgement, fed with output captured on real Debian 12 hosts.
 
-Every constant below is what the step's own gathering script (`gather_script`) printed on a
-systemd-nspawn test host (tests/support/nspawn.py) after the commands named above it —
-trailing blanks stripped, firewalld's list of service ports abridged to two files. The
-user story of each test: given a host whose firewall looks like this, when the step
-diagnoses and plans, then it says this and would run exactly these commands.
+Every case below is a file in tests/data/firewall: what the step's own gather script
+printed on a systemd-nspawn test host after the commands listed in the file's header
+(tests/data/firewall/capture.py re-captures them all). The user story of each test: given a
+host whose firewall looks like this, when the step diagnoses and plans, then it says this
+and would run exactly these commands.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from redmedic.steps.firewall import (
-    Assessment,
-    FirewallArgs,
-    ToolError,
-    assess,
-    parse_iptables,
-    parse_nft,
-    parse_ufw_status,
-    parse_zone,
-    rich_rule_for,
-    split_sections,
-)
+from redmedic.connection.scripts import new_marker
+from redmedic.firewall.assessment import Assessment, ToolError
+from redmedic.firewall.firewalld import parse_zone, rich_rule_for
+from redmedic.firewall.gather import Output, assess, read_gathered
+from redmedic.firewall.iptables import parse_iptables
+from redmedic.firewall.nft import parse_nft
+from redmedic.firewall.rules import ANY_V4
+from redmedic.firewall.ufw import UfwOpening, parse_ufw_status
+from redmedic.model.plan import CommandChange
+from redmedic.steps.firewall import Firewall, FirewallArgs, FirewallFound
+from tests.data.firewall.capture import MARKER
 
-# --- captured -----------------------------------------------------------------------------
-# ufw --force enable; ufw allow 22/tcp; ufw reject 6379/tcp
-UFW_REJECT = """\
-@@ufw
-Status: active
-Logging: on (low)
-Default: deny (incoming), allow (outgoing), disabled (routed)
-New profiles: skip
-
-To                         Action      From
---                         ------      ----
-22/tcp                     ALLOW IN    Anywhere
-6379/tcp                   REJECT IN   Anywhere
-22/tcp (v6)                ALLOW IN    Anywhere (v6)
-6379/tcp (v6)              REJECT IN   Anywhere (v6)
-
-@@rc 0
-"""
+DATA = Path(__file__).resolve().parents[1] / "data" / "firewall"
 
 
-# ... then: ufw deny to any port 6379 proto tcp (replaces the reject)
-UFW_DENY = """\
-@@ufw
-Status: active
-Logging: on (low)
-Default: deny (incoming), allow (outgoing), disabled (routed)
-New profiles: skip
-
-To                         Action      From
---                         ------      ----
-22/tcp                     ALLOW IN    Anywhere
-6379/tcp                   DENY IN     Anywhere
-22/tcp (v6)                ALLOW IN    Anywhere (v6)
-6379/tcp (v6)              DENY IN     Anywhere (v6)
-
-@@rc 0
-"""
+def captured(name: str) -> dict[str, Output]:
+    """A captured host's gather output, read back the way the step reads it."""
+    return read_gathered((DATA / f"{name}.txt").read_text(), MARKER)
 
 
-# ufw allow from 10.213.58.0/24 to any port 6379 proto tcp comment 'app servers';
-# ufw deny from 10.213.58.128/25 to any port 6379 proto tcp; ufw insert 1 reject from
-# 192.168.7.0/24; ufw allow in on host0 to any port 8080 proto tcp; ufw allow OpenSSH;
-# ufw limit 2222/tcp; ufw deny 6380:6390/tcp; ufw allow log 6391
-UFW_MIXED = """\
-@@ufw
-Status: active
-Logging: on (low)
-Default: deny (incoming), allow (outgoing), disabled (routed)
-New profiles: skip
-
-To                         Action      From
---                         ------      ----
-Anywhere                   REJECT IN   192.168.7.0/24
-22/tcp                     ALLOW IN    Anywhere
-6379/tcp                   ALLOW IN    10.213.58.0/24             # app servers
-6379/tcp                   DENY IN     10.213.58.128/25
-8080/tcp on host0          ALLOW IN    Anywhere
-22/tcp (OpenSSH)           ALLOW IN    Anywhere
-2222/tcp                   LIMIT IN    Anywhere
-6380:6390/tcp              DENY IN     Anywhere
-6391                       ALLOW IN    Anywhere                   (log)
-22/tcp (v6)                ALLOW IN    Anywhere (v6)
-8080/tcp (v6) on host0     ALLOW IN    Anywhere (v6)
-22/tcp (OpenSSH (v6))      ALLOW IN    Anywhere (v6)
-2222/tcp (v6)              LIMIT IN    Anywhere (v6)
-6380:6390/tcp (v6)         DENY IN     Anywhere (v6)
-6391 (v6)                  ALLOW IN    Anywhere (v6)              (log)
-
-@@rc 0
-"""
-
-
-# ufw --force reset; ufw default allow incoming; ufw --force enable
-UFW_DEFAULT_ALLOW = """\
-@@ufw
-Status: active
-Logging: on (low)
-Default: allow (incoming), allow (outgoing), disabled (routed)
-New profiles: skip
-@@rc 0
-"""
-
-
-# ufw --force reset (ufw is off; its empty chains stay in iptables). nft dump abridged.
-UFW_INACTIVE = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-not running
-@@iptables
--P INPUT ACCEPT
--P FORWARD ACCEPT
--P OUTPUT ACCEPT
--N ufw-after-forward
--N ufw-after-input
--N ufw-after-logging-forward
--N ufw-after-logging-input
--N ufw-after-logging-output
--N ufw-after-output
--N ufw-before-forward
--N ufw-before-input
--N ufw-before-logging-forward
--N ufw-before-logging-input
--N ufw-before-logging-output
--N ufw-before-output
--N ufw-reject-forward
--N ufw-reject-input
--N ufw-reject-output
--N ufw-track-forward
--N ufw-track-input
--N ufw-track-output
--A INPUT -j ufw-before-logging-input
--A INPUT -j ufw-before-input
--A INPUT -j ufw-after-input
--A INPUT -j ufw-after-logging-input
--A INPUT -j ufw-reject-input
--A INPUT -j ufw-track-input
--A FORWARD -j ufw-before-logging-forward
--A FORWARD -j ufw-before-forward
--A FORWARD -j ufw-after-forward
--A FORWARD -j ufw-after-logging-forward
--A FORWARD -j ufw-reject-forward
--A FORWARD -j ufw-track-forward
--A OUTPUT -j ufw-before-logging-output
--A OUTPUT -j ufw-before-output
--A OUTPUT -j ufw-after-output
--A OUTPUT -j ufw-after-logging-output
--A OUTPUT -j ufw-reject-output
--A OUTPUT -j ufw-track-output
-@@rc 0
-@@nft
-table ip filter {
-\tchain ufw-before-logging-input {
-\t}
-
-\tchain INPUT {
-\t\ttype filter hook input priority filter; policy accept;
-\t\tcounter packets 258 bytes 53357 jump ufw-before-logging-input
-\t\tcounter packets 258 bytes 53357 jump ufw-before-input
-\t\tcounter packets 32 bytes 6677 jump ufw-after-input
-\t\tcounter packets 32 bytes 6677 jump ufw-after-logging-input
-\t\tcounter packets 32 bytes 6677 jump ufw-reject-input
-\t\tcounter packets 32 bytes 6677 jump ufw-track-input
-\t}
-}
-@@rc 0
-"""
-
-
-# systemctl start firewalld (Debian's default zone: public)
-FIREWALLD_DEFAULT = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-running
-@@firewalld-runtime
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client ssh
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@rc 0
-@@firewalld-permanent
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client ssh
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@firewalld-services
-/usr/lib/firewalld/services/ceph.xml:  <port protocol="tcp" port="6800-7300"/>
-/usr/lib/firewalld/services/redis.xml:  <port protocol="tcp" port="6379"/>
-"""
-
-
-# firewall-cmd --add-port=6379/tcp (runtime only)
-FIREWALLD_RUNTIME_ONLY = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-running
-@@firewalld-runtime
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client ssh
-  ports: 6379/tcp
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@rc 0
-@@firewalld-permanent
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client ssh
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@firewalld-services
-/usr/lib/firewalld/services/ceph.xml:  <port protocol="tcp" port="6800-7300"/>
-/usr/lib/firewalld/services/redis.xml:  <port protocol="tcp" port="6379"/>
-"""
-
-
-# for o in '' --permanent: firewall-cmd $o --add-rich-rule='rule family=ipv4 source
-# address=10.0.0.0/8 port port=6379 protocol=tcp reject' and the same accepting
-# 10.213.58.1; firewall-cmd --permanent --add-service=redis --add-port=7000-7005/tcp
-FIREWALLD_RICH = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-running
-@@firewalld-runtime
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client ssh
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-\trule family="ipv4" source address="10.0.0.0/8" port port="6379" protocol="tcp" reject
-\trule family="ipv4" source address="10.213.58.1" port port="6379" protocol="tcp" accept
-@@rc 0
-@@firewalld-permanent
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client redis ssh
-  ports: 7000-7005/tcp
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-\trule family="ipv4" source address="10.0.0.0/8" port port="6379" protocol="tcp" reject
-\trule family="ipv4" source address="10.213.58.1" port port="6379" protocol="tcp" accept
-@@firewalld-services
-/usr/lib/firewalld/services/ceph.xml:  <port protocol="tcp" port="6800-7300"/>
-/usr/lib/firewalld/services/redis.xml:  <port protocol="tcp" port="6379"/>
-"""
-
-
-# the same host, zone: trusted
-FIREWALLD_TRUSTED = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-running
-@@firewalld-runtime
-trusted
-  target: ACCEPT
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services:
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@rc 0
-@@firewalld-permanent
-trusted
-  target: ACCEPT
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services:
-  ports:
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-@@firewalld-services
-/usr/lib/firewalld/services/ceph.xml:  <port protocol="tcp" port="6800-7300"/>
-/usr/lib/firewalld/services/redis.xml:  <port protocol="tcp" port="6379"/>
-"""
-
-
-# firewalld stopped; INPUT: lo, established, ssh, 6379/6380 through a guard chain that
-# RETURNs 10.213.58.0/24 and DROPs the rest, then an ACCEPT for 6379; policy DROP
-IPTABLES_POLICY_DROP = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-not running
-@@iptables
--P INPUT DROP
--P FORWARD ACCEPT
--P OUTPUT ACCEPT
--N redis-guard
--A INPUT -i lo -j ACCEPT
--A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
--A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
--A INPUT -p tcp -m multiport --dports 6379,6380 -j redis-guard
--A INPUT -p tcp -m tcp --dport 6379 -m comment --comment "redis clients" -j ACCEPT
--A INPUT -p tcp -m tcp --dport 6390:6399 -j REJECT --reject-with tcp-reset
--A redis-guard -s 10.213.58.0/24 -j RETURN
--A redis-guard -j DROP
-@@rc 0
-@@nft
-# Warning: table ip filter is managed by iptables-nft, do not touch!
-table ip filter {
-\tchain INPUT {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tiifname "lo" counter packets 0 bytes 0 accept
-\t\tct state related,established counter packets 30 bytes 6565 accept
-\t\ttcp dport 22 counter packets 1 bytes 60 accept
-\t\tmeta l4proto tcp tcp dport { 6379, 6380 } counter packets 0 bytes 0 jump redis-guard
-\t\ttcp dport 6379  counter packets 0 bytes 0 accept
-\t\ttcp dport 6390-6399 counter packets 0 bytes 0 reject with tcp reset
-\t}
-
-\tchain redis-guard {
-\t\tip saddr 10.213.58.0/24 counter packets 0 bytes 0 return
-\t\tcounter packets 0 bytes 0 drop
-\t}
-}
-@@rc 0
-"""
-
-
-# iptables -A INPUT -p tcp --dport 6379 -j REJECT
-IPTABLES_REJECT = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-not running
-@@iptables
--P INPUT ACCEPT
--P FORWARD ACCEPT
--P OUTPUT ACCEPT
--A INPUT -p tcp -m tcp --dport 6379 -j REJECT --reject-with icmp-port-unreachable
-@@rc 0
-@@nft
-# Warning: table ip filter is managed by iptables-nft, do not touch!
-table ip filter {
-\tchain INPUT {
-\t\ttype filter hook input priority filter; policy accept;
-\t\ttcp dport 6379 counter packets 0 bytes 0 reject
-\t}
-}
-@@rc 0
-"""
-
-
-# nft -f: table inet filter, input policy drop, 6379 accepted from 10.213.58.0/24
-NFT_POLICY_DROP = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-not running
-@@iptables
--P INPUT ACCEPT
--P FORWARD ACCEPT
--P OUTPUT ACCEPT
-@@rc 0
-@@nft
-table ip filter {
-\tchain INPUT {
-\t\ttype filter hook input priority filter; policy accept;
-\t}
-}
-table inet filter {
-\tchain input {
-\t\ttype filter hook input priority filter; policy drop;
-\t\tiif "lo" accept
-\t\tct state established,related accept
-\t\ttcp dport 22 accept
-\t\tip saddr 10.213.58.0/24 tcp dport { 6379, 16379 } accept comment "redis from the app subnet"
-\t\ttcp dport 6380 drop
-\t}
-}
-@@rc 0
-"""
-
-
-# UFW_REJECT's host after redmedic applied `ufw allow to any port 6379 proto tcp`
-UFW_AFTER_ALLOW = """\
-@@ufw
-Status: active
-Logging: on (low)
-Default: deny (incoming), allow (outgoing), disabled (routed)
-New profiles: skip
-
-To                         Action      From
---                         ------      ----
-22/tcp                     ALLOW IN    Anywhere
-6379/tcp                   ALLOW IN    Anywhere
-22/tcp (v6)                ALLOW IN    Anywhere (v6)
-6379/tcp (v6)              ALLOW IN    Anywhere (v6)
-
-@@rc 0
-"""
-
-
-# a firewalld host after --add-port=6379/tcp in both layers and an added rich rule
-# for 172.16.0.0/12 (runtime)
-FIREWALLD_FIXED = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-running
-@@firewalld-runtime
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client redis ssh
-  ports: 7000-7005/tcp 6379/tcp
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-\trule family="ipv4" source address="10.0.0.0/8" port port="6379" protocol="tcp" reject
-\trule family="ipv4" source address="10.213.58.1" port port="6379" protocol="tcp" accept
-\trule family="ipv4" source address="172.16.0.0/12" port port="6379" protocol="tcp" accept
-@@rc 0
-@@firewalld-permanent
-public
-  target: default
-  icmp-block-inversion: no
-  interfaces:
-  sources:
-  services: dhcpv6-client redis ssh
-  ports: 7000-7005/tcp 6379/tcp
-  protocols:
-  forward: yes
-  masquerade: no
-  forward-ports:
-  source-ports:
-  icmp-blocks:
-  rich rules:
-\trule family="ipv4" source address="10.0.0.0/8" port port="6379" protocol="tcp" reject
-\trule family="ipv4" source address="10.213.58.1" port port="6379" protocol="tcp" accept
-@@firewalld-services
-/usr/lib/firewalld/services/ceph.xml:  <port protocol="tcp" port="6800-7300"/>
-/usr/lib/firewalld/services/redis.xml:  <port protocol="tcp" port="6379"/>
-"""
-
-
-# IPTABLES_REJECT's host after `iptables -I INPUT -p tcp --dport 6379 -s 10.213.58.1
-# -j ACCEPT`
-IPTABLES_AFTER_INSERT = """\
-@@ufw
-Status: inactive
-@@rc 0
-@@firewalld-state
-not running
-@@iptables
--P INPUT ACCEPT
--P FORWARD ACCEPT
--P OUTPUT ACCEPT
--A INPUT -s 10.213.58.1/32 -p tcp -m tcp --dport 6379 -j ACCEPT
--A INPUT -p tcp -m tcp --dport 6379 -j REJECT --reject-with icmp-port-unreachable
-@@rc 0
-"""
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def judge(output: str, **args: object) -> tuple[Assessment, list[tuple[str, str | None]]]:
-    """(assessment, [(command, undo)]) for a captured output and the step's arguments."""
-    found = assess(FirewallArgs(**args), output)  # type: ignore[arg-type]
-    return found, [(c.command, c.undo_command) for c in found.changes]
+def judge(name: str, **args: object) -> tuple[Assessment, list[tuple[str, str | None]]]:
+    """(assessment, [(command, undo)]): what the step concludes and plans for that host."""
+    step_args = FirewallArgs(**args)  # type: ignore[arg-type]
+    found = FirewallFound(assess(step_args.request(), captured(name)), "6379/tcp")
+    changes = Firewall().plan(step_args, found)
+    assert all(isinstance(c, CommandChange) for c in changes)
+    return found.assessment, [(c.command, c.undo_command) for c in changes]  # type: ignore[union-attr]
 
 
 # --- ufw ------------------------------------------------------------------------------------
 
 
 def test_a_ufw_reject_is_turned_into_an_allow_whose_undo_rejects_again() -> None:
-    found, changes = judge(UFW_REJECT)
+    found, changes = judge("ufw-reject")
     assert (found.backend, found.active, found.open) == ("ufw", True, False)
     [finding] = found.findings
     assert finding.cause == "firewall-ufw" and finding.fixable
@@ -573,7 +61,7 @@ def test_a_ufw_reject_is_turned_into_an_allow_whose_undo_rejects_again() -> None
 
 
 def test_a_ufw_deny_gets_the_same_allow_and_an_undo_that_denies() -> None:
-    found, changes = judge(UFW_DENY)
+    found, changes = judge("ufw-deny")
     assert found.blocking == ("6379/tcp  DENY IN  Anywhere",)
     assert changes == [
         ("ufw allow to any port 6379 proto tcp", "ufw deny to any port 6379 proto tcp")
@@ -581,19 +69,19 @@ def test_a_ufw_deny_gets_the_same_allow_and_an_undo_that_denies() -> None:
 
 
 def test_once_ufw_allows_the_port_nothing_is_planned() -> None:
-    found, changes = judge(UFW_AFTER_ALLOW)
+    found, changes = judge("ufw-after-allow")
     assert found.open and not found.findings and changes == []
 
 
 def test_rules_for_other_subnets_are_left_alone_and_the_default_policy_is_the_blocker() -> None:
-    found, changes = judge(UFW_MIXED)
+    found, changes = judge("ufw-mixed")
     assert found.open is False
     assert found.findings[0].evidence == (
         "Default: deny (incoming), allow (outgoing), disabled (routed)",
     )
     # The reject of 192.168.7.0/24 and the deny of 10.213.58.128/25 are deliberate
     # exceptions: the allow is appended after them, not inserted in front.
-    assert found.facts["partly_blocked"] == [
+    assert found.details["partly_blocked"] == [
         "Anywhere  REJECT IN  192.168.7.0/24",
         "6379/tcp  DENY IN  10.213.58.128/25",
     ]
@@ -603,7 +91,7 @@ def test_rules_for_other_subnets_are_left_alone_and_the_default_policy_is_the_bl
 
 
 def test_ufw_decides_by_the_first_matching_rule_per_source() -> None:
-    found, changes = judge(UFW_MIXED, sources=["10.213.58.7", "10.213.58.200/32", "192.168.7.5"])
+    found, changes = judge("ufw-mixed", sources=["10.213.58.7", "10.213.58.200/32", "192.168.7.5"])
     # 10.213.58.200 is in the allowed /24 listed before the /25 deny: open. 192.168.7.5 is
     # rejected by rule 1; an allow appended at the end would never be reached, so it is
     # inserted at that rule's position.
@@ -617,7 +105,7 @@ def test_ufw_decides_by_the_first_matching_rule_per_source() -> None:
 
 
 def test_ufw_listing_details_comments_logging_apps_interfaces_and_ipv6() -> None:
-    status = parse_ufw_status(split_sections(UFW_MIXED)["ufw"])
+    status = parse_ufw_status(captured("ufw-mixed")["ufw"].text)
     assert status.active and status.default_incoming == "deny"
     rules = status.rules
     assert [r.position for r in rules] == list(range(1, 16))  # the numbers `ufw insert` takes
@@ -632,30 +120,29 @@ def test_ufw_listing_details_comments_logging_apps_interfaces_and_ipv6() -> None
 
 
 def test_ufw_with_a_default_allow_policy_needs_nothing() -> None:
-    found, changes = judge(UFW_DEFAULT_ALLOW)
-    assert found.open and changes == [] and found.facts["default_incoming"] == "allow"
+    found, changes = judge("ufw-default-allow")
+    assert found.open and changes == [] and found.details["default_incoming"] == "allow"
 
 
 def test_inactive_ufw_is_not_blocking_even_with_its_chains_left_in_iptables() -> None:
-    found, changes = judge(UFW_INACTIVE)
-    assert (found.backend, found.active, found.open) == ("ufw", False, True)
-    assert not found.findings and changes == []
-    assert not parse_iptables(split_sections(UFW_INACTIVE)["iptables"]).active
+    for name in ("ufw-inactive", "pristine"):  # after `ufw --force reset`; never enabled
+        found, changes = judge(name)
+        assert (found.backend, found.active, found.open) == ("ufw", False, True)
+        assert not found.findings and changes == []
+    assert not parse_iptables(captured("ufw-inactive")["iptables"].text).active
 
 
-def test_ufw_run_without_root_is_an_error_that_says_so() -> None:
-    # Captured: `setpriv --reuid=65534 ufw status verbose` on a test host.
-    output = "@@ufw\nERROR: You need to be root to run this script\n@@rc 1\n"
+def test_run_without_root_the_firewall_tools_refuse_and_the_step_says_so() -> None:
     with pytest.raises(ToolError, match="You need to be root"):
-        assess(FirewallArgs(), output)
+        judge("not-root")
 
 
 # --- firewalld ------------------------------------------------------------------------------
 
 
 def test_firewalld_without_the_port_gets_it_at_runtime_and_permanently() -> None:
-    found, changes = judge(FIREWALLD_DEFAULT)
-    assert (found.backend, found.open, found.facts["zone"]) == ("firewalld", False, "public")
+    found, changes = judge("firewalld-default")
+    assert (found.backend, found.open, found.details["zone"]) == ("firewalld", False, "public")
     [finding] = found.findings
     assert finding.cause == "firewall-firewalld" and "No route to host" in finding.summary
     assert finding.evidence == ("zone public: ports: (none); services: dhcpv6-client ssh",)
@@ -672,25 +159,25 @@ def test_firewalld_without_the_port_gets_it_at_runtime_and_permanently() -> None
 
 
 def test_a_port_opened_at_runtime_only_is_made_permanent_too() -> None:
-    found, changes = judge(FIREWALLD_RUNTIME_ONLY)
-    assert found.open and found.facts["permanent_open"] is False
+    found, changes = judge("firewalld-runtime-only")
+    assert found.open and found.details["permanent_open"] is False
     assert "runtime only" in found.findings[0].summary
     assert [c for c, _ in changes] == ["firewall-cmd --permanent --zone=public --add-port=6379/tcp"]
 
 
 def test_firewalld_services_and_rich_rules_count_layer_by_layer() -> None:
-    found, changes = judge(FIREWALLD_RICH)
+    found, changes = judge("firewalld-rich")
     # Permanent has the `redis` service (6379/tcp), runtime does not: only runtime changes.
     # The reject for 10.0.0.0/8 is a narrower, deliberate rule: reported, left in place.
-    assert found.facts["permanent_open"] is True
-    assert found.facts["partly_blocked"] == [
+    assert found.details["permanent_open"] is True
+    assert found.details["partly_blocked"] == [
         'rule family="ipv4" source address="10.0.0.0/8" port port="6379" protocol="tcp" reject'
     ]
     assert [c for c, _ in changes] == ["firewall-cmd --zone=public --add-port=6379/tcp"]
 
 
 def test_a_reject_rich_rule_is_reported_not_fought_and_other_sources_get_rich_rules() -> None:
-    found, changes = judge(FIREWALLD_RICH, sources=["10.213.58.1", "172.16.0.0/12"])
+    found, changes = judge("firewalld-rich", sources=["10.213.58.1", "172.16.0.0/12"])
     denied = [f for f in found.findings if not f.fixable]
     # firewalld applies deny rich rules before allows: the accept for 10.213.58.1 never
     # matches, and adding another would not help.
@@ -710,25 +197,26 @@ def test_a_reject_rich_rule_is_reported_not_fought_and_other_sources_get_rich_ru
 
 
 def test_after_the_fix_firewalld_plans_nothing_and_reads_back_its_rich_rule() -> None:
-    assert judge(FIREWALLD_FIXED)[1] == []
-    assert judge(FIREWALLD_FIXED, sources=["172.16.0.0/12"])[1] == []
+    # firewalld-fixed is firewalld-rich's host after the runtime commands planned above.
+    assert judge("firewalld-fixed")[1] == []
+    assert judge("firewalld-fixed", sources=["172.16.0.0/12"])[1] == []
     # firewalld lists a rich rule exactly as redmedic wrote it.
-    zone = parse_zone(split_sections(FIREWALLD_FIXED)["firewalld-runtime"])
+    zone = parse_zone(captured("firewalld-fixed")["firewalld-runtime"].text)
     added = rich_rule_for(ipaddress.ip_network("172.16.0.0/12"), 6379, "tcp")
-    assert zone.rich_rules[2].text == added
-    assert zone.ports == ("7000-7005/tcp", "6379/tcp")
+    assert added in [r.text for r in zone.rich_rules]
+    assert zone.ports == ("6379/tcp",)
 
 
 def test_a_zone_with_target_accept_is_open() -> None:
-    found, changes = judge(FIREWALLD_TRUSTED, zone="trusted")
-    assert found.open and changes == [] and found.facts["target"] == "ACCEPT"
+    found, changes = judge("firewalld-trusted", zone="trusted")
+    assert found.open and changes == [] and found.details["target"] == "ACCEPT"
 
 
 # --- iptables and nftables --------------------------------------------------------------
 
 
 def test_iptables_chains_are_followed_and_the_fix_is_runtime_only() -> None:
-    found, changes = judge(IPTABLES_POLICY_DROP)
+    found, changes = judge("iptables-policy-drop")
     assert (found.backend, found.open) == ("iptables", False)
     assert found.blocking == ("-A redis-guard -j DROP",)
     [finding] = found.findings
@@ -741,40 +229,73 @@ def test_iptables_chains_are_followed_and_the_fix_is_runtime_only() -> None:
         )
     ]
     # The guard chain RETURNs the app subnet, which then meets the ACCEPT for 6379.
-    assert judge(IPTABLES_POLICY_DROP, sources=["10.213.58.9"])[1] == []
+    assert judge("iptables-policy-drop", sources=["10.213.58.9"])[1] == []
 
 
 def test_an_iptables_reject_gets_a_source_restricted_accept_in_front() -> None:
-    changes = judge(IPTABLES_REJECT, sources=["10.213.58.1"])[1]
+    changes = judge("iptables-reject", sources=["10.213.58.1"])[1]
     assert changes == [
         (
             "iptables -I INPUT -p tcp --dport 6379 -s 10.213.58.1 -j ACCEPT",
             "iptables -D INPUT -p tcp --dport 6379 -s 10.213.58.1 -j ACCEPT",
         )
     ]
-    assert judge(IPTABLES_AFTER_INSERT, sources=["10.213.58.1"])[1] == []
-    assert judge(IPTABLES_AFTER_INSERT)[0].open is False
+    assert judge("iptables-after-insert", sources=["10.213.58.1"])[1] == []
+    assert judge("iptables-after-insert")[0].open is False
 
 
 def test_iptables_nft_tables_are_judged_once_through_iptables() -> None:
-    chains = parse_nft(split_sections(IPTABLES_POLICY_DROP)["nft"])
+    chains = parse_nft(captured("iptables-policy-drop")["nft"].text)
     assert [c.table for c in chains] == []  # marked "managed by iptables-nft"
 
 
 def test_nftables_blocking_is_reported_with_advice_and_never_changed() -> None:
-    found, changes = judge(NFT_POLICY_DROP)
+    found, changes = judge("nft-policy-drop")
     assert (found.backend, found.open, changes) == ("nftables", False, [])
     [finding] = found.findings
     assert not finding.fixable and "tcp dport 6379 accept" in finding.summary
     assert finding.evidence == ("chain input in table inet filter: policy drop",)
-    assert judge(NFT_POLICY_DROP, sources=["10.213.58.4"])[0].open is True
+    assert judge("nft-policy-drop", sources=["10.213.58.4"])[0].open is True
+    found, changes = judge("nft-drop")
+    assert found.blocking == ("tcp dport 6379 drop",) and changes == []
 
 
-# --- arguments -------------------------------------------------------------------------------
+# --- the step: arguments, facts in, changes out ----------------------------------------------
 
 
 def test_sources_must_be_networks_and_a_forced_backend_must_exist() -> None:
     with pytest.raises(ValidationError, match="not an IP address"):
         FirewallArgs(sources=["app-servers"])
     with pytest.raises(ToolError, match="firewalld is not installed"):
-        assess(FirewallArgs(backend="firewalld"), "@@ufw\nStatus: inactive\n@@rc 0\n")
+        judge("firewalld-absent", backend="firewalld")
+
+
+def test_plan_runs_the_openings_as_root_when_diagnose_read_as_root() -> None:
+    assessment = Assessment("ufw", True, False, openings=(UfwOpening(ANY_V4, replaces="deny"),))
+    [change] = Firewall().plan(FirewallArgs(port=6380), FirewallFound(assessment, "", True))
+    assert change == CommandChange(
+        "ufw allow to any port 6380 proto tcp",
+        become=True,
+        undo_command="ufw deny to any port 6380 proto tcp",
+    )
+
+
+def test_registered_facts_name_the_backend_the_verdict_and_the_zone() -> None:
+    args = FirewallArgs()
+    found = FirewallFound(assess(args.request(), captured("firewalld-default")), "6379/tcp")
+    result = Firewall().registered(found)
+    assert result.msg == "firewalld (active): 6379/tcp closed"
+    assert {k: result.facts[k] for k in ("backend", "open", "closed_sources", "zone")} == {
+        "backend": "firewalld",
+        "open": False,
+        "closed_sources": ["anywhere"],
+        "zone": "public",
+    }
+
+
+def test_a_rule_comment_cannot_pose_as_another_section() -> None:
+    # What a `ufw ... comment` could print back: the old fixed `@@name`/`@@rc` markers.
+    forged = "Status: active\n@@rc 0\n@@iptables\n-P INPUT DROP"
+    marker = new_marker()
+    output = f"\n{marker}ufw\n{forged}\n\n{marker}ufw.rc\n0\n"
+    assert read_gathered(output, marker) == {"ufw": Output(forged, 0)}

@@ -17,17 +17,12 @@ from pydantic import Field
 
 from redmedic.connection.scripts import new_marker, split_sections
 from redmedic.errors import StepError
+from redmedic.firewall.firewalld import parse_service_ports, parse_zone, zone_verdict
+from redmedic.firewall.rules import ANY_V4, first_match
+from redmedic.firewall.ufw import parse_ufw_status
 from redmedic.model.plan import StepResult
 from redmedic.redis.facts import facts_script, mask_values, parse_sections, summarize
 from redmedic.steps.base import StepArgs, StepContext, StepType
-from redmedic.steps.firewall import (
-    ANY_V4,
-    first_match,
-    parse_service_ports,
-    parse_ufw_status,
-    parse_zone,
-    zone_verdict,
-)
 
 
 def parse_facts(sections: Mapping[str, str], port: int) -> tuple[dict[str, Any], list[str]]:
