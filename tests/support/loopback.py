@@ -3,7 +3,7 @@
 Why real daemons: the connection layer's job is what OpenSSH, sudo and the kernel actually
 do (host-key negotiation, auth failures, sudo reading its password from stdin, atomic
 renames, ``direct-tcpip`` channels), so a fake server would only test our assumptions.
-Facts this module is built on: ``/work/shared/design/test-hosts.md`` ("Tier 1").
+Facts this module is built on: tests/support/README.md ("Tier 1").
 
 What it owns:
 
