@@ -93,9 +93,13 @@ class SystemdHost:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` on this host over SSH (shorthand for ``ssh(host, command)``)."""
         return ssh(
-            self, command, check=check, timeout=timeout, connect_timeout=connect_timeout,
+            self,
+            command,
+            check=check,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
             input=input,
-        )  # fmt: skip
+        )
 
 
 def ssh_argv(host: SystemdHost, command: str, *, connect_timeout: float) -> list[str]:
