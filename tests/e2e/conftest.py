@@ -1,7 +1,7 @@
 """Fixtures for end-to-end tests against disposable Debian hosts running real systemd.
 
-Built on ``tests/support/nspawn.py`` (see its docstring and
-``/work/shared/design/test-hosts.md``, "Tier 2"):
+Built on ``tests/support/nspawn.py`` (see its docstring and tests/support/README.md,
+"Tier 2"):
 
 * ``host_pool`` (session): one ``HostPool`` for the run; it owns the bridge, the per-run
   key pair and the known_hosts file, and tears every host down at the end, also when a test

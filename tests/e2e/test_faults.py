@@ -46,7 +46,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.support.nspawn import HostPool, SystemdHost
+from tests.support.nspawn import HostPool, SystemdHost, machine_sysctl
 
 pytestmark = pytest.mark.e2e
 
@@ -216,7 +216,7 @@ sed -nE -e 's/^(requirepass) .*/\1 ***/p' \
 
 
 def overcommit_off() -> bool:
-    return Path("/proc/sys/vm/overcommit_memory").read_text().strip() != "1"
+    return machine_sysctl("vm.overcommit_memory") != "1"
 
 
 def snapshot(host: SystemdHost) -> str:
@@ -227,7 +227,7 @@ def hold_clients(address: str, count: int) -> list[socket.socket]:
     """Open `count` client connections and wait until Redis has answered each (NOAUTH)."""
     held = []
     for _ in range(count):
-        sock = socket.create_connection((address, PORT), timeout=5)
+        sock = socket.create_connection((address, PORT), timeout=30)
         sock.sendall(b"PING\r\n")
         assert sock.recv(100).startswith(b"-NOAUTH")
         held.append(sock)
@@ -235,10 +235,11 @@ def hold_clients(address: str, count: int) -> list[socket.socket]:
 
 
 def client_check(host: SystemdHost, case: Case) -> str:
-    """What this machine gets from Redis now: PING (and SET/GET), as a client would."""
+    """What this machine gets from Redis now: PING (and SET/GET), as a client would.
+    10 s: patient enough for a busy machine, and what a dropped packet (`network`) costs."""
     client = redis.Redis(
-        host=host.address, port=PORT, password=case.password, socket_timeout=3,
-        socket_connect_timeout=3, protocol=2, retry=Retry(NoBackoff(), 0),
+        host=host.address, port=PORT, password=case.password, socket_timeout=10,
+        socket_connect_timeout=10, protocol=2, retry=Retry(NoBackoff(), 0),
     )  # fmt: skip
     try:
         answer = "PONG" if client.ping() else "no PONG"

@@ -49,7 +49,7 @@ def listen_everywhere(host: SystemdHost) -> None:
     assert host.ssh("redis-cli config set bind 0.0.0.0", check=True).stdout.strip() == "OK"
 
 
-def connect_error(address: str, port: int = REDIS, timeout: float = 3.0) -> OSError | None:
+def connect_error(address: str, port: int = REDIS, timeout: float = 10.0) -> OSError | None:
     """What a TCP connect from the control machine gets (None: it connected)."""
     try:
         with socket.create_connection((address, port), timeout=timeout):

@@ -12,20 +12,19 @@ from __future__ import annotations
 import errno
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support.nspawn import HostPool, SystemdHost, ssh
+from tests.support.nspawn import COMMAND_TIMEOUT, HostPool, SystemdHost, ssh
 
 pytestmark = pytest.mark.e2e
 
 REDIS_PORT = 6379
 
 
-def _connect_error(address: str, port: int, timeout: float = 5.0) -> OSError | None:
+def _connect_error(address: str, port: int, timeout: float = 30.0) -> OSError | None:
     """Try a TCP connect from the control machine; return the error (None if it connected)."""
     try:
         with socket.create_connection((address, port), timeout=timeout):
@@ -117,7 +116,7 @@ def test_known_hosts_keeps_strict_checking_on(systemd_host: SystemdHost) -> None
         ["ssh", *options, f"root@{host.address}", "true"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=COMMAND_TIMEOUT,
         check=False,
     )
     assert refused.returncode == 255
@@ -131,12 +130,9 @@ def test_pool_teardown_leaves_nothing_behind(host_pool: HostPool) -> None:
         [host] = pool.boot(1)
         assert ssh(host, "redis-cli ping").stdout.strip() == "PONG"
         bridge, root, state = pool.bridge, host.root, pool.state_dir
-        started = time.monotonic()
-    stop_seconds = time.monotonic() - started
 
     assert not Path("/sys/class/net", bridge).exists()
     assert not Path("/sys/class/net", f"vb-{host.name}").exists()
     with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
         assert str(root) not in mounts.read()
     assert not state.exists()
-    assert stop_seconds < 30

@@ -10,7 +10,8 @@ real fleet behind a jump host looks, with nothing faked on the control side:
   installed through the bastion, so no session of ours ever straddles the wall.
 * `ssh_via(config, command)`: run a command on the walled-off target with the OpenSSH
   client, through the bastion; `ssh_direct(host, command)` runs one straight on a host.
-  Both wait up to 30 s for a connection: the test machine is shared and can be busy.
+  Both wait up to `CONNECT_TIMEOUT` (30 s) for a connection: the test machine is shared
+  and can be busy.
 * `count_logins(...)`: a command counting a host's SSH logins per source address.
 """
 
@@ -20,9 +21,6 @@ import subprocess
 from pathlib import Path
 
 from tests.support.nspawn import SSH_OPTIONS, SystemdHost
-
-# ssh keeps the first value of an option: this one beats SSH_OPTIONS' ConnectTimeout=5.
-_PATIENT = ("-o", "ConnectTimeout=30")
 
 
 def write_ssh_config(
@@ -64,14 +62,14 @@ def ssh_via(
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` on the host `target` of `config` with the OpenSSH client (via its jump)."""
     assert SSH_OPTIONS[:2] == ("-F", "/dev/null")  # replaced by the config
-    return _ssh(["-F", str(config), *_PATIENT, *SSH_OPTIONS[2:], "target"], command, timeout)
+    return _ssh(["-F", str(config), *SSH_OPTIONS[2:], "target"], command, timeout)
 
 
 def ssh_direct(
     host: SystemdHost, command: str, *, timeout: float = 90.0
 ) -> subprocess.CompletedProcess[str]:
     """Run `command` on `host` as root, straight from here (strict host key checking)."""
-    return _ssh([*_PATIENT, *host.ssh_options, f"{host.user}@{host.address}"], command, timeout)
+    return _ssh([*host.ssh_options, f"{host.user}@{host.address}"], command, timeout)
 
 
 def _ssh(argv: list[str], command: str, timeout: float) -> subprocess.CompletedProcess[str]:

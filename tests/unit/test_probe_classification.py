@@ -4,7 +4,8 @@ Server errors go through redis-py's own reply parser (``DefaultParser.parse_erro
 connect failures through its own message formatter, so these tests see the same class,
 message and ``status_code`` split a live connection produces. This is where causes that
 need a network we do not have on loopback are pinned down (firewalld's "No route to
-host", the protected-mode close race), with the texts from the design facts file.
+host", the protected-mode close race), with the texts measured on real test hosts
+(tests/support/README.md, "Tier 2").
 """
 
 from __future__ import annotations
