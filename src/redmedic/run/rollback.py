@@ -12,6 +12,7 @@ undid are skipped.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,10 +20,12 @@ from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection
-from redmedic.errors import RedmedicError, UnreachableError, UsageError
+from redmedic.connection.retry import connect_with_retries
+from redmedic.errors import ConnectError, RedmedicError, UnreachableError, UsageError
 from redmedic.events import (
     ChangePlanned,
     ConfirmRequest,
+    ConnectRetried,
     Event,
     HostFinished,
     HostStarted,
@@ -95,6 +98,7 @@ class Rollback:
     forks: int = 20
     connector: Callable[[Host, ConnectOptions], Connection] = connect
     secrets: frozenset[str] = frozenset()  # masked on every host, e.g. vault plaintexts
+    sleep: Callable[[float], None] = time.sleep  # between connection retries
 
     def run(self, playbook: str) -> dict[str, Status]:
         """Undo every selected host; returns each host's status."""
@@ -123,6 +127,25 @@ class Rollback:
             )
         )
         return statuses
+
+    def connect(
+        self, host: Host, emit: Callable[[Event, Masker | None], None], masker: Masker
+    ) -> Connection:
+        """The host's connection, retried as --retries says (connection failures only)."""
+
+        def note(attempt: int, delay: float, error: ConnectError) -> None:
+            retries = self.connect_options.retries
+            emit(
+                ConnectRetried(host.name, attempt, retries, round(delay, 2), error.message), masker
+            )
+
+        def wait(delay: float) -> bool:
+            self.sleep(delay)
+            return False  # an approved rollback is never cancelled half-way (see `run`)
+
+        return connect_with_retries(
+            self.connector, host, self.connect_options, on_retry=note, sleep=wait
+        )
 
     def undo_host(self, host: Host, emit: Callable[[Event, Masker | None], None]) -> Status:
         own = [s for s in (host.password, host.become_password) if s]
@@ -162,7 +185,7 @@ class Rollback:
             return masker.unseal(text, self.salt)
 
         try:
-            with self.connector(host, self.connect_options) as conn:
+            with self.connect(host, emit, masker) as conn:
                 for step in reversed(fixes):
                     try:
                         if step.undo is not None:
