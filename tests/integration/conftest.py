@@ -6,11 +6,12 @@ Built on ``tests/support/loopback.py`` (simulated SSH hosts) and
 * ``isolated_home`` (autouse, function): HOME points at an empty temp dir and SSH_AUTH_SOCK
   is unset, so root's own ``~/.ssh/known_hosts``, ``~/.ssh/config``, keys and agent never
   influence a test (as fabric does). Yields the temp home.
-* ``test_user`` (session): the ``LoginUser`` login user ``redmedic-t`` (password, home, ids).
+* ``test_user`` (session): the ``LoginUser`` login user ``redmedic-login`` (random password,
+  home, ids), unlocked for the session and locked after it.
 * ``ssh_session`` (session): the ``SshSession`` — client key, ``start_sshd()`` for more hosts.
 * ``sshd`` (session): one running simulated host, an ``SshdHost`` (address, port, host key).
 * ``known_hosts_file`` (session): a known_hosts file holding exactly ``sshd``'s key.
-* ``ssh_host`` (function): a ``redmedic.model.inventory.Host`` for ``sshd``: user ``redmedic-t``,
+* ``ssh_host`` (function): a ``redmedic.model.inventory.Host`` for ``sshd``: the login user,
   the session's client key, ``become_password`` set.
 * ``ssh_options`` (function): ``ConnectOptions(known_hosts_files=(known_hosts_file,))`` —
   strict host-key checking stays on.
@@ -43,6 +44,7 @@ from tests.support.loopback import (  # noqa: E402
     SshSession,
     ensure_test_user,
     missing_prerequisites,
+    release_test_user,
 )
 from tests.support.redis_server import RedisServer, running_redis  # noqa: E402
 
@@ -67,9 +69,12 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def test_user() -> LoginUser:
+def test_user() -> Iterator[LoginUser]:
+    """The login user, unlocked for this session and locked again after it (unless another
+    run still holds a lease on it)."""
     _require_loopback_hosts()
-    return ensure_test_user()
+    yield ensure_test_user()
+    release_test_user()
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,7 @@ from redmedic.errors import (
 )
 from redmedic.model.inventory import Host
 from tests.support.loopback import (
+    TEST_USER,
     LoginUser,
     SshdHost,
     SshSession,
@@ -70,7 +71,7 @@ def root_owned_config(directory: Path, content: bytes, mode: int = 0o640) -> Pat
     """A root-owned config file whose group is the login user's, like /etc/redis/redis.conf."""
     path = directory / "redis.conf"
     path.write_bytes(content)
-    os.chown(path, 0, grp.getgrnam("redmedic-t").gr_gid)
+    os.chown(path, 0, grp.getgrnam(TEST_USER).gr_gid)
     os.chmod(path, mode)
     return path
 
@@ -125,7 +126,7 @@ def test_a_slow_command_times_out_with_a_clear_error(conn: SSHConnection) -> Non
 
 
 def test_become_runs_as_root_via_sudo_with_a_password(conn: SSHConnection) -> None:
-    assert conn.run("id -un").stdout == "redmedic-t\n"
+    assert conn.run("id -un").stdout == f"{TEST_USER}\n"
     assert conn.run("id -un", become=True).stdout == "root\n"
     assert conn.run("cat", become=True, stdin=b"data for the command").stdout == (
         "data for the command"
@@ -214,7 +215,7 @@ def test_a_root_only_file_needs_become(conn: SSHConnection, workdir: Path) -> No
         b"bind 127.0.0.1\n",
         0o640,
         "root",
-        "redmedic-t",
+        TEST_USER,
     )
 
 
@@ -323,7 +324,7 @@ def test_the_login_user_edits_its_own_files_without_sudo(
     try:
         assert conn.write_file(path, b"a\n", expected_sha256=None) is None
         found = conn.read_file(path)
-        assert found is not None and found.owner == "redmedic-t"
+        assert found is not None and found.owner == TEST_USER
         assert conn.write_file(path, b"b\n", expected_sha256=found.sha256, backup=False) is None
         assert Path(path).read_bytes() == b"b\n"
     finally:
@@ -460,14 +461,14 @@ def test_password_login_works_and_a_wrong_password_is_an_auth_error(
 ) -> None:
     by_password = replace(ssh_host, private_key_file=None)
     with connect(replace(by_password, password=test_user.password), ssh_options) as conn:
-        assert conn.run("id -un").stdout == "redmedic-t\n"
+        assert conn.run("id -un").stdout == f"{TEST_USER}\n"
 
     wrong = "N0t-the-ssh-password"
     with pytest.raises(AuthError) as caught:
         connect(replace(by_password, password=wrong), ssh_options)
 
     message = str(caught.value)
-    assert "SSH login as redmedic-t was refused (tried password)" in message
+    assert f"SSH login as {TEST_USER} was refused (tried password)" in message
     assert wrong not in message and test_user.password not in message
 
 
@@ -558,11 +559,11 @@ def test_a_local_host_runs_reads_and_writes_the_same_way(
         )
         assert conn.run("id -u", become=True).stdout == f"{os.geteuid()}\n"
         found = conn.read_file(str(path), become=True)
-        assert found is not None and (found.mode, found.group) == (0o640, "redmedic-t")
+        assert found is not None and (found.mode, found.group) == (0o640, TEST_USER)
         backup = conn.write_file(str(path), b"bind 0.0.0.0\n", expected_sha256=found.sha256)
         assert path.read_bytes() == b"bind 0.0.0.0\n"
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
-        assert os.stat(path).st_gid == grp.getgrnam("redmedic-t").gr_gid
+        assert os.stat(path).st_gid == grp.getgrnam(TEST_USER).gr_gid
         with pytest.raises(DriftError):
             conn.write_file(str(path), b"again\n", expected_sha256=found.sha256)
         conn.restore_file(str(path), backup)

@@ -10,6 +10,8 @@ restart it would run through `redis_restart_command`, and changes nothing.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,15 @@ import redis
 
 from redmedic.cli import main
 from tests.support.demo import REPO, demo_target, run_demo
-from tests.support.loopback import LoginUser
+from tests.support.loopback import (
+    PASSWORD_FILE,
+    SUDOERS_FILE,
+    TEST_USER,
+    LoginUser,
+    ensure_test_user,
+    live_leases,
+    release_test_user,
+)
 
 
 def test_make_demo_shows_findings_and_diffs_and_exits_0(
@@ -67,3 +77,37 @@ def test_the_triage_fixes_a_host_without_systemd_through_its_restart_command(
     assert applied[2].startswith("p=$(cat ")  # the restart command
     assert pong is True
     assert (second, again) == (0, {"status": "ok", "changed": 0, "failed": 0})
+
+
+def _shadow_entry(user: str) -> list[str]:
+    for line in Path("/etc/shadow").read_text().splitlines():
+        if line.split(":", 1)[0] == user:
+            return line.split(":")
+    raise AssertionError(f"{user} not in /etc/shadow")
+
+
+def test_after_the_demo_no_login_of_ours_works() -> None:
+    # Given this test process holds no lease on the login user, when `python -m
+    # tests.support.demo` runs to its end, then the account's password is locked and the
+    # account expired (no password, no key logs in), and neither the sudoers drop-in nor
+    # the password file remains -- unless another test run still holds a lease (then the
+    # demo's own lease must be gone, and the last run to leave locks the account).
+    release_test_user()
+    try:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.demo"], cwd=REPO,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        output, _ = demo.communicate(timeout=600)
+        others = live_leases()
+        shadow = _shadow_entry(TEST_USER)
+        leftovers = [p for p in (SUDOERS_FILE, PASSWORD_FILE) if p.exists()]
+    finally:
+        ensure_test_user()  # the rest of this session's tests use the account again
+
+    assert demo.returncode == 0, output[-3000:]
+    assert not [lease for lease in others if lease.startswith(f"{demo.pid}-")]
+    if not others:
+        assert shadow[1].startswith("!"), "password not locked"
+        assert shadow[7] == "1", "account not expired"
+        assert leftovers == []

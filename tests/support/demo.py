@@ -6,7 +6,9 @@ redis.conf that binds to 127.0.0.1 only — the classic cause of "connection ref
 every client that is not on the box. There is no systemd here, so the inventory tells the
 playbook how to restart this Redis (`redis_restart_command`). The demo prints the command
 it runs, runs the shipped triage playbook with --check, and tears everything down (by PID)
-afterwards.
+afterwards. Its login user has a random password for the run only: when the demo ends
+(or is interrupted) the account is locked and expired and its sudoers drop-in removed
+(tests/support/loopback.py, ensure_test_user).
 
     python -m tests.support.demo [--playbook playbooks/connection-refused.yaml] [--keep]
 
@@ -37,6 +39,7 @@ from tests.support.loopback import (
     SshSession,
     ensure_test_user,
     missing_prerequisites,
+    release_test_user,
 )
 from tests.support.redis_server import free_port
 
@@ -218,7 +221,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the target up to experiment")
     args = parser.parse_args()
     os.environ.pop("SSH_AUTH_SOCK", None)
-    return run_demo(args.playbook, args.keep)
+    try:
+        return run_demo(args.playbook, args.keep)
+    finally:
+        release_test_user()  # the login user is locked again (unless a test run uses it)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,17 @@ Facts this module is built on: tests/support/README.md ("Tier 1").
 
 What it owns:
 
-* ``ensure_test_user()`` -- the unprivileged login user ``redmedic-t`` (shell ``/bin/sh``, so
-  no slow ``.bashrc``; home ``/var/lib/redmedic-test/home``), its known password, and the
-  sudoers drop-in ``/etc/sudoers.d/redmedic-test`` letting it run anything *with* that
-  password. Idempotent and guarded by a file lock, so parallel pytest runs can share it.
+* ``ensure_test_user()`` -- the unprivileged login user ``redmedic-login`` (shell ``/bin/sh``, so
+  no slow ``.bashrc``; home ``/var/lib/redmedic-test/login-home``), a random password, and the
+  sudoers drop-in ``/etc/sudoers.d/redmedic-test-login`` letting it run anything *with* that
+  password. That is a root login, so it only works while someone uses it: each process
+  takes a *lease* (a file named by its PID and start time, under a file lock); the first
+  lease unlocks the account with a fresh random password, the last one released locks and
+  expires it and removes the drop-in. Leases are released by ``release_test_user()``, at
+  exit and on SIGTERM/SIGHUP; a lease whose process died (SIGKILL) counts as released the
+  next time anyone takes or releases one. The password is never in the repository, never
+  printed: concurrent processes share it through a root-only file removed with the last
+  lease.
 * ``ensure_other_user()`` -- a second local account ``redmedic-t2`` (no login), to become.
 * ``SshSession`` -- per test session: a client ed25519 key pair, an ``authorized_keys`` file
   for it (in a per-session directory sshd can read as the user), and ``start_sshd()`` to
@@ -27,28 +34,34 @@ already in use" and the next one is tried. Every wait is bounded.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-TEST_USER = "redmedic-t"
-#: The login (and sudo) password of TEST_USER. Known to the tests on purpose: they check it
-#: never shows up in process listings or error messages.
-TEST_PASSWORD = "rdm-T3st-sudo-pw-7Q"
+#: Not the older fixtures' `redmedic-t` (fixed password): a run of those beside this one
+#: would reset this account's password, and locking it would break theirs.
+TEST_USER = "redmedic-login"
 STATE_DIR = Path("/var/lib/redmedic-test")
-HOME_DIR = STATE_DIR / "home"
-SUDOERS_FILE = Path("/etc/sudoers.d/redmedic-test")
+HOME_DIR = STATE_DIR / "login-home"
+SUDOERS_FILE = Path("/etc/sudoers.d/redmedic-test-login")
+#: One file per process using TEST_USER (see ensure_test_user).
+LEASE_DIR = STATE_DIR / "leases"
+#: TEST_USER's current random password, root-only, shared by the processes holding a lease.
+PASSWORD_FILE = STATE_DIR / ".login-password"
 SSHD = "/usr/sbin/sshd"
 DEFAULT_PORT = 2222
 #: Bounds for a busy 2-core machine (several test runs at once); a daemon that starts
@@ -115,10 +128,84 @@ def _run(argv: list[str], *, stdin: bytes | None = None, timeout: float = 30.0) 
     return result.stdout.decode(errors="replace")
 
 
-def ensure_test_user() -> LoginUser:
-    """Create (or repair) TEST_USER, its password and sudoers rule; idempotent.
+def _process_lease_name(pid: int) -> str | None:
+    """`PID-STARTTIME` of a running process (None when it is gone): a reused PID differs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return f"{pid}-{stat.rsplit(')', 1)[1].split()[19]}"
 
-    The password goes to chpasswd on stdin, never on a command line.
+
+def live_leases() -> list[str]:
+    """The leases on TEST_USER whose processes still run; stale ones are removed."""
+    live = []
+    for lease in sorted(LEASE_DIR.glob("*-*")):
+        if _process_lease_name(int(lease.name.split("-", 1)[0])) == lease.name:
+            live.append(lease.name)
+        else:
+            lease.unlink(missing_ok=True)
+    return live
+
+
+#: This process's lease and the password it was given (kept so that a re-lease by the same
+#: process, e.g. after a test released it, gives back the password its fixtures hold).
+_held: dict[str, str] = {}
+
+
+def _lock_account() -> None:
+    """No login works: password locked, account expired, sudoers drop-in gone."""
+    SUDOERS_FILE.unlink(missing_ok=True)
+    PASSWORD_FILE.unlink(missing_ok=True)
+    with contextlib.suppress(KeyError):
+        pwd.getpwnam(TEST_USER)
+        _run(["usermod", "--lock", "--expiredate", "1", TEST_USER])
+
+
+def _unlock_account(password: str) -> None:
+    """Give TEST_USER `password` (on chpasswd's stdin, never argv) and its sudoers rule."""
+    _run(["chpasswd"], stdin=f"{TEST_USER}:{password}\n".encode())
+    _run(["usermod", "--expiredate", "", TEST_USER])
+    if not SUDOERS_FILE.exists() or SUDOERS_FILE.read_text() != _SUDOERS_TEXT:
+        draft = SUDOERS_FILE.with_name(".redmedic-test-login.draft")
+        draft.write_text(_SUDOERS_TEXT)
+        os.chmod(draft, 0o440)
+        try:
+            _run(["visudo", "-cf", str(draft)])
+            os.replace(draft, SUDOERS_FILE)
+        finally:
+            draft.unlink(missing_ok=True)
+
+
+def _shared_password() -> str:
+    """The password of the live leases, or a new one (this process's old one) if none."""
+    if live_leases() and PASSWORD_FILE.exists():
+        return PASSWORD_FILE.read_text()
+    password = _held.get("password") or "rdm-" + secrets.token_urlsafe(18)
+    fd = os.open(PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password)
+    return password
+
+
+def _release_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds finally blocks, then atexit releases
+
+
+def _release_at_exit() -> None:
+    """Release at exit, and turn SIGTERM/SIGHUP into an exit (their default skips atexit)."""
+    atexit.register(release_test_user)
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, _release_on_signal)
+
+
+def ensure_test_user() -> LoginUser:
+    """Create (or repair) TEST_USER and take this process's lease on it; idempotent.
+
+    While any lease is held the account has the leases' shared random password and its
+    sudoers rule; `release_test_user()` (also run at exit) locks it when the last goes.
     """
     STATE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chmod(STATE_DIR, 0o755)
@@ -136,17 +223,27 @@ def ensure_test_user() -> LoginUser:
             entry = pwd.getpwnam(TEST_USER)
         HOME_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
         os.chown(HOME_DIR, entry.pw_uid, entry.pw_gid)
-        _run(["chpasswd"], stdin=f"{TEST_USER}:{TEST_PASSWORD}\n".encode())
-        if not SUDOERS_FILE.exists() or SUDOERS_FILE.read_text() != _SUDOERS_TEXT:
-            draft = SUDOERS_FILE.with_name(".redmedic-test.draft")
-            draft.write_text(_SUDOERS_TEXT)
-            os.chmod(draft, 0o440)
-            try:
-                _run(["visudo", "-cf", str(draft)])
-                os.replace(draft, SUDOERS_FILE)
-            finally:
-                draft.unlink(missing_ok=True)
-    return LoginUser(TEST_USER, TEST_PASSWORD, HOME_DIR, entry.pw_uid, entry.pw_gid)
+        lease = _process_lease_name(os.getpid())
+        assert lease is not None
+        password = _shared_password()
+        _unlock_account(password)
+        LEASE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (LEASE_DIR / lease).touch()
+        if not _held:
+            _release_at_exit()
+        _held.update(lease=lease, password=password)
+    return LoginUser(TEST_USER, password, HOME_DIR, entry.pw_uid, entry.pw_gid)
+
+
+def release_test_user() -> None:
+    """Give up this process's lease; the last lease locks TEST_USER. Safe to call twice."""
+    lease = _held.pop("lease", None)
+    if lease is None:
+        return
+    with _locked(STATE_DIR / ".setup.lock"):
+        (LEASE_DIR / lease).unlink(missing_ok=True)
+        if not live_leases():
+            _lock_account()
 
 
 OTHER_USER = "redmedic-t2"
