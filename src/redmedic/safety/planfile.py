@@ -198,6 +198,7 @@ _CHANGE_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "after": (str,),
         "after_sha256": (str,),
         "before_sha256": (str, type(None)),
+        "mode": (int, type(None)),
         "become": (bool,),
     },
 }
