@@ -105,3 +105,16 @@ def test_show_renders_each_host_step_and_command_masked(
     assert "r1:\n  fix step 1: Start\n    run (as root): redis-cli -a ******** ping\n" in out
     assert "undo: systemctl stop redis-server" in out
     assert "redmedic-secret" not in out
+
+
+def test_the_plan_key_is_the_users_own_and_a_shared_one_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the key made by the first plan: readable by me only
+    key = plan_key(create=True)
+    assert len(key) == 32 and plan_key_path().stat().st_mode & 0o777 == 0o600
+    assert plan_key() == key
+    # When someone makes it readable by others, then no plan it signed is trusted
+    plan_key_path().chmod(0o644)
+    err = refused(["show", str(ADVERSARIAL / "plan-base.json")], capsys)
+    assert "the plan key may be read by other users" in err and "chmod 600" in err

@@ -110,6 +110,12 @@ def plan_key(*, create: bool = False) -> bytes:
     """This user's key for signing plan files, made (0600) on the first `--plan-out`."""
     path = plan_key_path()
     try:
+        if path.stat().st_mode & 0o077:  # anyone else who can read it can sign plans
+            raise PlanFileError(
+                "the plan key may be read by other users: plans it signed are not trusted",
+                where=str(path),
+                hint=f"`chmod 600 {path}`, then make the plan again",
+            )
         return path.read_bytes()
     except FileNotFoundError:
         if not create:
