@@ -54,6 +54,7 @@ from redmedic.safety.planfile import (
     save_plan,
 )
 from redmedic.safety.secrets import is_secret_name
+from redmedic.safety.showplan import render_plan
 from redmedic.steps import StepRegistry, load_step_types
 
 
@@ -179,6 +180,9 @@ def _parser() -> argparse.ArgumentParser:
         default="text",
         help="text (the summary table) or json (one summary line)",
     )
+
+    show = commands.add_parser("show", help="show exactly what `apply` would run from a plan")
+    show.add_argument("plan", help="plan file from `run --check --plan-out`")
 
     validate = commands.add_parser("validate", help="check playbooks without contacting hosts")
     validate.add_argument(
@@ -694,13 +698,40 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
     if not names:
         print("the plan changes nothing: nothing to apply", file=sys.stderr)
         return 0
-    hosts = _in_shard(args, select_hosts(inventory, ",".join(names), args.limit, where=args.plan))
+    hosts = _in_shard(args, _plan_hosts(inventory, names, args.limit, where=args.plan))
     salt = bytes.fromhex(plan.salt)
     saved = dict(plan.hosts)
     args.become = args.become or plan.become  # -b given to the run that made the plan
     return _execute(
         args, registry, playbook, hosts, extra, check=False, salt=salt, vault=vault, saved=saved
     ).exit_code
+
+
+def command_show(args: argparse.Namespace, registry: StepRegistry) -> int:
+    sys.stdout.write(render_plan(load_plan(args.plan)))
+    return 0
+
+
+def _plan_hosts(
+    inventory: Inventory, names: Sequence[str], limit: str | None, *, where: str
+) -> list[Host]:
+    """Exactly the plan's hosts, each by its name (never as a pattern: `all` or a group name
+    is no host), narrowed by --limit."""
+    by_name = {host.name: host for host in inventory.hosts}
+    for name in names:
+        if name not in by_name:
+            raise PlanFileError(
+                f"the plan's host {name!r} is not a host of the inventory "
+                "(apply runs exactly the plan's hosts, never a pattern or a group)",
+                where=where,
+                hint="make the plan again against this inventory",
+            )
+    if limit is not None:
+        allowed = {host.name for host in select_hosts(inventory, "all", limit)}
+        names = [name for name in names if name in allowed]
+        if not names:
+            raise UsageError(f"--limit {limit!r} leaves none of the plan's hosts")
+    return [by_name[name] for name in names]
 
 
 def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
@@ -839,6 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "run": command_run,
         "apply": command_apply,
+        "show": command_show,
         "rollback": command_rollback,
         "report": command_report,
         "validate": command_validate,

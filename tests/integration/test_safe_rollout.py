@@ -105,6 +105,11 @@ def test_the_reviewed_plan_is_applied_exactly_and_shows_no_secret(
     assert PASSWORD not in saved and "requirepass ********" in saved
     assert oct(plan_file.stat().st_mode & 0o777) == "0o600"
     assert conf(site, "r1").read_text() == BROKEN
+    # `show` renders each host's steps as apply runs them: the diff, the password masked
+    assert main(["show", str(plan_file)]) == 0
+    shown = capsys.readouterr().out
+    assert "r1:\n  fix step 1: " in shown and f"write: {conf(site, 'r1')}" in shown
+    assert "+requirepass ********" in shown and PASSWORD not in shown
 
     code, events, text = cli(site, capsys, "apply", str(plan_file), "--yes")
     assert code == 0, events

@@ -31,7 +31,6 @@ CHANGES: list[Change] = [
     FileChange("/etc/redis/new.conf", None, b"port 6380\n", mode=0o600),
     CommandChange(
         f"redis-cli -a {PASSWORD} config set maxclients 100",
-        display="raise maxclients",
         become=True,
         undo_command=f"redis-cli -a {PASSWORD} config set maxclients 10",
         precondition=("redis-cli config get maxclients", "maxclients\n10\n"),

@@ -285,3 +285,13 @@ def test_a_reviewed_plan_is_refused_when_the_service_changed_since(tmp_path: Pat
     assert not applying.ran("systemctl start")
     assert result.status is Status.FAILED
     assert "the host changed since the plan was made (now: active enabled" in result.message
+
+
+def test_applying_a_plan_never_plans_a_host_it_has_no_changes_for(tmp_path: Path) -> None:
+    # Given a stopped redis that a fresh plan would start, and a plan with nothing for it
+    applying = stopped_redis(tmp_path, enabled="enabled", then=PONG)
+    result = applying.host_run(RunOptions(), saved=SavedHost("redis-1", "not in the plan")).run()
+    # Then apply refuses the host instead of planning it afresh: nothing ran
+    assert not applying.ran("systemctl start")
+    assert result.status is Status.FAILED
+    assert "the plan has no changes for this host" in result.message

@@ -18,9 +18,9 @@ from redmedic.run.rollback import Recorded, Rollback
 from redmedic.testing import ScriptedConnection
 
 HOST = Host(name="r1", address="127.0.0.1")
-START = {"kind": "command", "command": "systemctl start redis-server", "display": "",
+START = {"kind": "command", "command": "systemctl start redis-server",
          "become": True, "undo_command": "systemctl stop redis-server"}  # fmt: skip
-STOP = {"kind": "command", "command": "systemctl stop redis-server", "display": "",
+STOP = {"kind": "command", "command": "systemctl stop redis-server",
         "become": True, "undo_command": None}  # fmt: skip
 
 

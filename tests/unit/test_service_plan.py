@@ -25,7 +25,7 @@ def plan_for(found: UnitState, args: ServiceArgs = WANTED) -> list[CommandChange
 
 def test_a_stopped_disabled_unit_is_enabled_then_started_each_with_its_undo() -> None:
     changes = plan_for(unit("inactive", "disabled"))
-    assert [(c.display, c.undo_command, c.become) for c in changes] == [
+    assert [(c.command, c.undo_command, c.become) for c in changes] == [
         ("systemctl enable redis-server", "systemctl disable redis-server", True),
         ("systemctl start redis-server", "systemctl stop redis-server", True),
     ]
@@ -39,18 +39,18 @@ def test_a_running_enabled_unit_needs_nothing() -> None:
 
 def test_restarted_always_acts_and_reloaded_starts_a_stopped_unit() -> None:
     restart = ServiceArgs(name="redis-server", state="restarted")
-    assert [c.display for c in plan_for(unit("active", "enabled"), restart)] == [
+    assert [c.command for c in plan_for(unit("active", "enabled"), restart)] == [
         "systemctl restart redis-server"
     ]
     reload = ServiceArgs(name="redis-server", state="reloaded")
-    assert [c.display for c in plan_for(unit("inactive", "enabled"), reload)] == [
+    assert [c.command for c in plan_for(unit("inactive", "enabled"), reload)] == [
         "systemctl start redis-server"
     ]
 
 
 def test_a_sysv_host_uses_service_and_update_rc_d() -> None:
     changes = plan_for(unit("inactive", "disabled", init="sysv"))
-    assert [(c.display, c.undo_command) for c in changes] == [
+    assert [(c.command, c.undo_command) for c in changes] == [
         ("update-rc.d redis-server defaults", "update-rc.d redis-server disable"),
         ("service redis-server start", "service redis-server stop"),
     ]

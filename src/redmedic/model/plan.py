@@ -209,7 +209,6 @@ class CommandChange:
     """Run one command on the host; `undo_command` (if any) is the command that reverses it."""
 
     command: str
-    display: str = ""
     become: bool = False
     undo_command: str | None = None
     # (command, expected stdout): the state this change was planned against, re-checked
@@ -219,7 +218,8 @@ class CommandChange:
     kind: ClassVar[str] = "command"
 
     def describe(self) -> str:
-        return self.display or self.command
+        """The command itself: what is shown, gated and audited is what runs (masked on output)."""
+        return self.command
 
     def diff(self) -> str:
         return ""
@@ -234,11 +234,10 @@ class CommandChange:
         self, seal: Text = _same, mask: Text = _same, *, applied: bool = False
     ) -> dict[str, Any]:
         """The commands sealed (they are run again: by `apply`, or `rollback` for an undo
-        or a handler), the display masked; the precondition only while not yet `applied`."""
+        or a handler); the precondition only while not yet `applied`."""
         data: dict[str, Any] = {
             "kind": self.kind,
             "command": seal(self.command),
-            "display": mask(self.display),
             "become": self.become,
             "undo_command": seal(self.undo_command) if self.undo_command else None,
         }
@@ -254,7 +253,6 @@ class CommandChange:
         precondition = data.get("precondition")
         return cls(
             unseal(data["command"]),
-            display=data["display"],
             become=bool(data["become"]),
             undo_command=unseal(data["undo_command"]) if data.get("undo_command") else None,
             precondition=(unseal(precondition[0]), unseal(precondition[1]))

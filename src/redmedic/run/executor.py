@@ -28,6 +28,7 @@ from redmedic.connection.base import Connection, RemoteFile
 from redmedic.connection.retry import connect_with_retries
 from redmedic.errors import (
     ConnectError,
+    DriftError,
     HostError,
     RedmedicError,
     StepError,
@@ -220,7 +221,9 @@ class HostRun:
                 return self.done(
                     HostResult(self.host.name, Status.FAILED, failed=1, message=failure)
                 )
-            planned = self.load_saved(conn, self.saved) if self.saved else self.plan(conn)
+            planned = (
+                self.load_saved(conn, self.saved) if self.saved is not None else self.plan(conn)
+            )
             if self.options.check:
                 result = self.checked(conn, planned)
                 conn.close()
@@ -619,7 +622,13 @@ class HostRun:
         return saved_host(self.host.name, status.value, steps, self.seal, self.masker.mask)
 
     def load_saved(self, conn: Connection, saved: SavedHost) -> list[_Planned]:
-        """The reviewed changes, after checking the host is still as it was when planned."""
+        """The reviewed changes, after checking the host is still as it was when planned.
+
+        Never a fresh plan: a host the plan has no changes for is refused."""
+        if not saved.steps:
+            raise DriftError(
+                self.host.name, "the plan has no changes for this host: nothing applied"
+            )
         check_saved_steps(saved, [step.name for step in self.playbook.fix])
         planned = []
         for entry in saved.steps:

@@ -97,7 +97,12 @@ class Fleet:
             self.reporter(event)
 
     def host_run(self, host: Host) -> HostRun:
-        saved = self.saved.get(host.name) if self.saved is not None else None
+        # Applying a plan: a host outside it gets an empty plan (refused), never a fresh one.
+        saved = (
+            self.saved.get(host.name, SavedHost(host.name, "not in the plan"))
+            if self.saved is not None
+            else None
+        )
         return HostRun(
             host,
             self.playbook,

@@ -152,5 +152,10 @@ class Masker:
         return text
 
 
+def hide_sealed(text: str) -> str:
+    """A sealed text as it may be shown: each secret's placeholder masked."""
+    return _SEALED.sub(MASK, text)
+
+
 def _token(value: str, salt: bytes) -> str:
     return hmac.new(salt, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:32]

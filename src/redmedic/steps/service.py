@@ -89,7 +89,6 @@ class Service(StepType[ServiceArgs, UnitState]):
         return [
             CommandChange(
                 command(action, args.name),
-                display=command(action, args.name, display=True),
                 become=found.become,
                 undo_command=command(_STATE_UNDO[action], args.name)
                 if action in _STATE_UNDO
@@ -100,12 +99,12 @@ class Service(StepType[ServiceArgs, UnitState]):
         ]
 
 
-def _systemd_command(action: str, unit: str, *, display: bool = False) -> str:
-    return f"systemctl {action} {unit if display else shlex.quote(unit)}"
+def _systemd_command(action: str, unit: str) -> str:
+    return f"systemctl {action} {shlex.quote(unit)}"
 
 
-def _sysv_command(action: str, unit: str, *, display: bool = False) -> str:
-    name = _sysv_name(unit) if display else shlex.quote(_sysv_name(unit))
+def _sysv_command(action: str, unit: str) -> str:
+    name = shlex.quote(_sysv_name(unit))
     if action in ("enable", "disable"):
         return (
             f"update-rc.d {name} defaults" if action == "enable" else f"update-rc.d {name} disable"

@@ -381,7 +381,6 @@ class Sysctl(StepType[SysctlArgs, SysctlFound]):
             changes.append(
                 CommandChange(
                     f"sysctl -q -w {setting}",
-                    display=f"sysctl -w {args.dotted}={args.wanted}",
                     become=found.become,
                     undo_command=undo,
                 )

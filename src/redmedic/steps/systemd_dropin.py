@@ -255,7 +255,6 @@ class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
         return [
             CommandChange(
                 f"mkdir -p -- {directory}",
-                display=f"mkdir -p {args.directory}",
                 become=found.become,
                 undo_command=undo,
             ),
