@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 from typing import TextIO
 
 from redmedic.events import Event, event_name
+from redmedic.safety.audit import json_line
 
 
 class JsonLinesReporter:
@@ -19,7 +19,7 @@ class JsonLinesReporter:
 
     def __call__(self, event: Event) -> None:
         record = {"event": event_name(event), **dataclasses.asdict(event)}
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = json_line(record)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
