@@ -158,7 +158,7 @@ def test_a_command_printing_50_mb_keeps_a_few_mib_of_memory() -> None:
 
 def test_a_file_larger_than_redmedic_reads_is_refused_not_cut(tmp_path: Path) -> None:
     big = tmp_path / "redis.conf"
-    big.write_bytes(b"# padding\n" * 300_000)  # 3 MB
+    big.write_bytes(b"# padding\n" * 500_000)  # 5 MB
     conn = LocalConnection(Host("local", "127.0.0.1", connection="local"))
-    with pytest.raises(CommandError, match=r"3000000 bytes, larger than redmedic reads \(2 MiB\)"):
+    with pytest.raises(CommandError, match=r"5000000 bytes, larger than redmedic reads \(4 MiB\)"):
         conn.read_file(str(big))

@@ -76,10 +76,10 @@ _EXISTS_FN = (
 )
 
 
-#: The largest file `read_file` reads (and so edits): 2 MiB, some twenty times a big
+#: The largest file `read_file` reads (and so edits): 4 MiB, some forty times a big
 #: redis.conf. Anything larger is refused with a message rather than cut (an edit of a cut
 #: file would write the cut back), and stays well inside `outputcap.OUTPUT_CAP`.
-MAX_READ_BYTES = 2 * 1024 * 1024
+MAX_READ_BYTES = 4 * 1024 * 1024
 
 
 def read_script(path: str) -> str:
