@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from redmedic.connection.base import CommandTimeout
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.outputcap import OUTPUT_CAP, OutputCap
 from redmedic.connection.sshopen import PARAMIKO_LOGGER
@@ -162,3 +163,15 @@ def test_a_file_larger_than_redmedic_reads_is_refused_not_cut(tmp_path: Path) ->
     conn = LocalConnection(Host("local", "127.0.0.1", connection="local"))
     with pytest.raises(CommandError, match=r"5000000 bytes, larger than redmedic reads \(4 MiB\)"):
         conn.read_file(str(big))
+
+
+def test_capped_local_commands_still_take_stdin_and_keep_their_timeout() -> None:
+    # Given the threads that now read a local command's output, when a command echoes 3 MB
+    # of stdin, ignores its stdin, or leaves a child holding its pipes past the timeout,
+    # then the bytes come back whole, nothing hangs, and the timeout still fails it.
+    conn = LocalConnection(Host("local", "127.0.0.1", connection="local"))
+    data = bytes(range(256)) * 12_000
+    assert conn.run("cat", stdin=data).stdout.encode("utf-8", "surrogateescape") == data
+    assert conn.run("true", stdin=data).ok
+    with pytest.raises(CommandTimeout):
+        conn.run("sleep 60 & echo started", timeout=1.0)
