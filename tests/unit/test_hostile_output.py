@@ -29,6 +29,7 @@ from redmedic.model.inventory import Host
 from redmedic.report.console import ConsolePrompt, ConsoleReporter
 from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.report.sshlog import ssh_conversation
+from redmedic.report.visible import visible
 from redmedic.safety.audit import AuditLog, read_run
 from redmedic.safety.secrets import Masker
 
@@ -175,3 +176,21 @@ def test_capped_local_commands_still_take_stdin_and_keep_their_timeout() -> None
     assert conn.run("true", stdin=data).ok
     with pytest.raises(CommandTimeout):
         conn.run("sleep 60 & echo started", timeout=1.0)
+
+
+def test_bidi_overrides_cannot_reorder_what_a_line_shows() -> None:
+    text = _host_text((DATA / "output-bidi.bin").read_bytes())
+    shown = visible(text)
+    assert shown == "port 6379 \\u202e# 0.0.0.0 bind\\u202c\n"
+
+
+def test_rollback_reads_an_audit_log_with_a_raw_non_utf8_line(tmp_path: Path) -> None:
+    # Given an audit log some older writer left with raw bytes in a line, when rollback reads
+    # the run, then that line and the others are read, not a UnicodeDecodeError.
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(
+        b'{"run_id": "r1", "event": "run_started"}\n'
+        b'{"run_id": "r1", "event": "host_finished", "message": "\xff"}\n'
+    )
+    records, _ = read_run(path, "r1")
+    assert [r["event"] for r in records] == ["run_started", "host_finished"]

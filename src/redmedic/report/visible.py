@@ -14,8 +14,9 @@ import dataclasses
 import re
 from typing import TypeVar
 
-# C0 except \t and \n, DEL, C1, and lone surrogates (undecodable bytes under surrogateescape).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 except \t and \n, DEL, C1, the bidi embeddings/overrides/isolates (they reorder what a
+# line shows, "Trojan Source"), and lone surrogates (undecodable bytes under surrogateescape).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 _T = TypeVar("_T")
 

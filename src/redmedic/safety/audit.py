@@ -136,7 +136,9 @@ def read_run(path: Path, run_id: str) -> tuple[list[dict[str, Any]], list[dict[s
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        # surrogateescape: a line with bytes that are not UTF-8 (written by an older or
+        # another tool) is read as it is and never stops rollback reading the others.
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             for line in handle:
                 try:
                     yield json.loads(line)
