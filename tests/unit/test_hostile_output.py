@@ -194,3 +194,16 @@ def test_rollback_reads_an_audit_log_with_a_raw_non_utf8_line(tmp_path: Path) ->
     )
     records, _ = read_run(path, "r1")
     assert [r["event"] for r in records] == ["run_started", "host_finished"]
+
+
+def test_output_json_on_a_latin1_stdout_is_still_whole_json() -> None:
+    # Given a stdout that is not UTF-8 (LANG=de_DE.ISO-8859-1), when events carry "—", "✓"
+    # and a host's undecodable bytes, then each line is written whole and parses back.
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, encoding="latin-1")
+    reporter = JsonLinesReporter(stream)
+    for event in _events("✓ — ".encode() + BYTES):
+        reporter(event)  # type: ignore[arg-type]
+    stream.flush()
+    records = [json.loads(line) for line in buffer.getvalue().decode("ascii").splitlines()]
+    assert records[1]["output"].encode("utf-8", "surrogateescape") == "✓ — ".encode() + BYTES

@@ -16,10 +16,14 @@ class JsonLinesReporter:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        # A stdout that is not UTF-8 (LANG=…ISO-8859-1) cannot take "—" or a host's "✓":
+        # every non-ASCII character is then a JSON escape, so each line is still written whole.
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        self._ascii = encoding not in ("utf-8", "utf8")
 
     def __call__(self, event: Event) -> None:
         record = {"event": event_name(event), **dataclasses.asdict(event)}
-        line = json_line(record)
+        line = json_line(record, ascii_only=self._ascii)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -39,16 +39,17 @@ _KEPT = (RunStarted, ChangeApplied, ChangeDeclined, RolledBack, HostFinished, Ru
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def json_line(record: dict[str, Any]) -> str:
+def json_line(record: dict[str, Any], *, ascii_only: bool = False) -> str:
     """`record` as one line of valid UTF-8 JSON, whatever bytes a host sent.
 
     Host output is decoded with surrogateescape, so an undecodable byte 0xff is the lone
     surrogate U+DCFF; written raw it is not UTF-8 (the write raises, or a parser rejects the
     line). It is written as the JSON escape `\\udcff` instead: every parser accepts the line,
     and `json.loads` gives back the same string, so `.encode("utf-8", "surrogateescape")`
-    recovers the host's bytes exactly. Other text stays readable (no `\\u` for é or ✓).
+    recovers the host's bytes exactly. Other text stays readable (no `\\u` for é or ✓),
+    unless `ascii_only` (for a stream that cannot encode it): then all of it is escaped.
     """
-    line = json.dumps(record, ensure_ascii=False, default=str)
+    line = json.dumps(record, ensure_ascii=ascii_only, default=str)
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
