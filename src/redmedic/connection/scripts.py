@@ -76,11 +76,25 @@ _EXISTS_FN = (
 )
 
 
+#: The largest file `read_file` reads (and so edits): 4 MiB, some forty times a big
+#: redis.conf. Anything larger is refused with a message rather than cut (an edit of a cut
+#: file would write the cut back), and stays well inside `outputcap.OUTPUT_CAP`.
+MAX_READ_BYTES = 4 * 1024 * 1024
+
+
 def read_script(path: str) -> str:
-    """The one-round-trip script behind `read_file`: a marker line, a stat line, the bytes."""
+    """The one-round-trip script behind `read_file`: a marker line, a stat line, the bytes.
+
+    A file larger than `MAX_READ_BYTES` is refused on the host (exit 1, the reason on stderr).
+    """
     return (
         _EXISTS_FN + f"p={shlex.quote(path)}\n"
         'if exists "$p"; then\n'
+        '  s=$(stat -L -c %s -- "$p") || exit 1\n'
+        f'  if [ "$s" -gt {MAX_READ_BYTES} ]; then\n'
+        "    printf 'the file is %s bytes, larger than redmedic reads "
+        f'({MAX_READ_BYTES // 1024 // 1024} MiB)\\n\' "$s" >&2; exit 1\n'
+        "  fi\n"
         f"  printf '%s\\n' '{MARK}file'\n"
         "  stat -L -c '%a %U %G' -- \"$p\" || exit 1\n"
         '  exec cat -- "$p"\n'

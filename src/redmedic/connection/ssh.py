@@ -20,6 +20,7 @@ import paramiko
 
 from redmedic.connection.base import Connection, ConnectOptions, timeout_error
 from redmedic.connection.keepalive import Keepalive
+from redmedic.connection.outputcap import OutputCap
 from redmedic.connection.sshauth import SSH_ERRORS, reason
 from redmedic.connection.sshopen import Chain, connect_timeout, open_chain
 from redmedic.errors import CommandError, ConnectError
@@ -99,8 +100,7 @@ class SSHConnection(Connection):
             sender.start()
         else:
             _send_stdin(channel, stdin)
-        out: list[bytes] = []
-        err: list[bytes] = []
+        out, err = OutputCap(), OutputCap()
         stdout_open = True
         # No channel timeout: recv() only runs once select() says data (or EOF) is there, and
         # a timeout would also cut short the stdin sender running in another thread.
@@ -113,13 +113,13 @@ class SSHConnection(Connection):
                 if ready:
                     data = channel.recv(_BUFFER)
                     if data:
-                        out.append(data)
+                        out.add(data)
                     else:
                         stdout_open = False
             else:
                 channel.status_event.wait(wait)
             while channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(_BUFFER))
+                err.add(channel.recv_stderr(_BUFFER))
             if not stdout_open and channel.exit_status_ready():
                 break
             if deadline is not None and time.monotonic() >= deadline:
@@ -137,13 +137,13 @@ class SSHConnection(Connection):
                     " — is it frozen or cut off?",
                 )
         while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(_BUFFER))
+            err.add(channel.recv_stderr(_BUFFER))
         if sender is not None:
             sender.join(timeout=_SLICE)
         rc = channel.recv_exit_status()
         if rc == -1 and not self._transport.is_active():
             raise self._lost(EOFError("the transport closed"))
-        return rc, b"".join(out), b"".join(err)
+        return rc, out.value(), err.value()
 
     def _lost(self, exc: BaseException) -> ConnectError:
         return ConnectError(

@@ -30,6 +30,7 @@ from redmedic.events import (
     RunStarted,
     StepDone,
 )
+from redmedic.report.visible import visible_fields
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -103,7 +104,7 @@ class ConsoleReporter:
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            self._render(event)
+            self._render(visible_fields(event))  # a host's bytes never drive the terminal
 
     def _print(self, *renderables: object) -> None:
         self.console.print(*renderables, soft_wrap=True)
@@ -233,6 +234,7 @@ class ConsolePrompt:
 
     def __call__(self, request: ConfirmRequest) -> Answer:
         console = self.reporter.console
+        request = visible_fields(request)  # no host output may hide or redraw the diff
         with self.reporter.paused():
             console.print(f"[bold]{escape(request.host)} › {escape(request.step)}[/]")
             for change in request.changes:

@@ -21,6 +21,7 @@ from typing import Any
 
 from redmedic.connection.sshopen import PARAMIKO_LOGGER
 from redmedic.model.inventory import Host
+from redmedic.report.visible import visible
 from redmedic.safety.secrets import Masker
 
 
@@ -38,7 +39,7 @@ class _MaskedStderr(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             host = record.name.removeprefix(PARAMIKO_LOGGER).lstrip(".") or "?"
-            text = self.masker.mask(record.getMessage())
+            text = visible(self.masker.mask(record.getMessage()))
             sys.stderr.write(f"ssh {host}: {text}\n")
         except Exception:  # never break a run; never print the raw record (unmasked)
             with suppress(Exception):

@@ -13,6 +13,7 @@ import dataclasses
 import getpass
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +34,23 @@ from redmedic.events import (
 
 # Events worth keeping: what changed and how it ended, not every diagnose step.
 _KEPT = (RunStarted, ChangeApplied, ChangeDeclined, RolledBack, HostFinished, RunFinished)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_line(record: dict[str, Any], *, ascii_only: bool = False) -> str:
+    """`record` as one line of valid UTF-8 JSON, whatever bytes a host sent.
+
+    Host output is decoded with surrogateescape, so an undecodable byte 0xff is the lone
+    surrogate U+DCFF; written raw it is not UTF-8 (the write raises, or a parser rejects the
+    line). It is written as the JSON escape `\\udcff` instead: every parser accepts the line,
+    and `json.loads` gives back the same string, so `.encode("utf-8", "surrogateescape")`
+    recovers the host's bytes exactly. Other text stays readable (no `\\u` for é or ✓),
+    unless `ascii_only` (for a stream that cannot encode it): then all of it is escaped.
+    """
+    line = json.dumps(record, ensure_ascii=ascii_only, default=str)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
 
 
 def default_audit_path() -> Path:
@@ -90,7 +108,7 @@ class AuditLog:
         if self.rollback_of:
             record["rollback_of"] = self.rollback_of
         record.update(self._playbook)
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = json_line(record)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -119,7 +137,9 @@ def read_run(path: Path, run_id: str) -> tuple[list[dict[str, Any]], list[dict[s
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:
     try:
-        with open(path, encoding="utf-8") as handle:
+        # surrogateescape: a line with bytes that are not UTF-8 (written by an older or
+        # another tool) is read as it is and never stops rollback reading the others.
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
             for line in handle:
                 try:
                     yield json.loads(line)
