@@ -39,6 +39,7 @@ from redmedic.report.jsonl import JsonLinesReporter
 from redmedic.report.listing import listing
 from redmedic.report.merge import merge_summaries
 from redmedic.report.sshlog import run_masker, ssh_conversation
+from redmedic.report.visible import visible
 from redmedic.run.executor import RunOptions
 from redmedic.run.fleet import EXIT_INPUT, RunResult, exit_code, run_playbook
 from redmedic.run.gate import Gate
@@ -708,7 +709,8 @@ def command_apply(args: argparse.Namespace, registry: StepRegistry) -> int:
 
 
 def command_show(args: argparse.Namespace, registry: StepRegistry) -> int:
-    sys.stdout.write(render_plan(load_plan(args.plan)))
+    """What `apply` would run, as a reviewer reads it; a host's bytes shown, never obeyed."""
+    sys.stdout.write(visible(render_plan(load_plan(args.plan))))
     return 0
 
 
