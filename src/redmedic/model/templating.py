@@ -13,8 +13,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.meta
 import jinja2.nodes
+import jinja2.runtime
 import jinja2.sandbox
 
 from redmedic.errors import TemplateError
@@ -49,8 +51,42 @@ def to_bool(value: Any) -> bool:
     )
 
 
+# The most items a template may build with `*` or `**` (a repeated string, list, or the
+# digits of a power): generous for any real argument, small enough that `'x' * 10**9` is
+# refused at once instead of taking the run's memory. `range()` has Jinja's own bound.
+MAX_REPEAT = 100_000
+
+
+class _Environment(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """The sandbox, immutable (`group_names.append()` is refused), with bounded `*` and `**`."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*" and _is_count(right) and isinstance(left, str | list | tuple):
+            _bound(len(left) * right)
+        elif operator == "*" and _is_count(left) and isinstance(right, str | list | tuple):
+            _bound(len(right) * left)
+        elif operator == "**" and _is_count(left) and _is_count(right) and abs(left) > 1:
+            _bound(abs(left).bit_length() * right // 3)  # about its decimal digits
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bound(size: int) -> None:
+    if size > MAX_REPEAT:
+        raise jinja2.exceptions.SecurityError(
+            f"the result would have more than {MAX_REPEAT} items (a huge `*` or `**`)"
+        )
+
+
 def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
-    env = jinja2.sandbox.SandboxedEnvironment(
+    env = _Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     env.filters["quote"] = lambda value: shlex.quote(str(value))
@@ -185,3 +221,7 @@ class Templar:
             ) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template error in step '{step}': {exc}", where=where) from None
+        except Exception as exc:  # `{{ 1/0 }}`, `range(10**9)`: the template's fault, not ours
+            raise TemplateError(
+                f"template error in step '{step}': {type(exc).__name__}: {exc}", where=where
+            ) from None

@@ -1,0 +1,97 @@
+"""Bad input is a one-line error before any host, never a bug report nor a silent yes.
+
+Each adversarial input is a data file under tests/data/adversarial/input-*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from redmedic.cli import main
+from redmedic.errors import PlaybookError, TemplateError
+from redmedic.model.templating import Templar
+from redmedic.model.yamlsource import load_yaml
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
+
+
+def test_an_alias_bomb_is_refused_with_its_place(capsys: pytest.CaptureFixture[str]) -> None:
+    """Given a playbook whose aliases expand to 10**10 strings, validate refuses it at once."""
+    bomb = ADVERSARIAL / "input-alias-bomb.yaml"
+    with pytest.raises(PlaybookError, match="aliases expand to more than 1,000,000 values"):
+        load_yaml(bomb, error=PlaybookError)
+    assert main(["validate", str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bomb}:10:7: aliases expand" in err
+    assert "Traceback" not in err
+
+
+def test_an_alias_may_still_be_shared_a_few_times(tmp_path: Path) -> None:
+    """Given ordinary anchors and merge keys, the file loads as before."""
+    path = tmp_path / "ok.yaml"
+    path.write_text("base: &b {port: 6379}\none: {<<: *b}\ntwo: [*b, *b]\n")
+    assert load_yaml(path).data["two"] == [{"port": 6379}, {"port": 6379}]
+
+
+def test_an_alias_into_its_own_value_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("a: &a [1, *a]\n")
+    with pytest.raises(PlaybookError, match="refers to the value that contains it"):
+        load_yaml(path, error=PlaybookError)
+
+
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("{{ 1/0 }}", "ZeroDivisionError"),
+        ("x{{ 1/0 }}", "ZeroDivisionError"),
+        ("{{ 'x' * 10**9 }}", "more than 100000 items"),
+        ("{{ [0] * 10**9 }}", "more than 100000 items"),
+        ("{{ 10 ** (10**9) }}", "more than 100000 items"),
+        ("{{ range(10**9) | list }}", "Range too big"),
+        ("{{ group_names.append('x') }}", "unsafe"),
+        ("{{ facts.update(a=1) }}", "unsafe"),
+    ],
+)
+def test_a_template_failing_at_run_time_is_a_template_error_naming_the_step(
+    template: str, says: str
+) -> None:
+    """When a template divides by zero, builds a huge value or mutates a variable, the error
+    names the step and its place (the executor makes it a host error, not an "internal error").
+    """
+    variables = {"group_names": ["redis"], "facts": {}}
+    with pytest.raises(TemplateError, match=f"in step 'Edit'.*{says}") as caught:
+        Templar().render(template, variables, where="pb.yaml:7:5", step="Edit")
+    assert str(caught.value).startswith("pb.yaml:7:5: ")
+    assert variables == {"group_names": ["redis"], "facts": {}}
+
+
+def test_small_repeats_still_work() -> None:
+    render = Templar().render
+    assert render("{{ '-' * 3 }}{{ 2 ** 10 }}", {}, where="f", step="s") == "---1024"
+
+
+def test_plan_out_into_a_missing_directory_is_refused_before_any_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given --plan-out into a directory that does not exist, run stops before reading hosts."""
+    missing = tmp_path / "no-such-dir" / "plan.json"
+    inv = str(tmp_path / "absent.yaml")
+    code = main(["run", "connection-refused", "-i", inv, "--check", "--plan-out", f"{missing}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"the directory {missing.parent} does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_rollback_of_a_log_without_run_started_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = ADVERSARIAL / "input-audit-no-run-started.jsonl"
+    code = main(["rollback", "r1", "--audit-log", str(log), "-i", "absent.yaml"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "run r1 has no run_started record" in err
+    assert "Traceback" not in err
