@@ -95,3 +95,34 @@ def test_rollback_of_a_log_without_run_started_is_one_line(
     err = capsys.readouterr().err
     assert "run r1 has no run_started record" in err
     assert "Traceback" not in err
+
+
+def test_validate_refuses_templates_sure_to_fail_each_at_its_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Given templates that fail whatever the variables, validate lists each with FILE:LINE."""
+    playbook = ADVERSARIAL / "input-template-static.yaml"
+    assert main(["validate", str(playbook)]) == 2
+    err = capsys.readouterr().err
+    expected = [
+        ("6", "ZeroDivisionError"),
+        ("8", "`{% include %}` is not supported"),
+        ("10", "`{% import %}` is not supported"),
+        ("12", "`{% extends %}` is not supported"),
+        ("14", "more than 100000 items"),
+        ("16", "attribute '__class__' is not allowed"),
+        ("18", "`.append()` is not allowed"),
+        ("21", "ZeroDivisionError"),
+    ]
+    for line, says in expected:
+        assert any(f"{playbook}:{line}:" in row and says in row for row in err.splitlines()), says
+    assert "Traceback" not in err
+
+
+def test_validate_refuses_a_bad_regexp_and_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    playbook = ADVERSARIAL / "input-file-line-bad-regexp-mode.yaml"
+    assert main(["validate", str(playbook)]) == 2
+    err = capsys.readouterr().err
+    assert f"{playbook}:8:15: argument 'regexp' of `file_line`" in err
+    assert "not a valid Python regexp" in err
+    assert f"{playbook}:10:13: argument 'mode' of `file_line`" in err

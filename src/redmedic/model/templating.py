@@ -85,6 +85,62 @@ def _bound(size: int) -> None:
         )
 
 
+# Methods that change a list, dict or set: the immutable sandbox refuses them when called.
+_MUTATING = frozenset(
+    {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "update"}
+    | {"setdefault", "popitem", "add", "discard", "difference_update", "intersection_update"}
+    | {"symmetric_difference_update"}
+)
+_TEMPLATE_LOADING = (
+    jinja2.nodes.Include,
+    jinja2.nodes.Import,
+    jinja2.nodes.FromImport,
+    jinja2.nodes.Extends,
+)
+
+
+def static_problem(
+    env: jinja2.sandbox.SandboxedEnvironment, tree: jinja2.nodes.Template
+) -> str | None:
+    """What is sure to fail in a parsed template whatever the variables, or None.
+
+    Found before any host is contacted: loading other templates (there are none to load),
+    an attribute the sandbox refuses (`_...`, a method that changes a variable), and
+    arithmetic on constants that fails (`1/0`, `'x' * 10**9`).
+    """
+    for loading in tree.find_all(_TEMPLATE_LOADING):
+        tag = type(loading).__name__.lower().replace("fromimport", "from ... import")
+        return f"`{{% {tag} %}}` is not supported: a step's template cannot load other files"
+    for attr in tree.find_all(jinja2.nodes.Getattr):
+        if attr.attr.startswith("_"):
+            return f"attribute '{attr.attr}' is not allowed (the sandbox refuses names with _)"
+    for call in tree.find_all(jinja2.nodes.Call):
+        if isinstance(call.node, jinja2.nodes.Getattr) and call.node.attr in _MUTATING:
+            return f"`.{call.node.attr}()` is not allowed: templates cannot change variables"
+    context = jinja2.nodes.EvalContext(env)
+    for binop in tree.find_all(jinja2.nodes.BinExpr):
+        try:
+            _fold(env, context, binop)
+        except jinja2.nodes.Impossible:
+            continue
+        except Exception as exc:  # what the template would raise on every host
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _fold(
+    env: jinja2.sandbox.SandboxedEnvironment,
+    context: jinja2.nodes.EvalContext,
+    node: jinja2.nodes.Expr,
+) -> Any:
+    """The value of a constant expression, computed as the sandbox would (bounds included);
+    Impossible when it reads anything that is not a constant."""
+    if isinstance(node, jinja2.nodes.BinExpr):
+        left, right = _fold(env, context, node.left), _fold(env, context, node.right)
+        return env.call_binop(None, node.operator, left, right)  # type: ignore[arg-type]
+    return node.as_const(context)
+
+
 def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
     env = _Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
@@ -184,6 +240,9 @@ class Templar:
             tree = self._env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}") from None
+        problem = static_problem(self._env, tree)
+        if problem is not None:
+            raise TemplateError(f"template error: {problem}")
         guarded = {
             test.node.name
             for test in tree.find_all(jinja2.nodes.Test)
