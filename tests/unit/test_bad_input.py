@@ -126,3 +126,33 @@ def test_validate_refuses_a_bad_regexp_and_mode(capsys: pytest.CaptureFixture[st
     assert f"{playbook}:8:15: argument 'regexp' of `file_line`" in err
     assert "not a valid Python regexp" in err
     assert f"{playbook}:10:13: argument 'mode' of `file_line`" in err
+
+
+def test_validate_refuses_a_when_that_is_a_quoted_string(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Given `when: "'some string'"`, always true, validate refuses it; a real test passes."""
+    playbook = ADVERSARIAL / "input-when-string.yaml"
+    assert main(["validate", str(playbook)]) == 2
+    rows = capsys.readouterr().err.splitlines()
+    assert [row.split(": ")[0] for row in rows] == [f"{playbook}:7:11", f"{playbook}:10:11"]
+    assert all("`when:` is a quoted string, so it would always hold" in row for row in rows)
+
+
+@pytest.mark.parametrize("value", ["false", "off", "some string"])
+def test_a_when_that_renders_to_text_fails_without_showing_it(value: str) -> None:
+    """When `-e flag=false` reaches `when: flag`, the step fails instead of silently running."""
+    with pytest.raises(TemplateError, match="`when:` of step 'Restart' is text") as caught:
+        Templar().evaluate("flag", {"flag": value}, where="pb.yaml:9:11", step="Restart")
+    assert f"'{value}'" not in str(caught.value)
+    assert value not in str(caught.value).replace("true or false", "")
+    assert "| bool" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "holds"),
+    [("flag | bool", False), ("unit", True), ("missing_unit", False), ("1 and unit", True)],
+)
+def test_a_when_of_other_values_counts_as_python_does(expression: str, holds: bool) -> None:
+    variables = {"flag": "false", "unit": {"active": "yes"}, "missing_unit": None}
+    assert Templar().evaluate(expression, variables, where="f", step="s") is holds

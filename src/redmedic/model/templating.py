@@ -198,9 +198,33 @@ class Templar:
     def evaluate(
         self, expression: str, variables: Mapping[str, Any], *, where: str, step: str
     ) -> bool:
-        """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool."""
+        """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool.
+
+        Text is refused: every non-empty string is true, so `"'no'"` or a `-e flag=false`
+        would silently hold. Other values count as Python does (None, 0, empty: false),
+        so `facts.unit` or `a and b` keep working.
+        """
         compiled = self._compile(expression, where, step)
-        return bool(self._guard(lambda: compiled(**variables), where, step))
+        value = self._guard(lambda: compiled(**variables), where, step)
+        if isinstance(value, str | bytes):  # "'no'", or `-e flag=false`: true as any text is
+            raise TemplateError(
+                f"`when:` of step '{step}' is text, not true or false",  # not shown: a secret?
+                where=where,
+                hint="compare it (`x == 'yes'`) or convert it (`x | bool`)",
+            )
+        return bool(value)
+
+    def constant_text(self, expression: str) -> bool:
+        """Whether a bare expression is text whatever the variables (`"'some string'"`)."""
+        tree = self._env.parse("{{ (" + expression + ") }}")
+        output = tree.body[0]
+        if not isinstance(output, jinja2.nodes.Output) or len(output.nodes) != 1:
+            return False
+        try:
+            value = _fold(self._env, jinja2.nodes.EvalContext(self._env), output.nodes[0])
+        except Exception:  # not a constant (Impossible), or a failure reported elsewhere
+            return False
+        return isinstance(value, str)
 
     def undeclared(self, value: Any, *, expression: bool = False) -> set[str]:
         """Top-level variable names a template (or `when:` expression) reads.
