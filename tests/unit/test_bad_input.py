@@ -26,6 +26,9 @@ def test_an_alias_bomb_is_refused_with_its_place(capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert f"{bomb}:10:7: aliases expand" in err
     assert "Traceback" not in err
+    # and `run` stops at the same line, before reading any inventory or host
+    assert main(["run", str(bomb), "-i", "absent.yaml", "--check"]) == 2
+    assert f"{bomb}:10:7: aliases expand" in capsys.readouterr().err
 
 
 def test_an_alias_may_still_be_shared_a_few_times(tmp_path: Path) -> None:
