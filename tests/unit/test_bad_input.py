@@ -89,6 +89,15 @@ def test_plan_out_into_a_missing_directory_is_refused_before_any_host(
     assert "Traceback" not in err
 
 
+def test_plan_out_onto_a_directory_is_refused_before_any_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = str(tmp_path / "absent.yaml")
+    code = main(["run", "connection-refused", "-i", inv, "--check", "--plan-out", f"{tmp_path}"])
+    assert code == 2
+    assert f"--plan-out: cannot write {tmp_path}" in capsys.readouterr().err
+
+
 def test_rollback_of_a_log_without_run_started_is_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
