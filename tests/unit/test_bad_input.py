@@ -168,3 +168,9 @@ def test_a_when_that_renders_to_text_fails_without_showing_it(value: str) -> Non
 def test_a_when_of_other_values_counts_as_python_does(expression: str, holds: bool) -> None:
     variables = {"flag": "false", "unit": {"active": "yes"}, "missing_unit": None}
     assert Templar().evaluate(expression, variables, where="f", step="s") is holds
+
+
+def test_a_when_reading_a_missing_attribute_names_it_and_the_step() -> None:
+    """`when: facts.nothing` is an error naming the variable, not an internal error."""
+    with pytest.raises(TemplateError, match="in step 'Restart'"):
+        Templar().evaluate("facts.nothing", {"facts": {}}, where="pb.yaml:9:11", step="Restart")

@@ -205,7 +205,7 @@ class Templar:
         so `facts.unit` or `a and b` keep working.
         """
         compiled = self._compile(expression, where, step)
-        value = self._guard(lambda: compiled(**variables), where, step)
+        value = self._guard(lambda: _strict(compiled(**variables)), where, step)
         if isinstance(value, str | bytes):  # "'no'", or `-e flag=false`: true as any text is
             raise TemplateError(
                 f"`when:` of step '{step}' is text, not true or false",  # not shown: a secret?
