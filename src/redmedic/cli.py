@@ -612,11 +612,26 @@ def _warn_ssh(hosts: list[Host]) -> None:
         print(f"redmedic: warning: {line}", file=sys.stderr)
 
 
+def _check_writable_dir(path: str) -> None:
+    """Refuse now, before any host, a file that could not be written after the whole run."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(
+            f"--plan-out: the directory {folder} does not exist", hint="create it or pick another"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK) or os.path.isdir(path):
+        raise UsageError(
+            f"--plan-out: cannot write {path}", hint="pick a file in a directory you can write"
+        )
+
+
 def command_run(args: argparse.Namespace, registry: StepRegistry) -> int:
     if args.plan_out and not args.check:
         raise UsageError(
             "--plan-out needs --check", hint="plan with --check, then `redmedic apply`"
         )
+    if args.plan_out:
+        _check_writable_dir(args.plan_out)
     args.playbook = resolve_playbook(args.playbook)
     vault = _vault(args)
     playbook = load_playbook(args.playbook, registry, vault=vault)
@@ -739,7 +754,13 @@ def _plan_hosts(
 def command_rollback(args: argparse.Namespace, registry: StepRegistry) -> int:
     audit_path = Path(args.audit_log) if args.audit_log else default_audit_path()
     records, later = read_run(audit_path, args.run_id)
-    started = next(r for r in records if r["event"] == "run_started")
+    started = next((r for r in records if r["event"] == "run_started"), None)
+    if started is None:
+        raise UsageError(
+            f"run {args.run_id} has no run_started record in the audit log",
+            where=str(audit_path),
+            hint="the log was cut or edited: undo by hand from its change records",
+        )
     steps = undo_steps(records, later, str(audit_path))
     if not steps:
         print(f"run {args.run_id} left nothing to undo", file=sys.stderr)

@@ -397,6 +397,14 @@ class _Loader:
             except TemplateError as exc:
                 self.report(f"`when:` {exc.message}", *path, "when")
                 continue
+            if self.templar.constant_text(condition):
+                self.report(
+                    "`when:` is a quoted string, so it would always hold",
+                    *path,
+                    "when",
+                    hint="write the condition itself, without the inner quotes",
+                )
+                continue
             kept.append(condition)
         return tuple(kept)
 

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.meta
 import jinja2.nodes
+import jinja2.runtime
 import jinja2.sandbox
 
 from redmedic.errors import TemplateError
@@ -49,8 +51,98 @@ def to_bool(value: Any) -> bool:
     )
 
 
+# The most items a template may build with `*` or `**` (a repeated string, list, or the
+# digits of a power): generous for any real argument, small enough that `'x' * 10**9` is
+# refused at once instead of taking the run's memory. `range()` has Jinja's own bound.
+MAX_REPEAT = 100_000
+
+
+class _Environment(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """The sandbox, immutable (`group_names.append()` is refused), with bounded `*` and `**`."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(
+        self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
+    ) -> Any:
+        if operator == "*" and _is_count(right) and isinstance(left, str | list | tuple):
+            _bound(len(left) * right)
+        elif operator == "*" and _is_count(left) and isinstance(right, str | list | tuple):
+            _bound(len(right) * left)
+        elif operator == "**" and _is_count(left) and _is_count(right) and abs(left) > 1:
+            _bound(abs(left).bit_length() * right // 3)  # about its decimal digits
+        return super().call_binop(context, operator, left, right)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bound(size: int) -> None:
+    if size > MAX_REPEAT:
+        raise jinja2.exceptions.SecurityError(
+            f"the result would have more than {MAX_REPEAT} items (a huge `*` or `**`)"
+        )
+
+
+# Methods that change a list, dict or set: the immutable sandbox refuses them when called.
+_MUTATING = frozenset(
+    {"append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "update"}
+    | {"setdefault", "popitem", "add", "discard", "difference_update", "intersection_update"}
+    | {"symmetric_difference_update"}
+)
+_TEMPLATE_LOADING = (
+    jinja2.nodes.Include,
+    jinja2.nodes.Import,
+    jinja2.nodes.FromImport,
+    jinja2.nodes.Extends,
+)
+
+
+def static_problem(
+    env: jinja2.sandbox.SandboxedEnvironment, tree: jinja2.nodes.Template
+) -> str | None:
+    """What is sure to fail in a parsed template whatever the variables, or None.
+
+    Found before any host is contacted: loading other templates (there are none to load),
+    an attribute the sandbox refuses (`_...`, a method that changes a variable), and
+    arithmetic on constants that fails (`1/0`, `'x' * 10**9`).
+    """
+    for loading in tree.find_all(_TEMPLATE_LOADING):
+        tag = type(loading).__name__.lower().replace("fromimport", "from ... import")
+        return f"`{{% {tag} %}}` is not supported: a step's template cannot load other files"
+    for attr in tree.find_all(jinja2.nodes.Getattr):
+        if attr.attr.startswith("_"):
+            return f"attribute '{attr.attr}' is not allowed (the sandbox refuses names with _)"
+    for call in tree.find_all(jinja2.nodes.Call):
+        if isinstance(call.node, jinja2.nodes.Getattr) and call.node.attr in _MUTATING:
+            return f"`.{call.node.attr}()` is not allowed: templates cannot change variables"
+    context = jinja2.nodes.EvalContext(env)
+    for binop in tree.find_all(jinja2.nodes.BinExpr):
+        try:
+            _fold(env, context, binop)
+        except jinja2.nodes.Impossible:
+            continue
+        except Exception as exc:  # what the template would raise on every host
+            return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _fold(
+    env: jinja2.sandbox.SandboxedEnvironment,
+    context: jinja2.nodes.EvalContext,
+    node: jinja2.nodes.Expr,
+) -> Any:
+    """The value of a constant expression, computed as the sandbox would (bounds included);
+    Impossible when it reads anything that is not a constant."""
+    if isinstance(node, jinja2.nodes.BinExpr):
+        left, right = _fold(env, context, node.left), _fold(env, context, node.right)
+        return env.call_binop(None, node.operator, left, right)  # type: ignore[arg-type]
+    return node.as_const(context)
+
+
 def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
-    env = jinja2.sandbox.SandboxedEnvironment(
+    env = _Environment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     env.filters["quote"] = lambda value: shlex.quote(str(value))
@@ -106,9 +198,33 @@ class Templar:
     def evaluate(
         self, expression: str, variables: Mapping[str, Any], *, where: str, step: str
     ) -> bool:
-        """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool."""
+        """Evaluate a bare Jinja2 expression such as a `when:` condition to a bool.
+
+        Text is refused: every non-empty string is true, so `"'no'"` or a `-e flag=false`
+        would silently hold. Other values count as Python does (None, 0, empty: false),
+        so `facts.unit` or `a and b` keep working.
+        """
         compiled = self._compile(expression, where, step)
-        return bool(self._guard(lambda: compiled(**variables), where, step))
+        value = self._guard(lambda: _strict(compiled(**variables)), where, step)
+        if isinstance(value, str | bytes):  # "'no'", or `-e flag=false`: true as any text is
+            raise TemplateError(
+                f"`when:` of step '{step}' is text, not true or false",  # not shown: a secret?
+                where=where,
+                hint="compare it (`x == 'yes'`) or convert it (`x | bool`)",
+            )
+        return bool(value)
+
+    def constant_text(self, expression: str) -> bool:
+        """Whether a bare expression is text whatever the variables (`"'some string'"`)."""
+        tree = self._env.parse("{{ (" + expression + ") }}")
+        output = tree.body[0]
+        if not isinstance(output, jinja2.nodes.Output) or len(output.nodes) != 1:
+            return False
+        try:
+            value = _fold(self._env, jinja2.nodes.EvalContext(self._env), output.nodes[0])
+        except Exception:  # not a constant (Impossible), or a failure reported elsewhere
+            return False
+        return isinstance(value, str)
 
     def undeclared(self, value: Any, *, expression: bool = False) -> set[str]:
         """Top-level variable names a template (or `when:` expression) reads.
@@ -148,6 +264,9 @@ class Templar:
             tree = self._env.parse(source)
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateError(f"template syntax error: {exc.message}") from None
+        problem = static_problem(self._env, tree)
+        if problem is not None:
+            raise TemplateError(f"template error: {problem}")
         guarded = {
             test.node.name
             for test in tree.find_all(jinja2.nodes.Test)
@@ -185,3 +304,7 @@ class Templar:
             ) from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template error in step '{step}': {exc}", where=where) from None
+        except Exception as exc:  # `{{ 1/0 }}`, `range(10**9)`: the template's fault, not ours
+            raise TemplateError(
+                f"template error in step '{step}': {type(exc).__name__}: {exc}", where=where
+            ) from None

@@ -38,6 +38,9 @@ _Loader: type[yaml.CSafeLoader | yaml.SafeLoader] = getattr(yaml, "CSafeLoader",
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _VAULT_TAG = "!vault"
+# The most values a file may hold once every alias is expanded: far above any real inventory
+# or playbook, far below what an alias bomb ("billion laughs") would build in memory.
+MAX_VALUES = 1_000_000
 PathPart = str | int
 
 
@@ -161,6 +164,7 @@ def parse_yaml(
         root = loader.get_single_node()
         if root is None:
             return YamlDoc(source, None, None)
+        _check_expansion(root, source, error)
         _check_duplicate_keys(root, source, error)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
@@ -221,6 +225,50 @@ def _key_value(node: yaml.nodes.ScalarNode) -> object:
     if node.tag == _STR_TAG:  # nearly every key: skip building a constructor
         return node.value
     return yaml.constructor.SafeConstructor().construct_object(node)
+
+
+def _children(node: yaml.nodes.Node) -> list[yaml.nodes.Node]:
+    if isinstance(node, yaml.nodes.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.nodes.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_expansion(root: yaml.nodes.Node, source: str, error: type[InputError]) -> None:
+    """Refuse a file whose aliases expand to more than MAX_VALUES values, or into themselves.
+
+    Counted on the composed nodes, each shared node once (memoised), so the check costs as
+    much as the text is long however large the expansion would be; the error points at the
+    first anchor whose expansion is too large.
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.nodes.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = size = 1 + sum(sizes[id(child)] for child in _children(node))
+            if size <= MAX_VALUES:
+                continue
+            problem = f"aliases expand to more than {MAX_VALUES:,} values"
+        elif key in sizes:
+            continue
+        elif key in on_path:
+            problem = "an alias refers to the value that contains it"
+        else:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+            continue
+        mark = node.start_mark
+        raise error(
+            problem,
+            where=f"{source}:{mark.line + 1}:{mark.column + 1}",
+            hint="write the values out, or use fewer nested aliases (`*name`)",
+        )
 
 
 def _check_duplicate_keys(root: yaml.nodes.Node, source: str, error: type[InputError]) -> None:

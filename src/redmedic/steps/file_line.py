@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from redmedic.connection.base import RemoteFile
 from redmedic.model.plan import Change, FileChange, StepResult
@@ -37,6 +37,24 @@ class FileLineArgs(StepArgs):
     mode: str | None = Field(
         default=None, description="Octal mode for a created file, e.g. '0640'."
     )
+
+    @field_validator("regexp", "insertafter", "insertbefore")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        """A pattern Python cannot compile is the playbook's mistake: say so before any host."""
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid Python regexp ({exc})") from None
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _octal(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"0?[0-7]{3,4}", value):
+            raise ValueError("not an octal file mode such as '0640'")
+        return value
 
     @model_validator(mode="after")
     def _needs(self) -> FileLineArgs:
