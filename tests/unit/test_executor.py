@@ -285,3 +285,27 @@ def test_a_reviewed_plan_is_refused_when_the_service_changed_since(tmp_path: Pat
     assert not applying.ran("systemctl start")
     assert result.status is Status.FAILED
     assert "the host changed since the plan was made (now: active enabled" in result.message
+
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
+
+
+def test_a_sensitive_steps_output_is_masked_in_every_form(tmp_path: Path) -> None:
+    # Given a sensitive step printing two secret lines and a secret on stderr, a later step
+    # echoing its first line, and sensitive steps whose failure messages would quote output,
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-sensitive-playbook.yaml").read_text(),
+        {
+            "token2": (0, "Sens1tive-two-first\nSens1tive-two-second-" + "y" * 300 + "\n", ""),
+            "token3": (1, "Sens1tive-three\n", "Sens1tive-three-err\n"),
+            "token": (0, "Sens1tive-first\nSens1tive-second\n", "Sens1tive-err\n"),
+            "echo": (0, "Sens1tive-first Sens1tive-err\n", ""),
+        },
+    )
+    # when I run it (the rest of the steps run: the failures are data in diagnose),
+    story.run()
+    # then nothing the user sees holds any part of that output.
+    shown = repr(story.events)
+    assert "Sens1tive" not in shown, shown
+    assert story.ran("echo Sens1tive-first Sens1tive-err")  # the host still got the value

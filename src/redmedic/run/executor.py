@@ -399,8 +399,10 @@ class HostRun:
         self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False
     ) -> None:
         """Store what the step found under its `register:` name (a sensitive one is masked)."""
-        if step.sensitive and result.stdout.strip():
-            self.masker.add(result.stdout.strip())
+        if step.sensitive:  # every form a later step or message may show: whole, each line
+            for text in (result.stdout, result.stderr):
+                for part in (text.strip(), *text.splitlines()):
+                    self.masker.add(part.strip())
         if step.register:
             values = result.registered(changed)
             values["skipped"] = skipped
@@ -431,7 +433,8 @@ class HostRun:
             else (0 if step.phase == "verify" else None)
         )
         if expect_rc is not None and result.rc != expect_rc:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            output = "" if step.sensitive else (result.stderr or result.stdout)
+            tail = output.strip().splitlines()[-3:]
             return f"exit code {result.rc}, expected {expect_rc}" + (
                 f": {' '.join(tail)}" if tail else ""
             )
@@ -440,6 +443,8 @@ class HostRun:
                 step.expect_stdout, self.vars, where=step.where, step=step.name
             )
             if wanted not in result.stdout:
+                if step.sensitive:
+                    return f"expected {wanted!r} in its output (hidden: sensitive step)"
                 got = result.stdout.strip()[:200] or "nothing"
                 return f"expected {wanted!r} in its output, got {got!r}"
         return None
