@@ -12,7 +12,7 @@ import signal
 import subprocess
 from contextlib import suppress
 
-from redmedic.connection.base import Connection, ConnectOptions, timeout_error
+from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin, timeout_error
 from redmedic.errors import CommandError
 from redmedic.model.inventory import Host
 
@@ -33,9 +33,10 @@ class LocalConnection(Connection):
         (Killing only the shell would leave a child holding the pipes open, and
         `communicate` would then wait for it forever.)
         """
+        reader, script = script_on_stdin(command)  # off the command line: see there
         try:
             process = subprocess.Popen(
-                ["/bin/sh", "-c", command],
+                ["/bin/sh", "-c", reader],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -46,7 +47,7 @@ class LocalConnection(Connection):
                 self.host.name, f"cannot start /bin/sh: {exc.strerror or exc}"
             ) from None
         try:
-            out, err = process.communicate(stdin, timeout=timeout)
+            out, err = process.communicate(script + stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
