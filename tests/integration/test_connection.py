@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -38,6 +39,9 @@ from redmedic.errors import (
     HostKeyError,
 )
 from redmedic.model.inventory import Host
+from redmedic.model.plan import CommandChange
+from redmedic.steps.shell import Shell, ShellArgs
+from redmedic.testing import step_context
 from tests.support.loopback import (
     LoginUser,
     SshdHost,
@@ -49,6 +53,8 @@ from tests.support.loopback import (
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
 
 
 @pytest.fixture
@@ -598,3 +604,33 @@ def _write_known(host: SshdHost, session: SshSession) -> Path:
     path = session.root / f"{host.name}.known_hosts"
     path.write_text(host.known_hosts_line + "\n")
     return path
+
+
+# --- a shell step's stdin -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["diagnose", "fix"])
+def test_a_shell_steps_stdin_reaches_the_command_and_no_command_line(
+    conn: SSHConnection, test_user: LoginUser, phase: str
+) -> None:
+    # Given a shell step that hands a secret to its command on stdin,
+    case = yaml.safe_load((ADVERSARIAL / "secrets-shell-stdin.yaml").read_text())
+    shell = Shell()
+    args = ShellArgs(cmd=case["cmd"], stdin=case["stdin"])
+    ctx = step_context(conn, phase=phase)
+    got: list[str] = []
+
+    def run() -> None:  # when it runs in diagnose, or is planned and then applied,
+        if phase == "diagnose":
+            ran = shell.diagnose(args, ctx).result
+            assert ran is not None
+            got.append(ran.stdout)
+        else:
+            [change] = shell.plan(args, shell.diagnose(args, ctx))
+            assert isinstance(change, CommandChange)
+            got.append(conn.run(change.command).stdout)
+
+    saw, leaks = _watch_processes(run, b"sleep\x002", test_user.password.encode())
+    # then the command read exactly that text, and no process listing held it.
+    assert saw and leaks == []
+    assert got == [case["stdin"]]
