@@ -7,6 +7,7 @@ story says: untouched when all is well, fixed and verified, or put back as it wa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from redmedic.events import Answer, ChangePlanned, ConfirmRequest, Event, RolledBack, StepDone
@@ -309,3 +310,23 @@ def test_a_sensitive_steps_output_is_masked_in_every_form(tmp_path: Path) -> Non
     shown = repr(story.events)
     assert "Sens1tive" not in shown, shown
     assert story.ran("echo Sens1tive-first Sens1tive-err")  # the host still got the value
+
+
+def test_transformed_secrets_are_masked_wherever_the_template_puts_them(tmp_path: Path) -> None:
+    # Given templates that upper-case, slice and reverse secrets (one inside a mapping),
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-transformed-playbook.yaml").read_text(),
+        {"echo": (0, "TRANSF0RMED-SECRET\n", "")},
+    )
+    story.conn.host = replace(
+        story.conn.host,
+        vars={"redis_password": "transf0rmed-secret", "db": {"password": "Nested-pw"}},
+    )
+    # when I run the playbook,
+    story.run()
+    # then the host got the transformed values, and nothing shown holds them.
+    assert story.ran("echo TRANSF0RMED-SECRET") and story.ran("wp-detseN")
+    shown = repr(story.events)
+    for piece in ("TRANSF0RMED", "ansf0rmed", "wp-detseN"):
+        assert piece not in shown, shown

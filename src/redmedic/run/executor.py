@@ -63,7 +63,7 @@ from redmedic.run.gate import Gate
 from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
 from redmedic.safety.saved import check_saved_steps, restore_unchanged, saved_host
-from redmedic.safety.secrets import Masker
+from redmedic.safety.secrets import Masker, is_secret_name
 from redmedic.steps import PlanError, StepArgs, StepContext, StepRegistry
 
 
@@ -479,7 +479,15 @@ class HostRun:
         """The step's arguments rendered with the host's variables and validated."""
         where = step.where
         rendered = self.templar.render(dict(step.args), self.vars, where=where, step=step.name)
+        for secret in self.templar.secret_outputs(
+            step.args, self.vars, self.holds_secret, where=where, step=step.name
+        ):
+            self.masker.add(secret)
         return check_args(self.registry[step.type], rendered, lambda loc: where)  # type: ignore[no-any-return]
+
+    def holds_secret(self, name: str) -> bool:
+        """Whether a variable (or a key read in it: `db.password`) is secret by its name."""
+        return is_secret_name(name) or name in self.playbook.sensitive_vars
 
     def context(self, conn: Connection, step: Step) -> StepContext:
         """What the step type sees, with anything a batch already fetched for it."""
