@@ -330,3 +330,20 @@ def test_transformed_secrets_are_masked_wherever_the_template_puts_them(tmp_path
     shown = repr(story.events)
     for piece in ("TRANSF0RMED", "ansf0rmed", "wp-detseN"):
         assert piece not in shown, shown
+
+
+def test_a_quoted_password_is_masked_in_the_plan_and_every_event(tmp_path: Path) -> None:
+    # Given a password with a single quote, passed through the documented `quote` filter,
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-quote-playbook.yaml").read_text(),
+        {"redis-cli": (0, "PONG\n", "")},
+    )
+    story.conn.host = replace(story.conn.host, vars={"redis_password": "it's-Qu0ted rest"})
+    # when I run the playbook and its fix is planned and applied,
+    story.run()
+    # then the host ran the quoted form, and no event (plan, gate, result) shows any of it.
+    assert story.ran("'it'\"'\"'s-Qu0ted rest'")
+    shown = repr(story.events) + repr(story.asked)
+    for piece in ("Qu0ted", "s-Q", "rest'"):
+        assert piece not in shown, shown
