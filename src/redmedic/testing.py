@@ -15,10 +15,18 @@ than its author expected. Every round trip is recorded too (a batch of commands 
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redmedic.connection.base import ENCODING, ERRORS, CommandResult, Connection
+from redmedic.connection.base import (
+    ENCODING,
+    ERRORS,
+    SCRIPT_READER,
+    CommandResult,
+    Connection,
+)
 from redmedic.connection.scripts import MARK
 from redmedic.model.inventory import Host
 from redmedic.model.templating import Templar
@@ -26,6 +34,8 @@ from redmedic.safety.secrets import Masker
 from redmedic.steps.base import StepContext
 
 Reply = tuple[int, str, str]
+
+_SCRIPT_SENT = re.compile(rb"redmedic-script (\d+)\n")
 
 
 class ScriptedConnection(Connection):
@@ -44,6 +54,11 @@ class ScriptedConnection(Connection):
         self.round_trips: list[list[str]] = []
 
     def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        sent = _SCRIPT_SENT.search(stdin) if SCRIPT_READER in command else None
+        if sent:  # sudo's command came on stdin: record it as what the host runs
+            start = sent.end()
+            script = stdin[start : start + int(sent[1])].decode(ENCODING, ERRORS)
+            command = command.replace(shlex.quote(SCRIPT_READER), shlex.quote(script))
         self.round_trips.append([command])
         return self._answer(command)
 

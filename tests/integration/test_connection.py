@@ -13,12 +13,13 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import redis
+import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -38,6 +39,9 @@ from redmedic.errors import (
     HostKeyError,
 )
 from redmedic.model.inventory import Host
+from redmedic.model.plan import CommandChange
+from redmedic.steps.shell import Shell, ShellArgs
+from redmedic.testing import step_context
 from tests.support.loopback import (
     TEST_USER,
     LoginUser,
@@ -50,6 +54,8 @@ from tests.support.loopback import (
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
 
 
 @pytest.fixture
@@ -168,30 +174,42 @@ def _cmdlines_and_environs() -> Iterator[tuple[int, bytes]]:
                     continue
 
 
-def test_the_sudo_password_never_appears_in_process_listings(
-    conn: SSHConnection, test_user: LoginUser
-) -> None:
-    conn.run("true", become=True)  # the one-time sudo check happens before we watch
-    marker = "redmedic-ps-check"
-    runner = threading.Thread(
-        target=conn.run, args=(f"sleep 2; echo {marker}",), kwargs={"become": True}
-    )
+def _watch_processes(
+    run: Callable[[], object], seen: bytes, secret: bytes
+) -> tuple[bool, list[bytes]]:
+    """Run `run` in a thread and read every process's argv and environment while it runs:
+    (whether some argv held `seen`, the argv/environments that held a secret marker)."""
+    runner = threading.Thread(target=run)
     runner.start()
-    secret = test_user.password.encode()
-    saw_sudo = False
-    leaks: list[int] = []
+    saw = False
+    leaks: list[bytes] = []
     # Watch for as long as the command runs (bounded): on a busy machine it may start late.
     deadline = time.monotonic() + 60
     while runner.is_alive() and time.monotonic() < deadline:
-        for pid, text in _cmdlines_and_environs():
-            if secret in text:
-                leaks.append(pid)
-            if b"sudo\0-S" in text and marker.encode() in text:
-                saw_sudo = True
+        for _, text in _cmdlines_and_environs():
+            if b"Ps-s3cret" in text or secret in text:
+                leaks.append(text)
+            saw = saw or seen in text
         time.sleep(0.05)
     runner.join(timeout=10)
+    return saw, leaks
 
-    assert saw_sudo, "the sudo command was never seen running"
+
+@pytest.mark.parametrize("become", [True, False], ids=["sudo", "plain"])
+def test_no_secret_appears_in_process_listings(
+    conn: SSHConnection, test_user: LoginUser, become: bool
+) -> None:
+    # Given a login whose sudo password is known, and a command that carries a secret
+    # (as `redis-cli -a {{ redis_password }}` does),
+    conn.run("true", become=become)  # the one-time sudo check happens before we watch
+    command = "sleep 2; echo Ps-s3cret-in-the-command >/dev/null"
+    # when it runs on the host (through sudo or not) while I read every process listing,
+    seen = b"sudo\0-S" if become else b"sleep\0002"
+    saw, leaks = _watch_processes(
+        lambda: conn.run(command, become=become), seen, test_user.password.encode()
+    )
+    # then the command was seen running, and no argv or environment held a secret.
+    assert saw, "the command was never seen running"
     assert leaks == []
 
 
@@ -587,3 +605,33 @@ def _write_known(host: SshdHost, session: SshSession) -> Path:
     path = session.root / f"{host.name}.known_hosts"
     path.write_text(host.known_hosts_line + "\n")
     return path
+
+
+# --- a shell step's stdin -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", ["diagnose", "fix"])
+def test_a_shell_steps_stdin_reaches_the_command_and_no_command_line(
+    conn: SSHConnection, test_user: LoginUser, phase: str
+) -> None:
+    # Given a shell step that hands a secret to its command on stdin,
+    case = yaml.safe_load((ADVERSARIAL / "secrets-shell-stdin.yaml").read_text())
+    shell = Shell()
+    args = ShellArgs(cmd=case["cmd"], stdin=case["stdin"])
+    ctx = step_context(conn, phase=phase)
+    got: list[str] = []
+
+    def run() -> None:  # when it runs in diagnose, or is planned and then applied,
+        if phase == "diagnose":
+            ran = shell.diagnose(args, ctx).result
+            assert ran is not None
+            got.append(ran.stdout)
+        else:
+            [change] = shell.plan(args, shell.diagnose(args, ctx))
+            assert isinstance(change, CommandChange)
+            got.append(conn.run(change.command).stdout)
+
+    saw, leaks = _watch_processes(run, b"sleep\x002", test_user.password.encode())
+    # then the command read exactly that text, and no process listing held it.
+    assert saw and leaks == []
+    assert got == [case["stdin"]]

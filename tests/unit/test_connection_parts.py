@@ -20,7 +20,12 @@ import pytest
 
 from redmedic.connection import CommandResult, Connection, ConnectOptions, RemoteFile
 from redmedic.connection import hostkeys as hk
-from redmedic.connection.base import short_command, sudo_command
+from redmedic.connection.base import (
+    SCRIPT_READER,
+    script_on_stdin,
+    short_command,
+    sudo_command,
+)
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line, split_sections
 from redmedic.errors import BecomeError, CommandError, DriftError
@@ -314,7 +319,8 @@ def test_nopasswd_sudo_is_used_without_a_password() -> None:
     conn = Scripted(host(become_password=SECRET), sudo_host(nopasswd=True))
     conn.run("id", become=True)
     command, stdin = conn.calls[-1]
-    assert command == "sudo -n -- /bin/sh -c id" and stdin == b""
+    assert command == sudo_command(SCRIPT_READER, with_password=False)
+    assert stdin == b"redmedic-script 2\nid"
 
 
 def test_a_sudo_password_is_validated_once_then_sent_first_on_stdin() -> None:
@@ -326,7 +332,11 @@ def test_a_sudo_password_is_validated_once_then_sent_first_on_stdin() -> None:
     commands = [command for command, _ in conn.calls]
     assert commands[1] == "LC_ALL=C sudo -S -k -p '' true"
     assert conn.calls[1][1] == f"{SECRET}\n".encode()  # validation: password only
-    assert conn.calls[2] == ("sudo -S -k -p '' -- /bin/sh -c cat", f"{SECRET}\npayload".encode())
+    reader, script = script_on_stdin("cat")  # the command on stdin, after the password
+    assert conn.calls[2] == (
+        sudo_command(reader, with_password=True),
+        f"{SECRET}\n".encode() + script + b"payload",
+    )
     assert len(conn.calls) == 4  # probe + validation happen once per connection
     assert all(SECRET not in command for command in commands)
 

@@ -7,6 +7,7 @@ story says: untouched when all is well, fixed and verified, or put back as it wa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from redmedic.events import Answer, ChangePlanned, ConfirmRequest, Event, RolledBack, StepDone
@@ -295,3 +296,64 @@ def test_applying_a_plan_never_plans_a_host_it_has_no_changes_for(tmp_path: Path
     assert not applying.ran("systemctl start")
     assert result.status is Status.FAILED
     assert "the plan has no changes for this host" in result.message
+
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
+
+
+def test_a_sensitive_steps_output_is_masked_in_every_form(tmp_path: Path) -> None:
+    # Given a sensitive step printing two secret lines and a secret on stderr, a later step
+    # echoing its first line, and sensitive steps whose failure messages would quote output,
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-sensitive-playbook.yaml").read_text(),
+        {
+            "token2": (0, "Sens1tive-two-first\nSens1tive-two-second-" + "y" * 300 + "\n", ""),
+            "token3": (1, "Sens1tive-three\n", "Sens1tive-three-err\n"),
+            "token": (0, "Sens1tive-first\nSens1tive-second\n", "Sens1tive-err\n"),
+            "echo": (0, "Sens1tive-first Sens1tive-err\n", ""),
+        },
+    )
+    # when I run it (the rest of the steps run: the failures are data in diagnose),
+    story.run()
+    # then nothing the user sees holds any part of that output.
+    shown = repr(story.events)
+    assert "Sens1tive" not in shown, shown
+    assert story.ran("echo Sens1tive-first Sens1tive-err")  # the host still got the value
+
+
+def test_transformed_secrets_are_masked_wherever_the_template_puts_them(tmp_path: Path) -> None:
+    # Given templates that upper-case, slice and reverse secrets (one inside a mapping),
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-transformed-playbook.yaml").read_text(),
+        {"echo": (0, "TRANSF0RMED-SECRET\n", "")},
+    )
+    story.conn.host = replace(
+        story.conn.host,
+        vars={"redis_password": "transf0rmed-secret", "db": {"password": "Nested-pw"}},
+    )
+    # when I run the playbook,
+    story.run()
+    # then the host got the transformed values, and nothing shown holds them.
+    assert story.ran("echo TRANSF0RMED-SECRET") and story.ran("wp-detseN")
+    shown = repr(story.events)
+    for piece in ("TRANSF0RMED", "ansf0rmed", "wp-detseN"):
+        assert piece not in shown, shown
+
+
+def test_a_quoted_password_is_masked_in_the_plan_and_every_event(tmp_path: Path) -> None:
+    # Given a password with a single quote, passed through the documented `quote` filter,
+    story = Story(
+        tmp_path,
+        (ADVERSARIAL / "secrets-quote-playbook.yaml").read_text(),
+        {"redis-cli": (0, "PONG\n", "")},
+    )
+    story.conn.host = replace(story.conn.host, vars={"redis_password": "it's-Qu0ted rest"})
+    # when I run the playbook and its fix is planned and applied,
+    story.run()
+    # then the host ran the quoted form, and no event (plan, gate, result) shows any of it.
+    assert story.ran("'it'\"'\"'s-Qu0ted rest'")
+    shown = repr(story.events) + repr(story.asked)
+    for piece in ("Qu0ted", "s-Q", "rest'"):
+        assert piece not in shown, shown

@@ -584,7 +584,7 @@ def test_an_ini_inventory_gets_a_conversion_hint(tmp_path: Path) -> None:
         (
             "all:\n  hosts:\n    r1:\n      ansible_port: ssh\n",
             "4:21",
-            "ansible_port must be a port number 1-65535, got 'ssh' (host 'r1')",
+            "ansible_port must be a port number 1-65535, got text (host 'r1')",
         ),
         ("all:\n  hosts:\n    r1: {port: 70000}\n", "3:16", "port must be a port number"),
         ("all:\n  hosts:\n    r1: {port: true}\n", "3:16", "port must be a port number"),
@@ -665,3 +665,28 @@ def test_the_example_inventory_loads_and_selects(tmp_path: Path) -> None:
     assert inv.host("eu-1").become is True
     assert inv.host("localhost").connection == "local"
     assert inv.host("eu-1").groups == ("redis", "redis_eu", "sentinels")
+
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
+
+
+def test_a_mistyped_password_is_described_by_its_type_never_echoed() -> None:
+    # Given a sudo password written unquoted, so YAML reads it as a number,
+    path = str(ADVERSARIAL / "secrets-inventory-type.yaml")
+
+    # when the inventory is loaded,
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path, ssh_config=None)
+
+    # then the error says what is wrong with it, and never what it is.
+    assert "ansible_become_password must be text, got a number" in err.value.message
+    assert "73915562" not in str(err.value) + (err.value.hint or "")
+
+
+def test_a_mistyped_connection_value_from_e_is_not_echoed_either(tmp_path: Path) -> None:
+    inv = load(tmp_path, FLEET)
+
+    with pytest.raises(UsageError) as err:
+        inv.with_extra_vars({"ansible_password": 31415926, "ansible_port": "s3cr3t-port"})
+
+    assert "31415926" not in str(err.value) and "s3cr3t-port" not in str(err.value)

@@ -1,10 +1,16 @@
 """Secrets never reach output: names like passwords, sensitive vars, requirepass values."""
 
+import json
+import shlex
+from pathlib import Path
+
 import pytest
+import yaml
 
 from redmedic.events import ChangePlanned, masked
 from redmedic.safety.secrets import (
     MASK,
+    MIN_SECRET_LENGTH,
     Masker,
     UnknownSecretError,
     directive_secrets,
@@ -63,3 +69,76 @@ def test_sealed_text_shows_no_secret_and_unseals_only_with_the_same_secrets() ->
 def test_a_known_multi_word_password_is_masked_whole() -> None:
     out = Masker(["two words"]).mask("requirepass two words\n")
     assert "two" not in out and "words" not in out
+
+
+# --- every form a secret takes (issue: Secrets leak) ----------------------------------------
+
+ADVERSARIAL = Path(__file__).parent.parent / "data" / "adversarial"
+
+
+def data_line(name: str) -> str:
+    """The first line of a data file that is not a comment."""
+    text = (ADVERSARIAL / name).read_text()
+    return next(line for line in text.splitlines() if not line.startswith("#"))
+
+
+def test_the_quote_filter_does_not_defeat_masking() -> None:
+    # Given a password that `quote`, JSON and Python escaping all write differently,
+    password = data_line("secrets-quote-password.txt")
+    masker = Masker([password])
+    written = [
+        f"requirepass {shlex.quote(password)}",
+        json.dumps({"command": f"redis-cli -a {password} ping"}),
+        f"config set requirepass {password!r}",
+        "sh -c 'echo " + password.replace("'", "'\\''") + "'",
+    ]
+    salt = b"0123456789abcdef"
+    for text in written:
+        # when any of those forms is shown or sealed into a plan file or audit log,
+        shown, sealed = masker.mask(text), masker.seal(text, salt)
+        # then no piece of the password is left, and sealing still round-trips.
+        for piece in ("Tr0ub", "dor"):
+            assert piece not in shown and piece not in sealed, (text, shown, sealed)
+        assert masker.unseal(sealed, salt) == text
+
+
+def test_the_directive_pattern_learns_the_whole_quoted_password_not_a_fragment() -> None:
+    password = data_line("secrets-quote-password.txt")
+    conf = f"requirepass {shlex.quote(password)}\nbind 127.0.0.1\n"
+
+    assert directive_secrets(conf) == [password]
+    masker = Masker()
+    masker.add_from_text(conf)
+    assert masker.mask(f"auth {password} ok; bind 127.0.0.1") == f"auth {MASK} ok; bind 127.0.0.1"
+
+
+def test_requirepass_values_not_at_the_start_of_a_line_are_masked() -> None:
+    # Given what `grep -H/-n requirepass` and CONFIG GET print,
+    output = (ADVERSARIAL / "secrets-diagnose-output.txt").read_text()
+
+    # when it is shown, then no value is, and the values are learnt for other texts.
+    shown = Masker().mask(output)
+    assert "secret" not in shown, shown
+    assert sorted(directive_secrets(output)) == sorted(
+        ["Gr3pH-secret", "Gr3pN secret", "CfgGet-secret", "CfgGet2-secret"]
+    )
+
+
+def test_secrets_inside_dicts_and_lists_are_masked() -> None:
+    variables = yaml.safe_load((ADVERSARIAL / "secrets-nested-vars.yaml").read_text())
+    masker = Masker()
+    masker.add_from_vars(variables)
+
+    shown = masker.mask(json.dumps(variables))
+    assert "-secret" not in shown, shown
+    assert "db1" in shown and "cache" in shown
+
+
+def test_a_one_character_password_is_masked_only_where_it_stands_whole() -> None:
+    data = yaml.safe_load((ADVERSARIAL / "secrets-short-password.yaml").read_text())
+    masker = Masker()
+    masker.add_from_vars(data)
+
+    shown = masker.mask(data["text"])
+    assert shown == f"the box exited; {MASK} marks the spot: requirepass {MASK}"
+    assert len("x") < MIN_SECRET_LENGTH

@@ -138,6 +138,26 @@ def short_command(command: str, width: int = 80) -> str:
     return first
 
 
+# Reads a header line, then exactly that many bytes of script (dd bs=1 never reads ahead),
+# and runs them in this shell, whose stdin is then what follows: the command's own input.
+# `.` keeps the script's trailing newlines, which $(...) would strip (a here-document needs them).
+SCRIPT_READER = (
+    'IFS=" " read -r _ n && s=$(dd bs=1 count="$n" 2>/dev/null; echo .) && eval "${s%.}"'
+)
+SCRIPT_HEADER = b"redmedic-script %d\n"
+
+
+def script_on_stdin(command: str) -> tuple[str, bytes]:
+    """(the command line to run, the stdin to send before the command's own) for `command`.
+
+    Commands carry secrets (a requirepass in a redis-cli call, a playbook's `-a {{ pw }}`),
+    and a command line is world-readable in `ps` and /proc/PID/cmdline on the host: only
+    SCRIPT_READER is ever there; the command itself travels over the channel's stdin.
+    """
+    script = command.encode(ENCODING, ERRORS)
+    return SCRIPT_READER, SCRIPT_HEADER % len(script) + script
+
+
 def _sudo_user(user: str | None) -> str:
     """`-u USER ` for a become user other than root (sudo's own default), else nothing."""
     return f"-u {shlex.quote(user)} " if user and user != "root" else ""
@@ -387,8 +407,9 @@ class Connection(ABC):
             return self._exec(command, stdin, timeout)
         with_password = how is _Become.PASSWORD
         prefix = self._password_line() if with_password else b""
-        wrapped = sudo_command(command, with_password=with_password, user=self.host.become_user)
-        rc, out, err = self._exec(wrapped, prefix + stdin, timeout)
+        reader, script = script_on_stdin(command)  # sudo's argv is on the host's `ps` too
+        wrapped = sudo_command(reader, with_password=with_password, user=self.host.become_user)
+        rc, out, err = self._exec(wrapped, prefix + script + stdin, timeout)
         if rc == 1 and err.startswith(b"sudo: "):
             self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=True)
         return rc, out, err

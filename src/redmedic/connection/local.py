@@ -15,7 +15,7 @@ import time
 from contextlib import suppress
 from typing import IO
 
-from redmedic.connection.base import Connection, ConnectOptions, timeout_error
+from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin, timeout_error
 from redmedic.connection.outputcap import OutputCap
 from redmedic.errors import CommandError
 from redmedic.model.inventory import Host
@@ -38,9 +38,10 @@ class LocalConnection(Connection):
         would then wait for it forever.) Output is read by threads into `OutputCap`s, so a
         command printing 50 MB keeps only the capped head and tail in memory.
         """
+        reader, script = script_on_stdin(command)  # off the command line: see there
         try:
             process = subprocess.Popen(
-                ["/bin/sh", "-c", command],
+                ["/bin/sh", "-c", reader],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -52,7 +53,7 @@ class LocalConnection(Connection):
             ) from None
         out, err = OutputCap(), OutputCap()
         threads = [
-            threading.Thread(target=_feed, args=(process.stdin, stdin), daemon=True),
+            threading.Thread(target=_feed, args=(process.stdin, script + stdin), daemon=True),
             threading.Thread(target=_drain, args=(process.stdout, out), daemon=True),
             threading.Thread(target=_drain, args=(process.stderr, err), daemon=True),
         ]

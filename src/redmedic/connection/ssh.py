@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 
 import paramiko
 
-from redmedic.connection.base import Connection, ConnectOptions, timeout_error
+from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin, timeout_error
 from redmedic.connection.keepalive import Keepalive
 from redmedic.connection.outputcap import OutputCap
 from redmedic.connection.sshauth import SSH_ERRORS, reason
@@ -93,7 +93,9 @@ class SSHConnection(Connection):
         timeout: float | None,
         deadline: float | None,
     ) -> tuple[int, bytes, bytes]:
-        channel.exec_command(f"/bin/sh -c {shlex.quote(command)}")
+        reader, script = script_on_stdin(command)
+        channel.exec_command(f"/bin/sh -c {shlex.quote(reader)}")
+        stdin = script + stdin
         sender = None
         if len(stdin) > _INLINE_STDIN:
             sender = threading.Thread(target=_send_stdin, args=(channel, stdin), daemon=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import jinja2
@@ -21,6 +22,7 @@ import jinja2.sandbox
 
 from redmedic.errors import TemplateError
 
+_EXPRESSION = re.compile(r"\{\{((?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)
 _WHOLE_EXPRESSION = re.compile(r"^\{\{((?:(?!\{\{|\}\}).)*)\}\}$", re.DOTALL)
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 _HINT = (
@@ -243,6 +245,39 @@ class Templar:
         for source in self._sources(value, expression):
             names |= self._analyse(source)[1]
         return names
+
+    def secret_outputs(
+        self,
+        value: Any,
+        variables: Mapping[str, Any],
+        is_secret: Callable[[str], bool],
+        *,
+        where: str,
+        step: str,
+    ) -> Iterator[str]:
+        """What each `{{ ... }}` in `value` that reads a secret variable renders to.
+
+        A transformed secret (`| upper`, a slice, `db.password`) is no longer the value the
+        masker knows: the masker learns these results too (the masking hook).
+        """
+        for source in self._sources(value, False):
+            for found in _EXPRESSION.finditer(source):
+                if any(map(is_secret, self._keys(found[0]))):
+                    compiled = self._compile(found[1], where, step)
+                    result = self._guard(partial(compiled, **variables), where, step)
+                    if isinstance(result, str | int) and not isinstance(result, bool):
+                        yield str(result)
+
+    def _keys(self, source: str) -> set[str]:
+        """The variable names, attributes and constant keys a template reads (`db.password`
+        and `db['password']` read `db` and `password`)."""
+        tree = self._guard(lambda: self._env.parse(source), "", "")
+        keys = {node.name for node in tree.find_all(jinja2.nodes.Name)}
+        keys |= {node.attr for node in tree.find_all(jinja2.nodes.Getattr)}
+        for item in tree.find_all(jinja2.nodes.Getitem):
+            if isinstance(item.arg, jinja2.nodes.Const) and isinstance(item.arg.value, str):
+                keys.add(item.arg.value)
+        return keys
 
     def _sources(self, value: Any, expression: bool) -> Iterator[str]:
         """Every template source in a value (mappings and lists walked), as Jinja parses it."""

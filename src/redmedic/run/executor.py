@@ -64,7 +64,7 @@ from redmedic.run.gate import Gate
 from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
 from redmedic.safety.saved import check_saved_steps, restore_unchanged, saved_host
-from redmedic.safety.secrets import Masker
+from redmedic.safety.secrets import Masker, is_secret_name
 from redmedic.steps import PlanError, StepArgs, StepContext, StepRegistry
 
 
@@ -402,8 +402,10 @@ class HostRun:
         self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False
     ) -> None:
         """Store what the step found under its `register:` name (a sensitive one is masked)."""
-        if step.sensitive and result.stdout.strip():
-            self.masker.add(result.stdout.strip())
+        if step.sensitive:  # every form a later step or message may show: whole, each line
+            for text in (result.stdout, result.stderr):
+                for part in (text.strip(), *text.splitlines()):
+                    self.masker.add(part.strip())
         if step.register:
             values = result.registered(changed)
             values["skipped"] = skipped
@@ -434,7 +436,8 @@ class HostRun:
             else (0 if step.phase == "verify" else None)
         )
         if expect_rc is not None and result.rc != expect_rc:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            output = "" if step.sensitive else (result.stderr or result.stdout)
+            tail = output.strip().splitlines()[-3:]
             return f"exit code {result.rc}, expected {expect_rc}" + (
                 f": {' '.join(tail)}" if tail else ""
             )
@@ -443,6 +446,8 @@ class HostRun:
                 step.expect_stdout, self.vars, where=step.where, step=step.name
             )
             if wanted not in result.stdout:
+                if step.sensitive:
+                    return f"expected {wanted!r} in its output (hidden: sensitive step)"
                 got = result.stdout.strip()[:200] or "nothing"
                 return f"expected {wanted!r} in its output, got {got!r}"
         return None
@@ -477,7 +482,15 @@ class HostRun:
         """The step's arguments rendered with the host's variables and validated."""
         where = step.where
         rendered = self.templar.render(dict(step.args), self.vars, where=where, step=step.name)
+        for secret in self.templar.secret_outputs(
+            step.args, self.vars, self.holds_secret, where=where, step=step.name
+        ):
+            self.masker.add(secret)
         return check_args(self.registry[step.type], rendered, lambda loc: where)  # type: ignore[no-any-return]
+
+    def holds_secret(self, name: str) -> bool:
+        """Whether a variable (or a key read in it: `db.password`) is secret by its name."""
+        return is_secret_name(name) or name in self.playbook.sensitive_vars
 
     def context(self, conn: Connection, step: Step) -> StepContext:
         """What the step type sees, with anything a batch already fetched for it."""

@@ -7,7 +7,7 @@ from shlex import quote
 
 from pydantic import Field
 
-from redmedic.connection.base import CommandResult
+from redmedic.connection.base import ENCODING, ERRORS, CommandResult
 from redmedic.model.plan import Change, CommandChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
@@ -15,6 +15,11 @@ from redmedic.steps.base import StepArgs, StepContext, StepType
 class ShellArgs(StepArgs):
     cmd: str = Field(description="Command line run by /bin/sh on the host.")
     chdir: str | None = Field(default=None, description="Directory to run it in.")
+    stdin: str | None = Field(
+        default=None,
+        description="Text given to the command on its standard input, never on a command "
+        "line: the way to hand it a secret (`stdin: '{{ redis_password }}'`).",
+    )
 
 
 @dataclass(frozen=True)
@@ -39,22 +44,33 @@ class Shell(StepType[ShellArgs, Ran]):
 
     @staticmethod
     def command(args: ShellArgs) -> str:
-        """The command line the step runs."""
+        """The command line the step runs (its `stdin` is sent apart: see `diagnose`)."""
         if args.chdir is None:
             return args.cmd
         return f"cd {quote(args.chdir)} && {args.cmd}"
 
-    def batch_command(self, args: ShellArgs) -> str:
-        return self.command(args)
+    def batch_command(self, args: ShellArgs) -> str | None:
+        return self.command(args) if args.stdin is None else None  # a batch has no stdin
 
     def diagnose(self, args: ShellArgs, ctx: StepContext) -> Ran:
         if ctx.phase in ("fix", "handlers"):
             return Ran(None, ctx.become)
-        result = ctx.prefetched or ctx.conn.run(self.command(args), become=ctx.become)
+        stdin = (args.stdin or "").encode(ENCODING, ERRORS)
+        result = ctx.prefetched or ctx.conn.run(self.command(args), become=ctx.become, stdin=stdin)
         return Ran(result, ctx.become)
 
     def plan(self, args: ShellArgs, found: Ran) -> list[Change]:
-        return [CommandChange(self.command(args), become=found.become)]
+        """A planned change is one command (what a plan file stores, and shows masked), so
+        its stdin is a here-document in it: the script itself travels on the channel's
+        stdin (connection/base.py), so the text is still on no command line."""
+        command = self.command(args)
+        if args.stdin is not None:
+            end = "REDMEDIC_STDIN_END"
+            while end in args.stdin:
+                end += "_"
+            text = args.stdin if args.stdin.endswith("\n") else args.stdin + "\n"
+            command = f"{{ {command}\n}} <<'{end}'\n{text}{end}"
+        return [CommandChange(command, become=found.become)]
 
     def registered(self, found: Ran) -> StepResult:
         if found.result is None:

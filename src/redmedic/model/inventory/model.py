@@ -322,7 +322,8 @@ def _convert(
     """
 
     def bad(expected: str, hint: str) -> InventoryError | UsageError:
-        message = f"{var} must be {expected}, got {value!r} (host {host!r})"
+        # The type, never the value: a mistyped ansible_become_password is still a password.
+        message = f"{var} must be {expected}, got {_type_of(value)} (host {host!r})"
         if locate is None:
             return UsageError(f"-e {message}", hint=hint)
         return InventoryError(message, where=locate(), hint=hint)
@@ -371,6 +372,17 @@ def _split_pattern(pattern: str) -> list[str]:
         except ValueError:
             parts = text.split(":")
     return [part.strip() for part in parts if part.strip() and part.strip() not in "&!"]
+
+
+def _type_of(value: object) -> str:
+    """What a value is, without what it says (for errors about values that may be secret)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text" if value else "empty text"
+    return kind(value) if isinstance(value, list | dict) else type(value).__name__
 
 
 def kind(value: object) -> str:
