@@ -503,8 +503,9 @@ class HostRun:
             owner = change.before or RemoteFile(
                 change.path, b"", change.mode or 0o644, "root", "root"
             )
+            mode = change.mode if change.mode is not None else owner.mode
             self.planned_files[change.path] = RemoteFile(
-                change.path, change.after, owner.mode, owner.owner, owner.group
+                change.path, change.after, mode, owner.owner, owner.group
             )
 
     def change_view(self, step: Step, change: Change) -> ChangePlanned:

@@ -259,6 +259,13 @@ class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
                 become=found.become,
                 undo_command=undo,
             ),
-            FileChange(args.path, current, new, become=found.become, mode=0o644),
+            # 0644 only for a new drop-in: an existing one keeps its mode and owner.
+            FileChange(
+                args.path,
+                current,
+                new,
+                become=found.become,
+                mode=0o644 if current is None else None,
+            ),
             reload,
         ]
