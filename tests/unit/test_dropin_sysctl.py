@@ -147,7 +147,7 @@ def test_a_drop_in_for_a_unit_without_one_creates_dir_file_and_reloads() -> None
             "rmdir -- /etc/systemd/system/redis-server.service.d 2>/dev/null; "
             "systemctl daemon-reload",
         ),
-        ("systemctl daemon-reload", None),
+        ("systemctl daemon-reload", "systemctl daemon-reload"),
     ]
 
 
@@ -169,7 +169,7 @@ def test_a_drop_in_systemd_has_not_loaded_yet_gets_just_the_reload() -> None:
     show = DROPIN_PRESENT["show"].replace("NeedDaemonReload=no", "NeedDaemonReload=yes")
     pending = {**DROPIN_PRESENT, "show": show}
     _, changes = plan_dropin(dropin(LimitNOFILE=40), pending, DROPIN_PRESENT_FILE)
-    assert commands(changes) == [("systemctl daemon-reload", None)]
+    assert commands(changes) == [("systemctl daemon-reload", "systemctl daemon-reload")]
 
 
 def test_a_unit_that_does_not_exist_is_a_clear_error() -> None:

@@ -329,6 +329,17 @@ _KINDS: dict[str, type[FileChange] | type[CommandChange] | type[RestoreChange]] 
 }
 
 
+NO_UNDO = "cannot be undone"
+
+
+def shown(change: Change) -> str:
+    """The change as the plan, the gate and --check show it: its description, and for a
+    command with no undo that it "cannot be undone" — a rollback leaves it in place."""
+    if isinstance(change, CommandChange) and change.undo_command is None:
+        return f"{change.describe()} ({NO_UNDO})"
+    return change.describe()
+
+
 def change_from_data(
     data: Mapping[str, Any], unseal: Text = _same, read: Reader = _absent
 ) -> Change:

@@ -55,6 +55,7 @@ from redmedic.model.plan import (
     FileChange,
     Finding,
     StepResult,
+    shown,
 )
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args
@@ -512,7 +513,7 @@ class HostRun:
         """How a change is shown (masked by `emit`/`confirm_request`, hidden if sensitive)."""
         diff = "(diff hidden: sensitive step)" if step.sensitive else change.diff()
         return ChangePlanned(
-            self.host.name, step.phase, step.name, change.kind, change.describe(), diff
+            self.host.name, step.phase, step.name, change.kind, shown(change), diff
         )
 
     # -- gate and apply ------------------------------------------------------------------
@@ -597,8 +598,11 @@ class HostRun:
         self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
     ) -> None:
         """Undo `applied` in reverse order, then run the handlers again (e.g. restart)."""
-        undone, ids, errors = [], [], []
+        undone, ids, errors, kept = [], [], [], []
         for index, item in reversed(list(enumerate(applied, start=1))):
+            if item.reverse is None:
+                kept.append(item.change.describe())
+                continue
             try:
                 undo(conn, item)
                 undone.append(item.change.describe())
@@ -611,7 +615,11 @@ class HostRun:
                     apply(conn, change)
         except RedmedicError as exc:
             errors.append(f"handlers: {exc}")
-        self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors), tuple(ids)))
+        self.emit(
+            RolledBack(
+                self.host.name, reason, tuple(undone), tuple(errors), tuple(ids), tuple(kept)
+            )
+        )
 
     # -- saved plans ---------------------------------------------------------------------
     def save(self, planned: list[_Planned], status: Status) -> SavedHost:

@@ -7,6 +7,11 @@ is left alone and reported); a command is reversed by its recorded undo command.
 run's handler commands (e.g. a restart) run once more so services pick up the restored
 files. Changes a run already rolled back itself (failed verify) or that an earlier rollback
 undid are skipped.
+
+A command recorded without an undo (a `shell` command, a restart) "cannot be undone": the
+gate and the report say so, it is never counted as undone, and the host's rollback ends
+`failed` (exit 1) naming it — the host is not back as it was, so the rollback must not
+claim it is. Such a change stays open: a later rollback of the run names it again.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from redmedic.events import (
     masked,
 )
 from redmedic.model.inventory import Host
-from redmedic.model.plan import Text, change_from_data
+from redmedic.model.plan import NO_UNDO, Text, change_from_data
 from redmedic.run.executor import Status
 from redmedic.run.fleet import on_hosts
 from redmedic.run.gate import Gate
@@ -168,7 +173,11 @@ class Rollback:
                 "rollback",
                 s.change_id,
                 str(s.change.get("kind", "")),
-                masker.mask(f"undo: {s.description}"),
+                masker.mask(
+                    f"undo: {s.description}"
+                    if s.undo is not None
+                    else f"{NO_UNDO}: {s.description}"
+                ),
             )
             for s in reversed(fixes)
         )
@@ -180,6 +189,7 @@ class Rollback:
         undone: list[str] = []
         ids: list[str] = []
         errors: list[str] = []
+        kept = [s.description for s in reversed(fixes) if s.undo is None]
 
         def unseal(text: str) -> str:
             return masker.unseal(text, self.salt)
@@ -187,9 +197,10 @@ class Rollback:
         try:
             with self.connect(host, emit, masker) as conn:
                 for step in reversed(fixes):
+                    if step.undo is None:
+                        continue  # `kept`: reported as "cannot be undone"
                     try:
-                        if step.undo is not None:
-                            self.replay(conn, step.undo, unseal)
+                        self.replay(conn, step.undo, unseal)
                         undone.append(step.description)
                         ids.append(step.change_id)
                     except (RedmedicError, ValueError) as exc:
@@ -211,12 +222,14 @@ class Rollback:
                 tuple(undone),
                 tuple(errors),
                 tuple(ids),
+                tuple(kept),
             ),
             masker,
         )
-        status = Status.FAILED if errors else Status.OK
+        problems = [*errors, *(f"{d}: {NO_UNDO} (still in place)" for d in kept)]
+        status = Status.FAILED if problems else Status.OK
         emit(
-            HostFinished(host.name, status.value, len(undone), len(errors), "; ".join(errors)),
+            HostFinished(host.name, status.value, len(undone), len(problems), "; ".join(problems)),
             masker,
         )
         return status

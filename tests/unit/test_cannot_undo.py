@@ -1,0 +1,79 @@
+"""A command without an undo says "cannot be undone" everywhere, and is never "undone".
+
+Given a run that started redis-server (undone by a stop) and ran `redis-cli FLUSHALL` (no
+undo: tests/data/adversarial/changes-no-undo-audit.jsonl), when I roll it back, then the
+gate and the report say the flush cannot be undone, only the start counts as undone, and
+the host's rollback is not a success (status failed, exit 1) while the flush stays.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from redmedic.connection import ConnectOptions
+from redmedic.connection.base import Connection
+from redmedic.events import Answer, ConfirmRequest, Event, HostFinished, RolledBack
+from redmedic.model.inventory import Host
+from redmedic.model.plan import CommandChange, FileChange, shown
+from redmedic.run.executor import Status
+from redmedic.run.gate import Gate
+from redmedic.run.rollback import Rollback, undo_steps
+from redmedic.testing import ScriptedConnection
+
+HOST = Host(name="r1", address="127.0.0.1")
+AUDIT = Path(__file__).parents[1] / "data" / "adversarial" / "changes-no-undo-audit.jsonl"
+
+
+def test_the_plan_and_the_gate_say_a_command_without_an_undo_cannot_be_undone() -> None:
+    assert shown(CommandChange("redis-cli FLUSHALL")) == "redis-cli FLUSHALL (cannot be undone)"
+    start = CommandChange("systemctl start redis", undo_command="systemctl stop redis")
+    assert shown(start) == "systemctl start redis"
+    assert shown(FileChange("/etc/redis.conf", None, b"x\n")) == "create /etc/redis.conf"
+
+
+def test_rolling_back_a_command_without_an_undo_is_reported_and_is_not_a_success() -> None:
+    records = [json.loads(line) for line in AUDIT.read_text().splitlines()]
+    events: list[Event] = []
+    asked: list[ConfirmRequest] = []
+    conns: list[ScriptedConnection] = []
+
+    def confirm(request: ConfirmRequest) -> Answer:
+        asked.append(request)
+        return Answer.YES
+
+    def connector(host: Host, options: ConnectOptions) -> Connection:
+        conn = ScriptedConnection(
+            {"id -u": (0, "uid=0\nself\n", ""), "systemctl stop redis-server": (0, "", "")},
+            host=host,
+        )
+        conns.append(conn)
+        return conn
+
+    rollback = Rollback(
+        "run-7",
+        b"salt",
+        undo_steps(records, []),
+        [HOST],
+        ConnectOptions(),
+        events.append,
+        Gate(confirm, approve_all=False),
+        forks=1,
+        connector=connector,
+    )
+    statuses = rollback.run("fix.yaml")
+
+    [request] = asked
+    assert [v.description for v in request.changes] == [
+        "cannot be undone: redis-cli FLUSHALL",
+        "undo: systemctl start redis-server",
+    ]
+    [report] = [e for e in events if isinstance(e, RolledBack)]
+    assert report.undone == ("systemctl start redis-server",)
+    assert report.undone_ids == ("r1#1",)  # a later rollback names the flush again
+    assert report.cannot_undo == ("redis-cli FLUSHALL",)
+    [finished] = [e for e in events if isinstance(e, HostFinished)]
+    assert statuses["r1"] is Status.FAILED and finished.status == "failed"
+    assert finished.message == "redis-cli FLUSHALL: cannot be undone (still in place)"
+    ran = [c for conn in conns for c in conn.commands if c.startswith(("systemctl", "redis"))]
+    assert ran == ["systemctl stop redis-server"]
