@@ -2,8 +2,9 @@
 
 Given Redis is down and an unprivileged user runs their own process named redis-server on
 the port clients expect, with a config file of their own holding a password, when
-`redis_facts` gathers the host as root, then that process is not taken as Redis: its
-config file is not the one read, its password is not sent, and it is listed as ignored.
+`redis_facts` gathers the host or `redis_config` looks for the file to edit, as root, then
+that process is not taken as Redis: its config file is not the one read (or edited), its
+password is not sent, and it is reported as ignored.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from redmedic.connection import LocalConnection
 from redmedic.connection.scripts import new_marker, split_sections
 from redmedic.model.inventory import Host
 from redmedic.redis.facts import facts_script
+from redmedic.steps.redis_config import RedisConfig, RedisConfigArgs
 from redmedic.steps.redis_facts import parse_facts
+from redmedic.testing import step_context
 from tests.support.pool import STATE_DIR
 from tests.support.redis_server import free_port
 
@@ -89,3 +92,17 @@ def test_a_redis_server_of_another_user_is_not_trusted(their_dir: Path) -> None:
     assert facts["pid"] != pid
     assert facts["config"]["path"] != str(their_dir / "theirs.conf")
     assert "stranger-pw" not in secrets
+
+
+def test_redis_config_discovery_skips_it_too_and_says_so(their_dir: Path) -> None:
+    # No systemd on this machine: discovery falls to the running redis-server processes.
+    with strangers_redis(their_dir, free_port()) as pid, LocalConnection(LOCAL) as conn:
+        found = RedisConfig().diagnose(RedisConfigArgs(), step_context(conn))
+
+    assert found.loaded.config.main != str(their_dir / "theirs.conf")
+    assert found.facts["discovered_by"] != f"process {pid}"
+    assert {"pid": pid, "user": STRANGER} in found.loaded.ignored
+    assert any(
+        f.cause == "untrusted-process" and f.summary.startswith(f"redis-server pid {pid} ")
+        for f in found.findings
+    )

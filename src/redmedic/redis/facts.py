@@ -26,6 +26,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from redmedic.model.plan import Finding
 from redmedic.redis import redisconf
 
 DEFAULT_CONFIG = "/etc/redis/redis.conf"
@@ -77,6 +78,15 @@ exit 0
 
 # What every script of ours starts with: C messages to parse, the sbin tools (ss, sysctl,
 # ufw) also for a login user whose PATH lacks them, and the section marker function.
+# `trusted PID`: may this redis-server's command line pick the config file root reads and
+# the password it sends? Only if it runs as root or redis or is the unit's own (its cgroup):
+# anyone can start a process called redis-server. Both discovery scripts use it ($unit set).
+TRUSTED_FN = r"""trusted() {
+  case $(stat -c %U "/proc/$1" 2>/dev/null) in root|redis) return 0;; esac
+  [ -n "$unit" ] && grep -q "/${unit%.service}\.service$" "/proc/$1/cgroup" 2>/dev/null
+}
+"""
+
 PRELUDE = r"""LC_ALL=C; export LC_ALL; PATH=$PATH:/usr/sbin:/sbin; export PATH
 sec() { printf '\n%s%s\n' "$M" "$1"; }
 """
@@ -84,6 +94,7 @@ sec() { printf '\n%s%s\n' "$M" "$1"; }
 # Everything after the header that sets: M unit_arg config_arg port_arg lines has_pw.
 FACTS_SCRIPT = (
     PRELUDE
+    + TRUSTED_FN
     + r"""pw=
 if [ "$has_pw" = 1 ]; then IFS= read -r pw || :; fi
 """
@@ -112,13 +123,6 @@ sec unit; printf '%s\n' "$ushow"
 listen=$(ss -Hltnp 2>&1)
 sec listen; printf '%s\n' "$listen"
 
-# A process is trusted to name the config file root reads and the password it sends only
-# if it is the unit's own (its cgroup), root's or the redis user's: anyone can start a
-# process called redis-server. Others are listed (PID USER) and ignored.
-trusted() {
-  case $(stat -c %U "/proc/$1" 2>/dev/null) in root|redis) return 0;; esac
-  [ -n "$unit" ] && grep -q "/${unit%.service}\.service\$" "/proc/$1/cgroup" 2>/dev/null
-}
 untrusted=; seen=' '
 consider() {  # $1 pid, $2 source: take it if trusted, else note it (once)
   [ -n "$pid" ] || [ -z "$1" ] && return 0
@@ -514,6 +518,21 @@ def parse_logs(sections: Mapping[str, str]) -> dict[str, Any]:
         "journal": _lines(sections.get("journal", "")),
         "kernel_oom": _lines(sections.get("kernel", "")),
     }  # fmt: skip
+
+
+def untrusted_findings(untrusted: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """One finding per redis-server process discovery would not trust: the operator should
+    know a stranger's process is there, and that its config file and password were not used."""
+    return [
+        Finding(
+            "untrusted-process",
+            f"redis-server pid {p['pid']} runs as {p['user']}, not as redis or the unit: "
+            "ignored (its config file is not read or edited, no password is sent to it)",
+            (f"/proc/{p['pid']}: owner {p['user']}",),
+            fixable=False,
+        )
+        for p in untrusted
+    ]
 
 
 def parse_untrusted(text: str) -> list[dict[str, Any]]:

@@ -20,8 +20,14 @@ from redmedic.errors import StepError
 from redmedic.firewall.firewalld import parse_service_ports, parse_zone, zone_verdict
 from redmedic.firewall.rules import ANY_V4, first_match
 from redmedic.firewall.ufw import parse_ufw_status
-from redmedic.model.plan import Finding, StepResult
-from redmedic.redis.facts import facts_script, mask_values, parse_sections, summarize
+from redmedic.model.plan import StepResult
+from redmedic.redis.facts import (
+    facts_script,
+    mask_values,
+    parse_sections,
+    summarize,
+    untrusted_findings,
+)
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 
@@ -123,21 +129,6 @@ class Gathered:
 
     facts: Mapping[str, Any]
     stderr: str = ""
-
-
-def untrusted_findings(untrusted: list[Mapping[str, Any]]) -> list[Finding]:
-    """One finding per redis-server process discovery would not trust: the operator should
-    know a stranger's process is there, and that its config file and password were not used."""
-    return [
-        Finding(
-            "untrusted-process",
-            f"redis-server pid {p['pid']} runs as {p['user']}, not as redis or the unit: "
-            "ignored (its config file is not read or edited, no password is sent to it)",
-            (f"/proc/{p['pid']}: owner {p['user']}",),
-            fixable=False,
-        )
-        for p in untrusted
-    ]
 
 
 class RedisFacts(StepType[RedisFactsArgs, Gathered]):
