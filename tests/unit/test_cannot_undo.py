@@ -77,3 +77,28 @@ def test_rolling_back_a_command_without_an_undo_is_reported_and_is_not_a_success
     assert finished.message == "redis-cli FLUSHALL: cannot be undone (still in place)"
     ran = [c for conn in conns for c in conn.commands if c.startswith(("systemctl", "redis"))]
     assert ran == ["systemctl stop redis-server"]
+
+
+def test_a_rollback_with_only_what_cannot_be_undone_left_runs_nothing_and_says_so() -> None:
+    # Given the start was undone by an earlier rollback, when I roll the run back again,
+    records = [json.loads(line) for line in AUDIT.read_text().splitlines()]
+    earlier = [{"event": "rolled_back", "undone_ids": ["r1#1"]}]
+    events: list[Event] = []
+
+    def connector(host: Host, options: ConnectOptions) -> Connection:
+        raise AssertionError("nothing to run: the host is not contacted")
+
+    rollback = Rollback(
+        "run-7",
+        b"salt",
+        undo_steps(records, earlier),
+        [HOST],
+        ConnectOptions(),
+        events.append,
+        Gate(None, approve_all=False),  # and no question is asked
+        connector=connector,
+    )
+    # then the flush is named again and the rollback is still not a success.
+    assert rollback.run("fix.yaml") == {"r1": Status.FAILED}
+    [report] = [e for e in events if isinstance(e, RolledBack)]
+    assert (report.undone, report.cannot_undo) == ((), ("redis-cli FLUSHALL",))

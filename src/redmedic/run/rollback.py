@@ -167,6 +167,9 @@ class Rollback:
                 masker,
             )
             return Status.OK
+        kept = tuple(s.description for s in reversed(fixes) if s.undo is None)
+        if len(kept) == len(fixes):  # nothing to run: no gate, no connection, no handlers
+            return self.finish(host.name, emit, masker, kept=kept)
         views = tuple(
             ChangePlanned(
                 host.name,
@@ -189,7 +192,6 @@ class Rollback:
         undone: list[str] = []
         ids: list[str] = []
         errors: list[str] = []
-        kept = [s.description for s in reversed(fixes) if s.undo is None]
 
         def unseal(text: str) -> str:
             return masker.unseal(text, self.salt)
@@ -215,21 +217,25 @@ class Rollback:
             return Status.UNREACHABLE
         except RedmedicError as exc:
             errors.append(str(exc))
-        emit(
-            RolledBack(
-                host.name,
-                f"rollback of run {self.run_id}",
-                tuple(undone),
-                tuple(errors),
-                tuple(ids),
-                tuple(kept),
-            ),
-            masker,
-        )
+        return self.finish(host.name, emit, masker, tuple(undone), tuple(errors), tuple(ids), kept)
+
+    def finish(
+        self,
+        host: str,
+        emit: Callable[[Event, Masker | None], None],
+        masker: Masker,
+        undone: tuple[str, ...] = (),
+        errors: tuple[str, ...] = (),
+        ids: tuple[str, ...] = (),
+        kept: tuple[str, ...] = (),
+    ) -> Status:
+        """Report the host's rollback; failed if an undo failed or a change cannot be undone."""
+        reason = f"rollback of run {self.run_id}"
+        emit(RolledBack(host, reason, undone, errors, ids, kept), masker)
         problems = [*errors, *(f"{d}: {NO_UNDO} (still in place)" for d in kept)]
         status = Status.FAILED if problems else Status.OK
         emit(
-            HostFinished(host.name, status.value, len(undone), len(problems), "; ".join(problems)),
+            HostFinished(host, status.value, len(undone), len(problems), "; ".join(problems)),
             masker,
         )
         return status
