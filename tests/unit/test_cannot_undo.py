@@ -8,14 +8,18 @@ the host's rollback is not a success (status failed, exit 1) while the flush sta
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+from rich.console import Console
 
 from redmedic.connection import ConnectOptions
 from redmedic.connection.base import Connection
 from redmedic.events import Answer, ConfirmRequest, Event, HostFinished, RolledBack
 from redmedic.model.inventory import Host
 from redmedic.model.plan import CommandChange, FileChange, shown
+from redmedic.report.console import ConsoleReporter
 from redmedic.run.executor import Status
 from redmedic.run.gate import Gate
 from redmedic.run.rollback import Rollback, undo_steps
@@ -102,3 +106,14 @@ def test_a_rollback_with_only_what_cannot_be_undone_left_runs_nothing_and_says_s
     assert rollback.run("fix.yaml") == {"r1": Status.FAILED}
     [report] = [e for e in events if isinstance(e, RolledBack)]
     assert (report.undone, report.cannot_undo) == ((), ("redis-cli FLUSHALL",))
+
+
+def test_the_console_report_names_what_was_undone_and_what_cannot_be() -> None:
+    out = io.StringIO()
+    reporter = ConsoleReporter(Console(file=out, width=120))
+    reporter(RolledBack("r1", "rollback of run run-7", ("systemctl start redis-server",),
+                        cannot_undo=("redis-cli FLUSHALL",)))  # fmt: skip
+    text = out.getvalue()
+    assert "undone: systemctl start redis-server" in text
+    assert "cannot be undone (still in place): redis-cli FLUSHALL" in text
+    assert "undone: redis-cli FLUSHALL" not in text
