@@ -105,6 +105,8 @@ class RolledBack:
     undone: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     undone_ids: tuple[str, ...] = ()
+    # Commands with no undo: still in place, never counted as undone (or in undone_ids).
+    cannot_undo: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

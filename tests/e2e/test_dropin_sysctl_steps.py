@@ -101,9 +101,9 @@ def test_a_limitnofile_drop_in_reaches_the_running_redis_and_rolls_back_cleanly(
     assert summary["status"] == "would_change"
     assert [e["description"] for e in of(events, "change_planned")] == [
         f"mkdir -p {DROPIN_DIR}",
-        f"create {DROPIN_DIR}/redmedic.conf",
+        f"create {DROPIN_DIR}/redmedic.conf (mode 0644)",
         "systemctl daemon-reload",
-        "systemctl reset-failed redis-server; systemctl restart redis-server",
+        "systemctl reset-failed redis-server; systemctl restart redis-server (cannot be undone)",
     ]
     assert host.ssh(f"test -e {DROPIN_DIR}").returncode == 1
 
@@ -139,7 +139,7 @@ def test_sysctl_in_a_container_persists_and_says_when_the_runtime_value_cannot_c
 
     summary, events = run(tmp_path, host, capsys, SYSCTL, "--check")
     assert [e["description"] for e in of(events, "change_planned")] == [
-        f"create {CONF}",
+        f"create {CONF} (mode 0644)",
         f"edit {CONF}",  # the second step edits the file the first one creates
         "sysctl -w net.core.somaxconn=8192",
     ]

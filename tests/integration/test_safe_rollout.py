@@ -162,13 +162,18 @@ def test_rollback_of_a_run_restores_every_file_and_reruns_handlers(
     code, events, text = cli(
         site, capsys, "rollback", run_id, "-i", str(site / "inv.yaml"), "--yes"
     )
-    assert code == 0, events
+    # The files are back and the handlers ran again, but the run's `sleep 0` has no undo:
+    # the rollback says so and does not claim success (exit 1).
+    assert code == 1, events
+    assert [e["cannot_undo"] for e in events if e["event"] == "rolled_back"] == [["sleep 0"]] * 2
     assert PASSWORD not in text
     for host in ("r1", "r2"):
         assert conf(site, host).read_text() == BROKEN
         assert Path(f"{conf(site, host)}.restarts").read_text() == "restarted\nrestarted\n"
     code, events, _ = cli(site, capsys, "rollback", run_id, "-i", str(site / "inv.yaml"), "--yes")
-    assert code == 0  # nothing left to undo
+    # Only what cannot be undone is left: named again, nothing run, no restart.
+    assert code == 1 and "sleep 0: cannot be undone" in str(events[-2]["message"])
+    assert Path(f"{conf(site, 'r1')}.restarts").read_text() == "restarted\nrestarted\n"
 
 
 def test_rollback_leaves_a_file_changed_since_the_run_alone(
@@ -280,7 +285,8 @@ def test_a_failed_verify_undoes_only_files_that_still_hold_what_the_run_wrote(
                              "--yes", "-l", "r1")  # fmt: skip
     assert code == 1
     (rolled,) = [e for e in events if e["event"] == "rolled_back"]
-    assert rolled["undone"] == ["sleep 0"] and len(rolled["errors"]) == 2  # both file edits
+    assert rolled["undone"] == [] and len(rolled["errors"]) == 2  # both file edits
+    assert rolled["cannot_undo"] == ["sleep 0"]  # never claimed as undone
     assert all("changed since the run; left as it is" in str(e) for e in rolled["errors"])
     assert conf(site, "r1").read_text().startswith(FIXED + "# touched by the service\n")
     assert PASSWORD not in text

@@ -147,7 +147,7 @@ def test_a_drop_in_for_a_unit_without_one_creates_dir_file_and_reloads() -> None
             "rmdir -- /etc/systemd/system/redis-server.service.d 2>/dev/null; "
             "systemctl daemon-reload",
         ),
-        ("systemctl daemon-reload", None),
+        ("systemctl daemon-reload", "systemctl daemon-reload"),
     ]
 
 
@@ -169,7 +169,7 @@ def test_a_drop_in_systemd_has_not_loaded_yet_gets_just_the_reload() -> None:
     show = DROPIN_PRESENT["show"].replace("NeedDaemonReload=no", "NeedDaemonReload=yes")
     pending = {**DROPIN_PRESENT, "show": show}
     _, changes = plan_dropin(dropin(LimitNOFILE=40), pending, DROPIN_PRESENT_FILE)
-    assert commands(changes) == [("systemctl daemon-reload", None)]
+    assert commands(changes) == [("systemctl daemon-reload", "systemctl daemon-reload")]
 
 
 def test_a_unit_that_does_not_exist_is_a_clear_error() -> None:
@@ -321,3 +321,40 @@ def test_a_file_an_earlier_step_plans_is_not_read_again() -> None:
         DROPIN_PRESENT_FILE,
     )
     assert conn.commands == ["systemctl show x"]  # one round trip, no read
+
+
+# --- an existing file keeps its mode --------------------------------------------------------
+
+
+def private(file: RemoteFile) -> RemoteFile:
+    """`file` as an admin keeps it: 0600, readable by root alone."""
+    return RemoteFile(file.path, file.content, 0o600, file.owner, file.group)
+
+
+def test_an_existing_0600_drop_in_or_sysctl_file_is_edited_without_touching_its_mode() -> None:
+    # Given a drop-in and a sysctl file an admin made 0600, when the steps edit them, then
+    # neither asks for a mode (the write keeps the file's own) and the plan says "edit" only.
+    _, dropin_changes = plan_dropin(
+        dropin(LimitNOFILE=50), DROPIN_PRESENT, private(DROPIN_PRESENT_FILE)
+    )
+    _, sysctl_changes = plan_sysctl(
+        sysctl("net.core.somaxconn", 8192), SOMAXCONN_SET, private(WRITTEN)
+    )
+    writes = [c for c in dropin_changes + sysctl_changes if isinstance(c, FileChange)]
+    assert [(w.mode, w.mode_change, w.describe()) for w in writes] == [
+        (None, None, f"edit {DROPIN}"),
+        (None, None, f"edit {SYSCTL_FILE}"),
+    ]
+
+
+def test_a_new_drop_in_gets_0644_and_the_plan_says_so() -> None:
+    _, changes = plan_dropin(dropin(LimitNOFILE=40), DROPIN_ABSENT)
+    [write] = [c for c in changes if isinstance(c, FileChange)]
+    assert write.mode == 0o644 and write.describe() == f"create {DROPIN} (mode 0644)"
+
+
+def test_a_mode_a_step_asks_of_an_existing_file_is_shown_in_the_plan() -> None:
+    change = FileChange(SYSCTL_FILE, private(WRITTEN), b"x\n", mode=0o644)
+    assert change.mode_change == (0o600, 0o644)
+    assert change.describe() == f"edit {SYSCTL_FILE} (mode 0600 → 0644)"
+    assert FileChange(SYSCTL_FILE, WRITTEN, b"x\n", mode=0o644).describe() == f"edit {SYSCTL_FILE}"

@@ -48,7 +48,7 @@ def test_another_file_that_sets_a_different_value_last_still_gets_ours_written()
     )
 
     [write] = Sysctl().plan(OVERCOMMIT, found)
-    assert write.describe() == "create /etc/sysctl.d/60-redmedic.conf"
+    assert write.describe() == "create /etc/sysctl.d/60-redmedic.conf (mode 0644)"
     assert any("/etc/sysctl.conf:69 sets" in f.summary for f in found.findings)
 
 

@@ -123,7 +123,9 @@ class FileChange:
     before: RemoteFile | None
     after: bytes
     become: bool = False
-    mode: int | None = None  # for a file that does not exist yet
+    # The mode to write: a new file's, or a change a step explicitly asks of an existing
+    # one (shown by `describe`). None keeps an existing file's mode (and owner, always).
+    mode: int | None = None
 
     kind: ClassVar[str] = "file"
 
@@ -135,9 +137,22 @@ class FileChange:
     def after_sha256(self) -> str:
         return hashlib.sha256(self.after).hexdigest()
 
+    @property
+    def mode_change(self) -> tuple[int, int] | None:
+        """(old, new) when writing changes an existing file's mode; None when it is kept."""
+        if self.before is None or self.mode is None or self.mode == self.before.mode:
+            return None
+        return self.before.mode, self.mode
+
     def describe(self) -> str:
-        verb = "create" if self.before is None else "edit"
-        return f"{verb} {self.path}"
+        """What the plan, the gate and --check say; a mode change is never left out, since
+        a diff of the content alone would hide e.g. a 0600 file holding a password → 0644."""
+        if self.before is None:
+            made = f" (mode {self.mode:04o})" if self.mode is not None else ""
+            return f"create {self.path}{made}"
+        change = self.mode_change
+        moded = f" (mode {change[0]:04o} → {change[1]:04o})" if change else ""
+        return f"edit {self.path}{moded}"
 
     @cached_property
     def _diff(self) -> str:
@@ -310,6 +325,17 @@ Change = FileChange | CommandChange | RestoreChange
 _KINDS: dict[str, type[FileChange] | type[CommandChange] | type[RestoreChange]] = {
     kind.kind: kind for kind in (FileChange, CommandChange, RestoreChange)
 }
+
+
+NO_UNDO = "cannot be undone"
+
+
+def shown(change: Change) -> str:
+    """The change as the plan, the gate and --check show it: its description, and for a
+    command with no undo that it "cannot be undone" — a rollback leaves it in place."""
+    if isinstance(change, CommandChange) and change.undo_command is None:
+        return f"{change.describe()} ({NO_UNDO})"
+    return change.describe()
 
 
 def change_from_data(

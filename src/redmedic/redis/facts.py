@@ -26,6 +26,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from redmedic.model.plan import Finding
 from redmedic.redis import redisconf
 
 DEFAULT_CONFIG = "/etc/redis/redis.conf"
@@ -77,6 +78,15 @@ exit 0
 
 # What every script of ours starts with: C messages to parse, the sbin tools (ss, sysctl,
 # ufw) also for a login user whose PATH lacks them, and the section marker function.
+# `trusted PID`: may this redis-server's command line pick the config file root reads and
+# the password it sends? Only if it runs as root or redis or is the unit's own (its cgroup):
+# anyone can start a process called redis-server. Both discovery scripts use it ($unit set).
+TRUSTED_FN = r"""trusted() {
+  case $(stat -c %U "/proc/$1" 2>/dev/null) in root|redis) return 0;; esac
+  [ -n "$unit" ] && grep -q "/${unit%.service}\.service$" "/proc/$1/cgroup" 2>/dev/null
+}
+"""
+
 PRELUDE = r"""LC_ALL=C; export LC_ALL; PATH=$PATH:/usr/sbin:/sbin; export PATH
 sec() { printf '\n%s%s\n' "$M" "$1"; }
 """
@@ -84,6 +94,7 @@ sec() { printf '\n%s%s\n' "$M" "$1"; }
 # Everything after the header that sets: M unit_arg config_arg port_arg lines has_pw.
 FACTS_SCRIPT = (
     PRELUDE
+    + TRUSTED_FN
     + r"""pw=
 if [ "$has_pw" = 1 ]; then IFS= read -r pw || :; fi
 """
@@ -112,20 +123,24 @@ sec unit; printf '%s\n' "$ushow"
 listen=$(ss -Hltnp 2>&1)
 sec listen; printf '%s\n' "$listen"
 
+untrusted=; seen=' '
+consider() {  # $1 pid, $2 source: take it if trusted, else note it (once)
+  [ -n "$pid" ] || [ -z "$1" ] && return 0
+  case $seen in *" $1 "*) return 0;; esac
+  if trusted "$1"; then pid=$1; pid_source=$2; return 0; fi
+  seen="$seen$1 "
+  untrusted="$untrusted$1 $(stat -c %U "/proc/$1" 2>/dev/null || echo '?')
+"
+}
 pid=; pid_source=
 case $mainpid in ''|0) ;; *) pid=$mainpid; pid_source=unit;; esac
-if [ -z "$pid" ]; then
-  pid=$(printf '%s\n' "$listen" | awk -v want=":$port_arg" '
-    substr($4, length($4) - length(want) + 1) == want && /"redis-server"/ {
-      if (match($0, /pid=[0-9]+/)) { print substr($0, RSTART + 4, RLENGTH - 4); exit }
-    }')
-  [ -n "$pid" ] && pid_source=ss
-fi
-if [ -z "$pid" ]; then
-  pid=$(pgrep -x redis-server 2>/dev/null | head -n 1)
-  [ -n "$pid" ] && pid_source=pgrep
-fi
+consider "$(printf '%s\n' "$listen" | awk -v want=":$port_arg" '
+  substr($4, length($4) - length(want) + 1) == want && /"redis-server"/ {
+    if (match($0, /pid=[0-9]+/)) { print substr($0, RSTART + 4, RLENGTH - 4); exit }
+  }')" ss
+for p in $(pgrep -x redis-server 2>/dev/null); do consider "$p" pgrep; done
 sec pid; printf '%s %s\n' "$pid" "$pid_source"
+sec untrusted; printf '%s' "$untrusted"
 
 cmdline=; exe=
 if [ -n "$pid" ]; then
@@ -505,6 +520,31 @@ def parse_logs(sections: Mapping[str, str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def untrusted_findings(untrusted: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """One finding per redis-server process discovery would not trust: the operator should
+    know a stranger's process is there, and that its config file and password were not used."""
+    return [
+        Finding(
+            "untrusted-process",
+            f"redis-server pid {p['pid']} runs as {p['user']}, not as redis or the unit: "
+            "ignored (its config file is not read or edited, no password is sent to it)",
+            (f"/proc/{p['pid']}: owner {p['user']}",),
+            fixable=False,
+        )
+        for p in untrusted
+    ]
+
+
+def parse_untrusted(text: str) -> list[dict[str, Any]]:
+    """The redis-server processes discovery ignored: [{pid, user}] (see `trusted()`)."""
+    found = []
+    for line in _lines(text):
+        pid, _, user = line.partition(" ")
+        if as_int(pid) is not None:
+            found.append({"pid": as_int(pid), "user": user or "?"})
+    return found
+
+
 def parse_sections(
     sections: Mapping[str, str], firewall: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
@@ -526,6 +566,7 @@ def parse_sections(
         "unit": parse_unit(sections.get("unit", "")),
         "pid": pid,
         "pid_source": pid_text[1] if len(pid_text) > 1 else None,
+        "untrusted": parse_untrusted(sections.get("untrusted", "")),
         "cmdline": cmdline,
         "listening": sockets,
         "redis_listening": redis_sockets(sockets, pid),

@@ -159,6 +159,8 @@ class ConsoleReporter:
                 self._print(Text(f"    undone: {item}", style="dim"))
             for item in event.errors:
                 self._print(Text(f"    could not undo: {item}", style="red"))
+            for item in event.cannot_undo:
+                self._print(Text(f"    cannot be undone (still in place): {item}", style="red"))
         elif isinstance(event, HostFinished):
             if event.status in ("failed", "unreachable", "interrupted") and event.message:
                 self._say("red", "✗", event.host, event.message)

@@ -56,6 +56,7 @@ from redmedic.model.plan import (
     FileChange,
     Finding,
     StepResult,
+    shown,
 )
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args
@@ -519,15 +520,16 @@ class HostRun:
             owner = change.before or RemoteFile(
                 change.path, b"", change.mode or 0o644, "root", "root"
             )
+            mode = change.mode if change.mode is not None else owner.mode
             self.planned_files[change.path] = RemoteFile(
-                change.path, change.after, owner.mode, owner.owner, owner.group
+                change.path, change.after, mode, owner.owner, owner.group
             )
 
     def change_view(self, step: Step, change: Change) -> ChangePlanned:
         """How a change is shown (masked by `emit`/`confirm_request`, hidden if sensitive)."""
         diff = "(diff hidden: sensitive step)" if step.sensitive else change.diff()
         return ChangePlanned(
-            self.host.name, step.phase, step.name, change.kind, change.describe(), diff
+            self.host.name, step.phase, step.name, change.kind, shown(change), diff
         )
 
     # -- gate and apply ------------------------------------------------------------------
@@ -612,8 +614,11 @@ class HostRun:
         self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
     ) -> None:
         """Undo `applied` in reverse order, then run the handlers again (e.g. restart)."""
-        undone, ids, errors = [], [], []
+        undone, ids, errors, kept = [], [], [], []
         for index, item in reversed(list(enumerate(applied, start=1))):
+            if item.reverse is None:
+                kept.append(item.change.describe())
+                continue
             try:
                 undo(conn, item)
                 undone.append(item.change.describe())
@@ -626,7 +631,11 @@ class HostRun:
                     apply(conn, change)
         except RedmedicError as exc:
             errors.append(f"handlers: {exc}")
-        self.emit(RolledBack(self.host.name, reason, tuple(undone), tuple(errors), tuple(ids)))
+        self.emit(
+            RolledBack(
+                self.host.name, reason, tuple(undone), tuple(errors), tuple(ids), tuple(kept)
+            )
+        )
 
     # -- saved plans ---------------------------------------------------------------------
     def save(self, planned: list[_Planned], status: Status) -> SavedHost:

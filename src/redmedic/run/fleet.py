@@ -29,6 +29,7 @@ from redmedic.events import (
     RunStarted,
 )
 from redmedic.model.inventory import Host
+from redmedic.model.plan import shown
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook
 from redmedic.run.executor import HostResult, HostRun, Prepared, RunOptions, Status
@@ -185,7 +186,7 @@ class Fleet:
                 "fix",
                 item.step.name,
                 c.kind,
-                r.masker.mask(c.describe()),
+                r.masker.mask(shown(c)),
                 r.masker.mask(c.diff()),
             )
             for r, p in zip(runs, prepared, strict=True)

@@ -7,6 +7,11 @@ is left alone and reported); a command is reversed by its recorded undo command.
 run's handler commands (e.g. a restart) run once more so services pick up the restored
 files. Changes a run already rolled back itself (failed verify) or that an earlier rollback
 undid are skipped.
+
+A command recorded without an undo (a `shell` command, a restart) "cannot be undone": the
+gate and the report say so, it is never counted as undone, and the host's rollback ends
+`failed` (exit 1) naming it — the host is not back as it was, so the rollback must not
+claim it is. Such a change stays open: a later rollback of the run names it again.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from redmedic.events import (
     masked,
 )
 from redmedic.model.inventory import Host
-from redmedic.model.plan import Text, change_from_data
+from redmedic.model.plan import NO_UNDO, Text, change_from_data
 from redmedic.run.executor import Status
 from redmedic.run.fleet import on_hosts
 from redmedic.run.gate import Gate
@@ -162,13 +167,20 @@ class Rollback:
                 masker,
             )
             return Status.OK
+        kept = tuple(s.description for s in reversed(fixes) if s.undo is None)
+        if len(kept) == len(fixes):  # nothing to run: no gate, no connection, no handlers
+            return self.finish(host.name, emit, masker, kept=kept)
         views = tuple(
             ChangePlanned(
                 host.name,
                 "rollback",
                 s.change_id,
                 str(s.change.get("kind", "")),
-                masker.mask(f"undo: {s.description}"),
+                masker.mask(
+                    f"undo: {s.description}"
+                    if s.undo is not None
+                    else f"{NO_UNDO}: {s.description}"
+                ),
             )
             for s in reversed(fixes)
         )
@@ -187,9 +199,10 @@ class Rollback:
         try:
             with self.connect(host, emit, masker) as conn:
                 for step in reversed(fixes):
+                    if step.undo is None:
+                        continue  # `kept`: reported as "cannot be undone"
                     try:
-                        if step.undo is not None:
-                            self.replay(conn, step.undo, unseal)
+                        self.replay(conn, step.undo, unseal)
                         undone.append(step.description)
                         ids.append(step.change_id)
                     except (RedmedicError, ValueError) as exc:
@@ -204,19 +217,25 @@ class Rollback:
             return Status.UNREACHABLE
         except RedmedicError as exc:
             errors.append(str(exc))
+        return self.finish(host.name, emit, masker, tuple(undone), tuple(errors), tuple(ids), kept)
+
+    def finish(
+        self,
+        host: str,
+        emit: Callable[[Event, Masker | None], None],
+        masker: Masker,
+        undone: tuple[str, ...] = (),
+        errors: tuple[str, ...] = (),
+        ids: tuple[str, ...] = (),
+        kept: tuple[str, ...] = (),
+    ) -> Status:
+        """Report the host's rollback; failed if an undo failed or a change cannot be undone."""
+        reason = f"rollback of run {self.run_id}"
+        emit(RolledBack(host, reason, undone, errors, ids, kept), masker)
+        problems = [*errors, *(f"{d}: {NO_UNDO} (still in place)" for d in kept)]
+        status = Status.FAILED if problems else Status.OK
         emit(
-            RolledBack(
-                host.name,
-                f"rollback of run {self.run_id}",
-                tuple(undone),
-                tuple(errors),
-                tuple(ids),
-            ),
-            masker,
-        )
-        status = Status.FAILED if errors else Status.OK
-        emit(
-            HostFinished(host.name, status.value, len(undone), len(errors), "; ".join(errors)),
+            HostFinished(host, status.value, len(undone), len(problems), "; ".join(problems)),
             masker,
         )
         return status

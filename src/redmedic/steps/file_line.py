@@ -35,7 +35,9 @@ class FileLineArgs(StepArgs):
     )
     create: bool = Field(default=False, description="Create the file if it does not exist.")
     mode: str | None = Field(
-        default=None, description="Octal mode for a created file, e.g. '0640'."
+        default=None,
+        description="Octal mode, e.g. '0640': a new file's, or a change to an existing file's"
+        " (the plan shows 'mode 0600 → 0640'). Unset, an existing file keeps its mode.",
     )
 
     @field_validator("regexp", "insertafter", "insertbefore")

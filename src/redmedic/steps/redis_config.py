@@ -9,7 +9,8 @@ leaves comments and layout alone; a second run plans nothing.
 `load_config` is public so other steps (a triage or facts step) can read the effective
 configuration without editing anything; the parsing rules live in `redmedic.redis.redisconf`.
 
-Why the discovery order: the unit's main process and any running redis-server are asked
+Why the discovery order: the unit's main process and a running redis-server (root's,
+redis's or in the unit's cgroup only: anyone can name a process redis-server) are asked
 first because they show the file actually in use, but Redis rewrites its command line
 (`set-proc-title yes`, Debian's default, leaves only "redis-server 127.0.0.1:6379"), so
 the unit's ExecStart is the usual source on systemd hosts; /etc/redis/redis.conf is last.
@@ -29,6 +30,7 @@ from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, FileChange, Finding, StepResult
 from redmedic.redis import redisconf
+from redmedic.redis.facts import TRUSTED_FN, parse_untrusted, untrusted_findings
 from redmedic.redis.redisconf import ConfError, Config
 from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
 
@@ -72,6 +74,10 @@ if [ -z "$how" ]; then
   for d in /proc/[0-9]*; do
     read -r comm 2>/dev/null < "$d/comm" || continue
     [ "$comm" = redis-server ] || continue
+    if ! trusted "${d#/proc/}"; then
+      printf 'redmedic:ignored %s %s\n' "${d#/proc/}" "$(stat -c %U "$d" 2>/dev/null || echo '?')"
+      continue
+    fi
     if conf=$(conf_of "${d#/proc/}"); then how="process ${d#/proc/}"; break; fi
   done
 fi
@@ -90,8 +96,8 @@ class RedisConfigArgs(StepArgs):
         default=None,
         description=(
             "redis.conf to read and edit. Omitted: the file of the unit's running process, "
-            "else of any running redis-server, else the unit's ExecStart, else "
-            "/etc/redis/redis.conf."
+            "else of a running redis-server of root or redis (others are ignored, with a "
+            "finding), else the unit's ExecStart, else /etc/redis/redis.conf."
         ),
     )
     unit: str = Field(
@@ -134,6 +140,7 @@ class LoadedConfig:
     config: Config
     remote: Mapping[str, RemoteFile]
     discovered_by: str
+    ignored: tuple[dict[str, Any], ...] = ()  # redis-server processes not trusted
 
 
 @dataclass(frozen=True)
@@ -161,12 +168,13 @@ class BundleItem:
 class Bundle:
     found: str | None = None
     items: tuple[BundleItem, ...] = ()
+    ignored: tuple[dict[str, Any], ...] = ()  # untrusted redis-server processes: {pid, user}
 
 
 def discovery_script(unit: str) -> str:
     """One script: find the config file (see the module docstring), then emit it."""
     discover = _DISCOVER.replace("@DEFAULT@", shlex.quote(DEFAULT_PATH))
-    return f"LC_ALL=C; export LC_ALL\nunit={shlex.quote(unit)}\n{_EMIT_FN}{discover}"
+    return f"LC_ALL=C; export LC_ALL\nunit={shlex.quote(unit)}\n{_EMIT_FN}{TRUSTED_FN}{discover}"
 
 
 def read_script(requests: Sequence[tuple[str, str]]) -> str:
@@ -192,6 +200,7 @@ def parse_bundle(data: bytes) -> Bundle:
     """Parse the output of `discovery_script`/`read_script` (raises ValueError if garbled)."""
     found: str | None = None
     items: list[BundleItem] = []
+    ignored: list[dict[str, Any]] = []
     pos = 0
     while pos < len(data):
         end = data.find(b"\n", pos)
@@ -201,6 +210,8 @@ def parse_bundle(data: bytes) -> Bundle:
         pos = end + 1
         if header.startswith(f"{_MARK}found "):
             found = header.split(" ", 1)[1]
+        elif header.startswith(f"{_MARK}ignored "):
+            ignored += parse_untrusted(header.split(" ", 1)[1])
         elif header.startswith(f"{_MARK}absent "):
             _, tag, path = header.split(" ", 2)
             items.append(BundleItem(tag, path, None))
@@ -215,7 +226,7 @@ def parse_bundle(data: bytes) -> Bundle:
             items.append(BundleItem(tag, path, RemoteFile(path, content, mode, owner, group)))
         else:
             raise ValueError(f"unexpected line {header[:80]!r} (did a file change while read?)")
-    return Bundle(found, tuple(items))
+    return Bundle(found, tuple(items), tuple(ignored))
 
 
 def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") -> LoadedConfig:
@@ -255,7 +266,7 @@ def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") 
                 remote[file_path] = remote_file
                 files[file_path] = _parse(remote_file)
         pending = _unresolved(files, matches)
-    return LoadedConfig(Config(main.path, files, matches), remote, how)
+    return LoadedConfig(Config(main.path, files, matches), remote, how, bundle.ignored)
 
 
 def _fetch(ctx: StepContext, script: str) -> Bundle:
@@ -434,9 +445,10 @@ class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
             "has_password": redisconf.has_password(in_force),
             "notes": config.notes(),
         }
-        findings: list[Finding] = []
+        findings = untrusted_findings(loaded.ignored)
         if args.live and args.set:
-            facts["live"], facts["live_error"], findings = self._live(args, ctx, in_force)
+            facts["live"], facts["live_error"], live = self._live(args, ctx, in_force)
+            findings += live
         msg = f"{config.main} ({loaded.discovered_by}): {len(in_force)} directives in force"
         return ConfigFound(loaded, msg, facts, tuple(findings), ctx.become)
 

@@ -21,7 +21,13 @@ from redmedic.firewall.firewalld import parse_service_ports, parse_zone, zone_ve
 from redmedic.firewall.rules import ANY_V4, first_match
 from redmedic.firewall.ufw import parse_ufw_status
 from redmedic.model.plan import StepResult
-from redmedic.redis.facts import facts_script, mask_values, parse_sections, summarize
+from redmedic.redis.facts import (
+    facts_script,
+    mask_values,
+    parse_sections,
+    summarize,
+    untrusted_findings,
+)
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
 
@@ -131,7 +137,9 @@ class RedisFacts(StepType[RedisFactsArgs, Gathered]):
     - `init`: "systemd", "sysv" or "none".
     - `unit`: {name, load_state, active_state, sub_state, unit_file_state, main_pid,
       n_restarts, result, exec_start} or None (no systemd, or no Redis unit).
-    - `pid`, `pid_source` ("unit" MainPID, "ss" owner of the expected port, "pgrep"), `cmdline`.
+    - `pid`, `pid_source` ("unit" MainPID, "ss" owner of the expected port, "pgrep"), `cmdline`;
+      only the unit's own process (its cgroup), root's or the redis user's is trusted.
+    - `untrusted`: [{pid, user}] of redis-server processes ignored (each also a finding).
     - `listening`: every TCP listener [{address, port, process, pid}]; `redis_listening`: the
       redis-server ones.
     - `max_open_files`: {soft, hard} of the process (None = unlimited) or None.
@@ -187,4 +195,10 @@ class RedisFacts(StepType[RedisFactsArgs, Gathered]):
         return Gathered(facts, ctx.masker.mask(result.stderr))
 
     def registered(self, found: Gathered) -> StepResult:
-        return StepResult(rc=0, stderr=found.stderr, msg=summarize(found.facts), facts=found.facts)
+        return StepResult(
+            rc=0,
+            stderr=found.stderr,
+            msg=summarize(found.facts),
+            facts=found.facts,
+            findings=tuple(untrusted_findings(found.facts.get("untrusted", []))),
+        )

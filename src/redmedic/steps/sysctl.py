@@ -370,7 +370,8 @@ class Sysctl(StepType[SysctlArgs, SysctlFound]):
                     current,
                     new.encode("utf-8", "surrogateescape"),
                     become=found.become,
-                    mode=0o644,
+                    # 0644 only for a new file: an existing one keeps its mode and owner.
+                    mode=0o644 if current is None else None,
                 )
             )
         if args.runtime and state.writable and state.runtime != args.wanted:

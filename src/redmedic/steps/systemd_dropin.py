@@ -240,7 +240,11 @@ class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
         )
 
     def plan(self, args: SystemdDropinArgs, found: DropinState) -> list[Change]:
-        reload = CommandChange("systemctl daemon-reload", become=found.become)
+        # A reload is undone by reloading once the drop-in is back as it was (the mkdir's
+        # undo reloads last); its own undo says so, so the plan never calls it permanent.
+        reload = CommandChange(
+            "systemctl daemon-reload", become=found.become, undo_command="systemctl daemon-reload"
+        )
         if found.up_to_date:
             return [reload] if found.need_daemon_reload else []
         current = found.file
@@ -258,6 +262,13 @@ class SystemdDropin(StepType[SystemdDropinArgs, DropinState]):
                 become=found.become,
                 undo_command=undo,
             ),
-            FileChange(args.path, current, new, become=found.become, mode=0o644),
+            # 0644 only for a new drop-in: an existing one keeps its mode and owner.
+            FileChange(
+                args.path,
+                current,
+                new,
+                become=found.become,
+                mode=0o644 if current is None else None,
+            ),
             reload,
         ]
