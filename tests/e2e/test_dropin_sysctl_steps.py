@@ -100,7 +100,7 @@ def test_a_limitnofile_drop_in_reaches_the_running_redis_and_rolls_back_cleanly(
     summary, events = run(tmp_path, host, capsys, DROPIN.format(limit=40, expect=" 40 "), "--check")
     assert summary["status"] == "would_change"
     assert [e["description"] for e in of(events, "change_planned")] == [
-        f"mkdir -p {DROPIN_DIR}",
+        f"mkdir -p -- {DROPIN_DIR}",  # what is shown is what runs: the command itself
         f"create {DROPIN_DIR}/redmedic.conf (mode 0644)",
         "systemctl daemon-reload",
         "systemctl reset-failed redis-server; systemctl restart redis-server (cannot be undone)",
@@ -141,7 +141,7 @@ def test_sysctl_in_a_container_persists_and_says_when_the_runtime_value_cannot_c
     assert [e["description"] for e in of(events, "change_planned")] == [
         f"create {CONF} (mode 0644)",
         f"edit {CONF}",  # the second step edits the file the first one creates
-        "sysctl -w net.core.somaxconn=8192",
+        "sysctl -q -w net.core.somaxconn=8192",
     ]
     assert host.ssh(f"test -e {CONF}").returncode == 1
 
