@@ -4,6 +4,8 @@ values); what Ansible rejects is one line naming FILE:LINE and what to write ins
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from redmedic.cli import main
 from redmedic.errors import InventoryError
 from redmedic.model.inventory import Inventory, load_inventory
+from redmedic.model.vault import open_vault
 from redmedic.playbook import load_playbook
 from redmedic.run.executor import HostRun, RunOptions
 from redmedic.run.gate import Gate
@@ -302,3 +305,24 @@ def test_a_bad_ini_line_stops_the_cli_with_exit_2_and_one_line(
     err = capsys.readouterr().err
     assert f"error: {hosts}:2: word 2 of the host line is not NAME=VALUE — " in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_every_value_of_a_vault_encrypted_ini_inventory_is_masked(tmp_path: Path) -> None:
+    # Given an INI inventory encrypted whole by the real ansible-vault, whose values hold
+    # secrets under names that do not look secret,
+    password = tmp_path / "vault-pass"
+    password.write_text("ini-vault-pass\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("[redis]\nr1 api_key=K3y-from-ini\n\n[redis:vars]\ncluster='Cl-v4lue'\n")
+    vault_cli = str(Path(sys.executable).parent / "ansible-vault")
+    subprocess.run(
+        [vault_cli, "encrypt", "--vault-password-file", str(password), str(hosts)],
+        check=True,
+        capture_output=True,
+    )
+    vault = open_vault([], [str(password)])
+    # when redmedic reads it,
+    inv = load_inventory(str(hosts), ssh_config=None, vault=vault)
+    # then the values are there, and every one of them is a secret to mask.
+    assert inv.host("r1").vars["api_key"] == "K3y-from-ini"
+    assert {"K3y-from-ini", "Cl-v4lue"} <= vault.secrets

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 
 from redmedic.errors import InventoryError
 from redmedic.model.inventory import hostnames
@@ -145,4 +146,20 @@ def _read_text(path: str, vault: Vault | None) -> str:
         if vault is None:
             raise refuse(path, InventoryError)
         text = vault.decrypt(text, where=path, error=InventoryError)
+        vault.reveal(_ini_values(text))  # the whole file was secret: so is every value in it
     return text
+
+
+def _ini_values(text: str) -> list[str]:
+    """The values of every `key=value` word of an INI inventory's text (for masking)."""
+    values = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;[":
+            continue
+        try:
+            words = shlex.split(stripped, comments=True)
+        except ValueError:  # an unclosed quote: the INI reader names that line itself
+            words = stripped.split()
+        values += [word.split("=", 1)[1] for word in words if "=" in word]
+    return [value for value in values if value]
