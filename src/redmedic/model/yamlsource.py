@@ -115,6 +115,22 @@ def load_yaml(
     A file encrypted with Ansible Vault is opened with `vault`, or refused without one.
     """
     source = os.fspath(path)
+    text, encrypted = read_text(source, error=error, vault=vault)
+    doc = parse_yaml(text, source, error=error, vault=vault)
+    if encrypted and vault is not None:
+        vault.reveal(doc.data)  # the whole file was secret: so is every value in it
+    return doc
+
+
+def read_text(
+    source: str,
+    *,
+    error: type[InputError] = InputError,
+    vault: Vault | None = None,
+    not_text_hint: str = "save the file as UTF-8",
+) -> tuple[str, bool]:
+    """A text input file's contents, and whether it was vault-encrypted (then decrypted with
+    `vault`, or refused without one); every problem is `error` naming the file."""
     try:
         with open(source, encoding="utf-8-sig") as fh:
             text = fh.read()
@@ -126,20 +142,17 @@ def load_yaml(
         raise error(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})",
             where=source,
-            hint="save the file as UTF-8",
+            hint=not_text_hint,
         ) from None
     except OSError as exc:
         raise error(
             f"cannot read: {exc.strerror or exc}", where=source, hint="check its permissions"
         ) from None
-    if is_encrypted(text):
-        if vault is None:
-            raise refuse(source, error)
-        text = vault.decrypt(text, where=source, error=error)
-        doc = parse_yaml(text, source, error=error, vault=vault)
-        vault.reveal(doc.data)  # the whole file was secret: so is every value in it
-        return doc
-    return parse_yaml(text, source, error=error, vault=vault)
+    if not is_encrypted(text):
+        return text, False
+    if vault is None:
+        raise refuse(source, error)
+    return vault.decrypt(text, where=source, error=error), True
 
 
 def parse_yaml(

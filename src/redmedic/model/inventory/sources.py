@@ -27,8 +27,8 @@ from redmedic.model.inventory.ini_source import read_ini_inventory
 from redmedic.model.inventory.model import at
 from redmedic.model.inventory.script_source import read_script_inventory
 from redmedic.model.inventory.yaml_source import load_document, read_yaml_inventory
-from redmedic.model.vault import Vault, is_encrypted, refuse
-from redmedic.model.yamlsource import YamlDoc, load_yaml
+from redmedic.model.vault import Vault
+from redmedic.model.yamlsource import YamlDoc, load_yaml, read_text
 
 # Ansible's default INVENTORY_IGNORE_EXTS
 _IGNORED_EXTENSIONS = [".pyc", ".pyo", ".swp", ".bak", "~", ".rpm", ".md", ".txt", ".rst"]
@@ -129,23 +129,13 @@ def _has_shebang(path: str) -> bool:
 
 def _read_text(path: str, vault: Vault | None) -> str:
     """A text inventory file's contents, opened with the vault if it is encrypted."""
-    try:
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise InventoryError(
-            "not a text inventory (not UTF-8)",
-            where=path,
-            hint="pass a YAML, INI or JSON inventory, or an executable script",
-        ) from None
-    except OSError as exc:
-        raise InventoryError(
-            f"cannot read: {exc.strerror or exc}", where=path, hint="check its permissions"
-        ) from None
-    if is_encrypted(text):
-        if vault is None:
-            raise refuse(path, InventoryError)
-        text = vault.decrypt(text, where=path, error=InventoryError)
+    text, encrypted = read_text(
+        path,
+        error=InventoryError,
+        vault=vault,
+        not_text_hint="pass a YAML, INI or JSON inventory, or an executable script",
+    )
+    if encrypted and vault is not None:
         vault.reveal(_ini_values(text))  # the whole file was secret: so is every value in it
     return text
 
