@@ -126,6 +126,7 @@ class FileChange:
     # The mode to write: a new file's, or a change a step explicitly asks of an existing
     # one (shown by `describe`). None keeps an existing file's mode (and owner, always).
     mode: int | None = None
+    effect: str | None = None  # what it does to the running service: see `LIVE`
 
     kind: ClassVar[str] = "file"
 
@@ -186,6 +187,7 @@ class FileChange:
             "after_sha256": self.after_sha256,
             "mode": self.mode,
             "become": self.become,
+            "effect": self.effect,
         }
         if not applied:
             data["after"] = seal(self.after.decode(ENCODING, ERRORS))
@@ -216,7 +218,9 @@ class FileChange:
                 f"the saved content for {path} does not rebuild exactly — "
                 "use the same inventory and -e values as when the plan was made"
             )
-        return cls(path, current, after, become=become, mode=data["mode"])
+        return cls(
+            path, current, after, become=become, mode=data["mode"], effect=data.get("effect")
+        )
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ class CommandChange:
     # (command, expected stdout): the state this change was planned against, re-checked
     # before a saved plan is applied so a host that drifted is refused, never re-planned.
     precondition: tuple[str, str] | None = None
+    effect: str | None = None  # what it does to the running service: see `LIVE`
 
     kind: ClassVar[str] = "command"
 
@@ -255,6 +260,7 @@ class CommandChange:
             "command": seal(self.command),
             "become": self.become,
             "undo_command": seal(self.undo_command) if self.undo_command else None,
+            "effect": self.effect,
         }
         if not applied:
             precondition = self.precondition
@@ -273,6 +279,7 @@ class CommandChange:
             precondition=(unseal(precondition[0]), unseal(precondition[1]))
             if precondition
             else None,
+            effect=data.get("effect"),
         )
 
 
@@ -329,13 +336,35 @@ _KINDS: dict[str, type[FileChange] | type[CommandChange] | type[RestoreChange]] 
 
 NO_UNDO = "cannot be undone"
 
+LIVE = "live, no restart"
+"""The `effect` of a change the running service takes as it is: it notifies no handler.
+
+A change's `effect` says what it does to the running service, for the plan to show and for
+the executor to decide whether the step's `notify:` handlers (a restart) must run: None is
+the general case (the handlers run, as in Ansible), `LIVE` means the running layer already
+has the change (e.g. a redis.conf edit whose value was also set with CONFIG SET), and
+`restart_needed(why)` says that it reaches the process only through the handlers, and why.
+"""
+
+
+def restart_needed(why: str) -> str:
+    """The `effect` of a change the running process cannot take: it needs the restart."""
+    return f"needs a restart: {why}"
+
+
+def takes_effect_live(change: Change) -> bool:
+    """True when the change needs none of its step's handlers to reach the running service."""
+    return getattr(change, "effect", None) == LIVE
+
 
 def shown(change: Change) -> str:
-    """The change as the plan, the gate and --check show it: its description, and for a
-    command with no undo that it "cannot be undone" — a rollback leaves it in place."""
+    """The change as the plan, the gate and --check show it: its description, what it does
+    to the running service (`effect`), and for a command with no undo that it "cannot be
+    undone" — a rollback leaves it in place."""
+    notes = [note for note in (getattr(change, "effect", None),) if note]
     if isinstance(change, CommandChange) and change.undo_command is None:
-        return f"{change.describe()} ({NO_UNDO})"
-    return change.describe()
+        notes.append(NO_UNDO)
+    return f"{change.describe()} ({'; '.join(notes)})" if notes else change.describe()
 
 
 def change_from_data(

@@ -55,7 +55,7 @@ LIVE_CONFIG = (
     "logfile",
     "unixsocket",
 )
-INFO_SECTIONS = ("server", "clients", "memory", "stats")
+INFO_SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "keyspace")
 
 # -- the script --------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from redmedic.model.plan import (
     Finding,
     StepResult,
     shown,
+    takes_effect_live,
 )
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args
@@ -334,8 +335,17 @@ class HostRun:
         return HostResult(self.host.name, status, changed=count)
 
     def notified(self, planned: list[_Planned]) -> list[Step]:
-        """The handlers the changing steps notify, in the playbook's order (each once)."""
-        names = {name for p in planned if p.changes for name in p.step.notify}
+        """The handlers the changing steps notify, in the playbook's order (each once).
+
+        A step whose every change took effect live (`takes_effect_live`: e.g. a redis.conf
+        edit also made with CONFIG SET) notifies nothing: a restart would only drop clients.
+        """
+        names = {
+            name
+            for p in planned
+            if any(not takes_effect_live(c) for c in p.changes)
+            for name in p.step.notify
+        }
         return [h for h in self.playbook.handlers if h.name in names]
 
     # -- one step ------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""What a running Redis takes without a restart, by version, read from Redis's own sources.
+
+Why a table by version: whether `CONFIG SET` accepts a directive is decided by the server's
+`src/config.c` (MODIFIABLE_CONFIG vs IMMUTABLE_CONFIG, or a special case), and that changed
+over the releases. A fix that sets a value live where the server allows it keeps every
+connected client and the dataset; where it does not, the change needs a restart, and the plan
+must say so and why. The versions below are the first release whose config.c makes the
+directive settable (checked in redis/redis at the tags 6.0.16, 6.2.0, 6.2.1, 7.0.15):
+
+- `bind`, `port`, `tls-port`: IMMUTABLE up to 6.2.0, MODIFIABLE from 6.2.1 ("Make port,
+  tls-port and bind configurations modifiable", redis/redis#8510);
+- `requirepass`, `maxmemory`, `maxmemory-policy`: settable since 2.x (CONFIG SET's first
+  releases), `maxclients` since 2.6, `protected-mode` since it exists (3.2.0);
+- a directive not listed here is treated as needing a restart: claiming "live" for a
+  value Redis would refuse would leave the running server on the old one.
+
+Protected mode (networking.c): before 7.0 it refuses a non-loopback client only when no
+`bind` is configured (`server.bindaddr_count == 0`) and the default user has no password;
+from 7.0 the bind condition is gone, so `protected-mode yes` without a password refuses
+every remote client whatever `bind` says.
+"""
+
+from __future__ import annotations
+
+import re
+
+Version = tuple[int, int, int]
+
+LIVE_SINCE: dict[str, Version] = {
+    "bind": (6, 2, 1),
+    "port": (6, 2, 1),
+    "tls-port": (6, 2, 1),
+    "requirepass": (2, 0, 0),
+    "maxmemory": (2, 0, 0),
+    "maxmemory-policy": (2, 0, 0),
+    "maxclients": (2, 6, 0),
+    "protected-mode": (3, 2, 0),
+}
+
+PROTECTED_MODE_IGNORES_BIND: Version = (7, 0, 0)
+
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse_version(text: str | None) -> Version | None:
+    """`redis_version` from INFO ("7.0.15") as a tuple; None when it is not a version."""
+    match = _VERSION.match(str(text or ""))
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def shown_version(version: Version) -> str:
+    return ".".join(str(part) for part in version)
+
+
+def restart_reason(directive: str, version: Version | None) -> str | None:
+    """None when the running Redis of `version` takes `directive` with CONFIG SET; else why
+    the change needs a restart (a sentence for the plan: "needs a restart: <this>")."""
+    name = directive.lower()
+    if version is None:
+        return "the running Redis's version is unknown (is it running?)"
+    since = LIVE_SINCE.get(name)
+    if since is None:
+        return f"redmedic does not set `{name}` live"
+    if version < since:
+        return (
+            f"Redis {shown_version(version)} cannot change `{name}` while running "
+            f"(CONFIG SET takes it from {shown_version(since)})"
+        )
+    return None
+
+
+def protected_mode_refuses_remote(
+    version: Version | None, *, protected_mode: bool, has_password: bool, bind_set: bool
+) -> bool:
+    """Would this configuration answer a remote client with DENIED (see the module docstring)?
+
+    `has_password`: the default user needs one (`requirepass`, or an ACL password);
+    `bind_set`: a `bind` directive is in force. An unknown version is taken as 7.0 or later:
+    it is the stricter rule, so a hidden cause is named rather than missed.
+    """
+    if not protected_mode or has_password:
+        return False
+    if version is not None and version < PROTECTED_MODE_IGNORES_BIND:
+        return not bind_set
+    return True
