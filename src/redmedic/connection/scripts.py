@@ -31,6 +31,20 @@ def marker_line(marker: str, name: str) -> str:
     return f"printf '\\n%s%s\\n' {shlex.quote(marker)} {shlex.quote(name)}\n"
 
 
+def with_stdin(command: str, text: str) -> str:
+    """`command` with `text` on its standard input, as one command: a here-document.
+
+    A planned change is one command (what a plan file stores and shows masked); the script
+    itself travels on the channel's stdin (`connection.base`), so the text — a secret — is
+    on no command line of the host.
+    """
+    end = "REDMEDIC_STDIN_END"
+    while end in text:
+        end += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return f"{{ {command}\n}} <<'{end}'\n{body}{end}"
+
+
 def split_sections(output: str, marker: str) -> dict[str, str]:
     """The script's output as {section name: text}; each section's text without the
     newline the marker line added in front of it."""

@@ -86,9 +86,10 @@ class RestartCost:
 
     def summary(self) -> str:
         """One line for the plan: what the restart drops and how the data comes back."""
+        fate = "reloaded" if self.persistent else "LOST"
         parts = [
             f"drops {self.clients} connected client{'s' if self.clients != 1 else ''}",
-            f"{self.keys} keys ({_size(self.dataset_bytes)}) reloaded",
+            f"{self.keys} keys ({_size(self.dataset_bytes)}) {fate}",
         ]
         if self.aof:
             parts.append("AOF on")
