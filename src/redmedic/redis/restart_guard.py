@@ -59,7 +59,8 @@ class RestartCost:
         memory = info.get("memory") or {}
         keys, expires = keyspace_counts(info.get("keyspace") or {})
         return cls(
-            clients=_int(info.get("clients") or {}, "connected_clients"),
+            # INFO counts the connection that asked for it: not a client the restart drops
+            clients=max(0, _int(info.get("clients") or {}, "connected_clients") - 1),
             keys=keys,
             expires=expires,
             dataset_bytes=_int(memory, "used_memory_dataset") or _int(memory, "used_memory"),
