@@ -9,10 +9,13 @@ Built on ``tests/support/nspawn.py`` (see its docstring and tests/support/README
 * ``make_systemd_host`` (function): a factory; each call returns another pristine host,
   all of them destroyed after the test.
 * ``systemd_host`` (function): one pristine host for this test, destroyed after it.
+* ``bullseye_pool``, ``make_bullseye_host``, ``bullseye_host``: the same for Debian 11 hosts
+  (redis 6.0.16). Their pool, and its base, is made only when a selected test asks for one
+  of them, so a run without such a test neither builds the bullseye base nor boots it.
 
-Hosts are booted in batches sized by the number of selected tests that still need one, so
-the whole batch boots in parallel and later tests get a host instantly. A host is never
-reused: faults are destructive.
+Hosts are booted in batches sized by the number of selected tests that still need one of
+that kind, so the whole batch boots in parallel and later tests get a host instantly. A
+host is never reused: faults are destructive.
 
 Every test under ``tests/e2e`` carries the ``e2e`` marker. Missing prerequisites (not root,
 no systemd-nspawn, ...) skip these tests on a developer machine with the reason, but fail
@@ -39,10 +42,19 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
-from tests.support.nspawn import HostPool, SystemdHost, missing_prerequisites  # noqa: E402
+from tests.support.nspawn import (  # noqa: E402
+    BULLSEYE,
+    HostPool,
+    SystemdHost,
+    missing_prerequisites,
+)
 
 _HERE = Path(__file__).resolve().parent
-_HOST_FIXTURES = frozenset({"systemd_host", "make_systemd_host"})
+#: Each kind of host: (its factory fixture, its one-host fixture).
+_HOST_FIXTURES = {
+    "bookworm": ("make_systemd_host", "systemd_host"),
+    "bullseye": ("make_bullseye_host", "bullseye_host"),
+}
 #: Most hosts booted at once (RAM is no limit at ~15 MB a host; boot is CPU bound).
 MAX_BATCH = int(os.environ.get("REDMEDIC_E2E_BATCH", "16"))
 
@@ -99,37 +111,36 @@ def _require_prerequisites() -> None:
 
 
 @pytest.fixture(scope="session")
-def _host_demand(request: pytest.FixtureRequest) -> _Demand:
-    # A test using the factory usually wants more than one host: count it as two.
-    demand = 0
+def _host_demand(request: pytest.FixtureRequest) -> dict[str, _Demand]:
+    """Per kind of host, how many the selected tests will take."""
+    demand = {kind: _Demand(0) for kind in _HOST_FIXTURES}
     for item in request.session.items:
         names = set(getattr(item, "fixturenames", ()))
-        if "make_systemd_host" in names and "systemd_host" not in names:
-            demand += 2
-        elif names & _HOST_FIXTURES:
-            demand += 1
-    return _Demand(demand)
+        for kind, (factory, single) in _HOST_FIXTURES.items():
+            # A test using the factory usually wants more than one host: count it as two.
+            if factory in names and single not in names:
+                demand[kind].remaining += 2
+            elif single in names:
+                demand[kind].remaining += 1
+    return demand
 
 
-@pytest.fixture(scope="session")
-def host_pool() -> Iterator[HostPool]:
-    """The run's HostPool: bridge, key pair, known_hosts; everything torn down at the end."""
+@contextlib.contextmanager
+def _open_pool(pool: HostPool) -> Iterator[HostPool]:
     _require_prerequisites()
-    with _terminate_as_interrupt(), HostPool() as pool:
+    with _terminate_as_interrupt(), pool:
         yield pool
 
 
-@pytest.fixture
-def make_systemd_host(
-    host_pool: HostPool, _host_demand: _Demand
-) -> Iterator[Callable[[], SystemdHost]]:
-    """Factory for pristine hosts; each is destroyed when the test ends."""
+def _host_factory(pool: HostPool, demand: _Demand) -> Iterator[Callable[[], SystemdHost]]:
+    """Hand out pristine hosts from ``pool``, in batches sized by ``demand``; destroy them
+    all when the test ends."""
     taken: list[SystemdHost] = []
 
     def make() -> SystemdHost:
-        batch = max(1, min(MAX_BATCH, _host_demand.remaining))
-        host = host_pool.acquire(batch=batch)
-        _host_demand.remaining = max(0, _host_demand.remaining - 1)
+        batch = max(1, min(MAX_BATCH, demand.remaining))
+        host = pool.acquire(batch=batch)
+        demand.remaining = max(0, demand.remaining - 1)
         taken.append(host)
         return host
 
@@ -137,10 +148,46 @@ def make_systemd_host(
         yield make
     finally:
         for host in taken:
-            host_pool.release(host)
+            pool.release(host)
+
+
+@pytest.fixture(scope="session")
+def host_pool() -> Iterator[HostPool]:
+    """The run's HostPool: bridge, key pair, known_hosts; everything torn down at the end."""
+    with _open_pool(HostPool()) as pool:
+        yield pool
+
+
+@pytest.fixture
+def make_systemd_host(
+    host_pool: HostPool, _host_demand: dict[str, _Demand]
+) -> Iterator[Callable[[], SystemdHost]]:
+    """Factory for pristine hosts; each is destroyed when the test ends."""
+    yield from _host_factory(host_pool, _host_demand["bookworm"])
 
 
 @pytest.fixture
 def systemd_host(make_systemd_host: Callable[[], SystemdHost]) -> SystemdHost:
     """A pristine Debian 12 host with systemd, sshd and redis-server (default config)."""
     return make_systemd_host()
+
+
+@pytest.fixture(scope="session")
+def bullseye_pool() -> Iterator[HostPool]:
+    """A HostPool of Debian 11 hosts (its own slot and bridge); builds their base if needed."""
+    with _open_pool(HostPool(recipe=BULLSEYE)) as pool:
+        yield pool
+
+
+@pytest.fixture
+def make_bullseye_host(
+    bullseye_pool: HostPool, _host_demand: dict[str, _Demand]
+) -> Iterator[Callable[[], SystemdHost]]:
+    """Factory for pristine Debian 11 hosts; each is destroyed when the test ends."""
+    yield from _host_factory(bullseye_pool, _host_demand["bullseye"])
+
+
+@pytest.fixture
+def bullseye_host(make_bullseye_host: Callable[[], SystemdHost]) -> SystemdHost:
+    """A pristine Debian 11 host: systemd 247, OpenSSH 8.4, redis-server 6.0.16 (defaults)."""
+    return make_bullseye_host()

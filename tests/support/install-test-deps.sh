@@ -5,12 +5,13 @@
 #
 # Tier 2 (tests/e2e, tests/support/nspawn.py: disposable systemd hosts):
 #   systemd-container  systemd-nspawn boots each test host with systemd as PID 1
-#   debootstrap        builds the cached Debian 12 base rootfs the hosts share
+#   debootstrap        builds the cached Debian 12 (and, on demand, 11) base rootfs the hosts share
 #   iproute2           `ip` creates the bridge the hosts are attached to
 #   openssh-client     `ssh`/`ssh-keygen`: per-run key pair, per-host host keys, test commands
 #   util-linux         `mount` (overlayfs per host), `setsid`
 #   coreutils          `chroot` while building the base rootfs
-#   debian-archive-keyring  lets debootstrap verify the Debian archive
+#   debian-archive-keyring  lets debootstrap verify the Debian archive (Debian 12's also
+#                      holds bullseye's keys)
 #
 # Tier 1 (tests/integration, the demo: real sshd and redis-server on loopback):
 #   openssh-server     sshd for the simulated hosts (started by the tests on 127.0.1.N)

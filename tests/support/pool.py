@@ -67,7 +67,7 @@ from tests.support.control import (
 from tests.support.hosts import SystemdHost
 from tests.support.network import NETWORK_ENV, Network, delete_link, host_address_env, veth_name
 from tests.support.readiness import NotReady, wait_ready
-from tests.support.rootfs import build_base_rootfs
+from tests.support.rootfs import BOOKWORM, Recipe, build_base_rootfs
 
 STATE_DIR: Final = Path("/var/tmp/redmedic-test")
 MAX_SLOTS: Final = 8
@@ -121,18 +121,23 @@ class HostPool:
     reaped later), ``close()`` stops everything, unmounts, removes the bridge. Faults are
     destructive, so a host is never handed out twice.
 
+    Every host of a pool boots from one base: ``recipe`` picks it (``BULLSEYE`` for Debian
+    11 hosts), and the pool builds that base on ``open()`` if it is not cached yet.
+
     Only processes this pool started are ever signalled, by the PID it recorded.
     """
 
     def __init__(
         self,
         *,
+        recipe: Recipe = BOOKWORM,
         base: Path | None = None,
         state_dir: Path = STATE_DIR,
         boot_timeout: float = BOOT_TIMEOUT,
         stop_timeout: float = 30.0,
         max_parallel_setup: int = 8,
     ) -> None:
+        self.recipe = recipe
         self._base_arg = base
         self._state_root = state_dir
         self.boot_timeout = boot_timeout
@@ -172,7 +177,7 @@ class HostPool:
             raise HostError("cannot boot test hosts: " + "; ".join(missing))
         self._take_slot()
         self._cleanup_slot()
-        self._base = self._base_arg or build_base_rootfs()
+        self._base = self._base_arg or build_base_rootfs(self.recipe)
         self.state_dir.mkdir(parents=True)
         (self.state_dir / "hosts").mkdir()
         run(

@@ -1,14 +1,21 @@
-"""The cached Debian 12 base every test host boots from (an overlayfs lower dir, read-only).
+"""The cached Debian bases test hosts boot from (an overlayfs lower dir, read-only).
 
 Why cached and shared: debootstrap takes ~50 s and ~1 GB; every host is an overlay on top
 of one base, so a host costs ~15 MB of RAM and boots in about a second. The base is built
-once per recipe (the package lists plus every file the build writes, hashed into the
-directory name ``/var/cache/redmedic-test/rootfs-<hash>``), in a temporary sibling directory
-renamed into place, under a file lock so parallel pytest processes never race.
+once per recipe (the suite, the package lists plus every file the build writes, hashed into
+the directory name ``/var/cache/redmedic-test/rootfs-<hash>``), in a temporary sibling
+directory renamed into place, under a file lock so parallel pytest processes never race.
+
+Two recipes, one build: ``BOOKWORM`` (Debian 12, redis 7.0.15, the default) and
+``BULLSEYE`` (Debian 11, redis 6.0.16: ``bind`` and ``port`` cannot be changed with CONFIG
+SET there). A base is built only when a pool asks for it, so the bookworm tests never pay
+for bullseye. The control machine (Debian 12) lists only bookworm sources; a bullseye base
+gets the same mirrors with the suite names swapped (``bookworm-security`` ->
+``bullseye-security``), which is how Debian names them since bullseye.
 
 What it took on this kind of machine (each of these failed without it):
 
-* ``debootstrap --variant=minbase --include=<BASE_PACKAGES> bookworm DIR <mirror>``, from the
+* ``debootstrap --variant=minbase --include=<BASE_PACKAGES> SUITE DIR <mirror>``, from the
   Debian mirror the control machine's apt already uses;
 * firewalld installed afterwards inside the rootfs (``--no-install-recommends``, with the
   control machine's apt sources copied in): in the debootstrap include list its polkitd
@@ -31,7 +38,8 @@ from typing import IO, Final
 from tests.support.control import HostError, flock, remove_tree, run, unmount_below, write
 from tests.support.network import NETWORK_UNIT, NETWORK_UNIT_NAME
 
-SUITE: Final = "bookworm"
+#: The control machine's own suite: its apt sources name it (and its -updates/-security).
+CONTROL_SUITE: Final = "bookworm"
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
 CACHE_DIR: Final = Path("/var/cache/redmedic-test")
 
@@ -60,6 +68,23 @@ EXTRA_PACKAGES: Final[tuple[str, ...]] = ("firewalld",)
 #: Bump when the build recipe below changes in a way the package list does not show.
 RECIPE_VERSION: Final = 1
 
+
+@dataclass(frozen=True)
+class Recipe:
+    """One flavour of base: the Debian suite and what is installed in each of the two phases
+    (``packages`` by debootstrap, ``extra_packages`` afterwards with apt inside the rootfs)."""
+
+    suite: str
+    packages: tuple[str, ...] = BASE_PACKAGES
+    extra_packages: tuple[str, ...] = EXTRA_PACKAGES
+
+
+#: Debian 12, redis-server 7.0.15: the default for every test host.
+BOOKWORM: Final = Recipe("bookworm")
+#: Debian 11, redis-server 6.0.16: every base package exists there under the same name, and
+#: firewalld (0.9, on policykit-1) installs the same way.
+BULLSEYE: Final = Recipe("bullseye")
+
 SSHD_DROPIN: Final = """\
 # redmedic test host: root logs in with the per-run key only.
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -82,10 +107,15 @@ RuntimeMaxUse=16M
 MASKED_UNITS: Final[tuple[str, ...]] = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 
-def debian_sources() -> list[tuple[str, str]]:
-    """(URI, suite) pairs of the Debian bookworm* entries the control machine's apt uses."""
+def debian_sources(
+    suite: str = CONTROL_SUITE,
+    *,
+    deb822: Path = Path("/etc/apt/sources.list.d/debian.sources"),
+    legacy: Path = Path("/etc/apt/sources.list"),
+) -> list[tuple[str, str]]:
+    """(URI, suite) pairs of the control machine's apt entries for its own suite and pockets
+    (bookworm, bookworm-updates, ...), renamed to ``suite`` (bullseye, bullseye-updates, ...)."""
     entries: list[tuple[str, str]] = []
-    deb822 = Path("/etc/apt/sources.list.d/debian.sources")
     if deb822.exists():
         for paragraph in deb822.read_text(encoding="utf-8").split("\n\n"):
             fields: dict[str, str] = {}
@@ -99,39 +129,46 @@ def debian_sources() -> list[tuple[str, str]]:
             if fields.get("enabled", "yes").lower() == "no":
                 continue
             uris = fields.get("uris", "").split()
-            for suite in fields.get("suites", "").split():
-                if suite.startswith(SUITE) and uris:
-                    entries.append((uris[0], suite))
-    legacy = Path("/etc/apt/sources.list")
+            entries += [(uris[0], name) for name in fields.get("suites", "").split() if uris]
     if not entries and legacy.exists():
         for line in legacy.read_text(encoding="utf-8").splitlines():
             words = [w for w in line.split() if not w.startswith("[")]
-            if len(words) >= 3 and words[0] == "deb" and words[2].startswith(SUITE):
+            if len(words) >= 3 and words[0] == "deb":
                 entries.append((words[1], words[2]))
-    return entries
+    return [
+        (uri, suite + name.removeprefix(CONTROL_SUITE))
+        for uri, name in entries
+        if name == CONTROL_SUITE or name.startswith(f"{CONTROL_SUITE}-")
+    ]
 
 
-def debian_mirror() -> str:
+def debian_mirror(suite: str = CONTROL_SUITE) -> str:
     """The Debian mirror the control machine's apt already uses (debootstrap needs one)."""
-    for uri, suite in debian_sources():
-        if suite == SUITE:
+    for uri, name in debian_sources(suite):
+        if name == suite:
             return uri.rstrip("/")
     return DEFAULT_MIRROR
 
 
-def _recipe_digest() -> str:
-    """Cache key: the package lists plus everything the build writes into the rootfs."""
-    recipe = {
-        "suite": SUITE,
-        "packages": sorted(BASE_PACKAGES),
-        "extra": sorted(EXTRA_PACKAGES),
+def _recipe_digest(recipe: Recipe) -> str:
+    """Cache key: the suite, the package lists plus everything the build writes into the
+    rootfs (the same keys as before recipes existed, so the bookworm base keeps its hash)."""
+    fields = {
+        "suite": recipe.suite,
+        "packages": sorted(recipe.packages),
+        "extra": sorted(recipe.extra_packages),
         "sshd": SSHD_DROPIN,
         "network_unit": NETWORK_UNIT,
         "journald": JOURNALD_DROPIN,
         "masked": sorted(MASKED_UNITS),
         "version": RECIPE_VERSION,
     }
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def base_path(recipe: Recipe, cache_dir: Path = CACHE_DIR) -> Path:
+    """Where the recipe's base is cached: one directory per recipe, named by its digest."""
+    return cache_dir / f"rootfs-{_recipe_digest(recipe)}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +180,7 @@ class _Build:
     of deleting a directory it is still writing into.
     """
 
+    recipe: Recipe
     target: Path
     log: IO[str]
     lock_fd: int
@@ -164,19 +202,19 @@ class _Build:
 
 def _build_rootfs(build: _Build) -> None:
     """debootstrap + firewalld + the per-recipe customisation, into an empty directory."""
-    target = build.target
-    mirror = debian_mirror()
+    target, suite = build.target, build.recipe.suite
+    mirror = debian_mirror(suite)
     build.run(
         "debootstrap",
         "--variant=minbase",
-        f"--include={','.join(BASE_PACKAGES)}",
-        SUITE,
+        f"--include={','.join(build.recipe.packages)}",
+        suite,
         target,
         mirror,
     )
-    # firewalld afterwards, from the same sources the control machine uses; a policy-rc.d
+    # firewalld afterwards, from the same mirrors the control machine uses; a policy-rc.d
     # keeps maintainer scripts from trying to start daemons inside the chroot.
-    sources = debian_sources() or [(mirror, SUITE)]
+    sources = debian_sources(suite) or [(mirror, suite)]
     write(
         target / "etc/apt/sources.list",
         "".join(f"deb {uri} {suite} main\n" for uri, suite in sources),
@@ -185,7 +223,8 @@ def _build_rootfs(build: _Build) -> None:
     write(policy, "#!/bin/sh\nexit 101\n", 0o755)
     try:
         build.chroot("apt-get", "update")
-        build.chroot("apt-get", "install", "-y", "--no-install-recommends", *EXTRA_PACKAGES)
+        extra = build.recipe.extra_packages
+        build.chroot("apt-get", "install", "-y", "--no-install-recommends", *extra)
         build.chroot("apt-get", "clean")
     finally:
         policy.unlink(missing_ok=True)
@@ -221,14 +260,14 @@ def _customize_rootfs(build: _Build) -> None:
             entry.unlink()
 
 
-def build_base_rootfs(cache_dir: Path = CACHE_DIR) -> Path:
-    """Return the cached base rootfs, building it first if needed (~1 min, once per recipe).
+def build_base_rootfs(recipe: Recipe = BOOKWORM, cache_dir: Path = CACHE_DIR) -> Path:
+    """Return the recipe's cached base rootfs, building it first if needed (~1 min, once).
 
     Built into a temporary sibling directory and renamed into place, so an existing
     ``rootfs-<hash>`` is always complete; the lock makes a second pytest process wait for
     the first one's build instead of running debootstrap twice.
     """
-    final = cache_dir / f"rootfs-{_recipe_digest()}"
+    final = base_path(recipe, cache_dir)
     if final.is_dir():
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -242,7 +281,7 @@ def build_base_rootfs(cache_dir: Path = CACHE_DIR) -> Path:
         log_path = cache_dir / f"{final.name}.log"
         try:
             with open(log_path, "w", encoding="utf-8") as log:
-                _build_rootfs(_Build(build, log, lock_fd))
+                _build_rootfs(_Build(recipe, build, log, lock_fd))
             build.rename(final)
         except BaseException:
             with contextlib.suppress(HostError, OSError):

@@ -14,6 +14,12 @@ directive settable (checked in redis/redis at the tags 6.0.16, 6.2.0, 6.2.1, 7.0
 - a directive not listed here is treated as needing a restart: claiming "live" for a
   value Redis would refuse would leave the running server on the old one.
 
+`bind` syntax (server.c listenToPort): 7.0 added optional addresses (`-::1`: skipped when
+the interface is missing) and the `*`/`::*` wildcards. Redis 6 takes each word as an
+address to resolve and stops at the first that fails ("Could not create server TCP
+listening socket -::*:6379: Name or service not known"), so `bind 0.0.0.0 -::*` — right
+on 7.0 — keeps a 6.0 server from starting; `any_address_bind` gives each version's form.
+
 Protected mode (networking.c): before 7.0 it refuses a non-loopback client only when no
 `bind` is configured (`server.bindaddr_count == 0`) and the default user has no password;
 from 7.0 the bind condition is gone, so `protected-mode yes` without a password refuses
@@ -38,6 +44,7 @@ LIVE_SINCE: dict[str, Version] = {
 }
 
 PROTECTED_MODE_IGNORES_BIND: Version = (7, 0, 0)
+BIND_WILDCARDS_SINCE: Version = (7, 0, 0)
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -86,3 +93,25 @@ def protected_mode_refuses_remote(
     if version is not None and version < PROTECTED_MODE_IGNORES_BIND:
         return not bind_set
     return True
+
+
+def any_address_bind(version: Version | None) -> str:
+    """`bind` for "every address": IPv4 and, where the host has it, IPv6 on 7.0 and later;
+    IPv4 only before (a 6.x `::` would stop the server on a host without IPv6)."""
+    if version is not None and version < BIND_WILDCARDS_SINCE:
+        return "0.0.0.0"
+    return "0.0.0.0 -::*"
+
+
+def bind_refusal(addresses: list[str], version: Version | None) -> str | None:
+    """Why Redis `version` would not start with `bind ADDRESSES`; None when it would."""
+    if version is None or version >= BIND_WILDCARDS_SINCE:
+        return None
+    unknown = [a for a in addresses if a.startswith("-") or a in ("*", "::*")]
+    if not unknown:
+        return None
+    return (
+        f"Redis {shown_version(version)} does not understand `bind {' '.join(unknown)}` "
+        f"(optional `-` addresses and `*` wildcards came in 7.0) and would not start: "
+        f"use plain addresses, e.g. `{any_address_bind(version)}`"
+    )
