@@ -13,6 +13,10 @@ lacks, so the fix is a drop-in and a restart), when I run the shipped
   `redis_allow_data_loss`, and nothing changed: redis.conf byte for byte, no drop-in, the
   same redis-server PID, the keys still there; with `-e redis_allow_data_loss=true` it
   restarts (and the keys are gone, as allowed).
+
+And on Debian 11 (Redis 6.0.16, which cannot change `bind` live), the shipped playbook's
+bind fix restarts under the same guard: with RDB the keys are saved first and all come
+back, with persistence off and keys the host stops and nothing changes.
 """
 
 from __future__ import annotations
@@ -51,14 +55,18 @@ STATE = (
 
 
 def redmedic(
-    tmp_path: Path, host: SystemdHost, capsys: pytest.CaptureFixture[str], *flags: str
+    tmp_path: Path,
+    host: SystemdHost,
+    capsys: pytest.CaptureFixture[str],
+    *flags: str,
+    host_vars: str = "",
 ) -> tuple[int, list[dict[str, Any]]]:
     """The shipped playbook on this host, as the CLI runs it: exit code and JSON events."""
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(
         f"all:\n  hosts:\n    {host.name}:\n      ansible_host: {host.address}\n"
         f"      ansible_user: root\n      ansible_ssh_private_key_file: {host.private_key}\n"
-        f"      redis_password: {PASSWORD}\n"
+        f"      redis_password: {PASSWORD}\n{host_vars}"
     )
     code = main(["run", str(PLAYBOOK), "-i", str(inventory), "--known-hosts",
                  str(host.known_hosts), "--output", "json",
@@ -76,6 +84,17 @@ def finished(events: list[dict[str, Any]]) -> dict[str, Any]:
     return of(events, "host_finished")[-1]
 
 
+def saved_before_the_shutdown(host: SystemdHost, log_mark: str) -> bool:
+    """The Redis log since `log_mark` (a line count) has a completed BGSAVE before SIGTERM."""
+    log = host.ssh(f"tail -n +{int(log_mark) + 1} /var/log/redis/redis-server.log").stdout
+    saved = log.find("Background saving terminated with success")
+    return 0 <= saved < log.find("Received SIGTERM")
+
+
+def log_lines(host: SystemdHost) -> str:
+    return host.ssh("wc -l < /var/log/redis/redis-server.log", check=True).stdout.strip()
+
+
 def state(host: SystemdHost) -> dict[str, str]:
     lines = host.ssh(STATE, check=True).stdout.split("\n")
     return {"conf": lines[0].split()[0], "dropins": lines[1], "pid": lines[2], "keys": lines[3]}
@@ -88,7 +107,7 @@ def test_with_rdb_the_restart_saves_first_and_every_key_comes_back(
     host.ssh(f"{NOFILE_40} && {RESTART} && {WRITE_KEYS}", check=True, timeout=120)
     persistence = host.ssh(f"{CLI} INFO persistence", check=True).stdout
     assert "rdb_changes_since_last_save:0" not in persistence  # written after the last save
-    log_mark = host.ssh("wc -l < /var/log/redis/redis-server.log", check=True).stdout.strip()
+    log_mark = log_lines(host)
     before = state(host)
     assert before["keys"] == str(KEYS)
 
@@ -111,10 +130,7 @@ def test_with_rdb_the_restart_saves_first_and_every_key_comes_back(
     after = state(host)
     assert after["pid"] != before["pid"]  # it did restart
     assert after["keys"] == str(KEYS)
-    log = host.ssh(f"tail -n +{int(log_mark) + 1} /var/log/redis/redis-server.log").stdout
-    saved = log.find("Background saving terminated with success")
-    stopping = log.find("Received SIGTERM")
-    assert 0 <= saved < stopping, log
+    assert saved_before_the_shutdown(host, log_mark)
 
 
 def test_with_persistence_off_the_restart_is_refused_before_anything_changes(
@@ -144,3 +160,42 @@ def test_with_persistence_off_the_restart_is_refused_before_anything_changes(
     assert after["pid"] != before["pid"]
     assert after["keys"] == "0"
     assert "zz-redmedic-nofile.conf" in after["dropins"]
+
+
+# Redis 6.0 reads no 7.0 bind syntax (`-::*` fails its start): the plain wildcard.
+BIND_6_0 = "      redis_bind: 0.0.0.0\n"
+
+
+def test_on_redis_6_0_the_bind_fix_restarts_after_saving_and_every_key_comes_back(
+    bullseye_host: SystemdHost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = bullseye_host
+    host.ssh(WRITE_KEYS, check=True)  # Debian's loopback-only default, RDB save points
+    log_mark = log_lines(host)
+    before = state(host)
+    assert before["keys"] == str(KEYS)
+
+    code, events = redmedic(tmp_path, host, capsys, "--yes", host_vars=BIND_6_0)
+    assert code == 0, finished(events)
+    restart = of(events, "change_planned", "restart redis")
+    assert len(restart) == 1
+    assert f"{KEYS} keys" in restart[0]["description"].splitlines()[0]
+    assert "BGSAVE first" in restart[0]["description"].splitlines()[0]
+    after = state(host)
+    assert after["pid"] != before["pid"] and after["keys"] == str(KEYS)
+    assert saved_before_the_shutdown(host, log_mark)
+
+
+def test_on_redis_6_0_the_bind_fix_is_refused_when_the_restart_would_lose_the_keys(
+    bullseye_host: SystemdHost, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host = bullseye_host
+    host.ssh(f"{PERSISTENCE_OFF} && {RESTART} && {WRITE_KEYS}", check=True)
+    before = state(host)
+    assert before["keys"] == str(KEYS)
+
+    code, events = redmedic(tmp_path, host, capsys, "--yes", host_vars=BIND_6_0)
+    why = finished(events)["message"]
+    assert code != 0 and "redis_allow_data_loss=true" in why and "\n" not in why, why
+    assert not of(events, "change_applied")
+    assert state(host) == before
