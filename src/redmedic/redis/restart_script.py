@@ -2,9 +2,10 @@
 save, restart and prove the keyspace came back.
 
 Two scripts, each one round trip. `ask_script` finds the running redis-server (the unit's
-main PID, or a trusted `redis-server` process without systemd), asks it on its own TCP
-listener (else where the configuration says) with each candidate password in turn, and
-reads INFO and `CONFIG GET save` from the first that answers. `restart_script` is the
+main PID; without systemd the one in the config's pidfile, else the trusted `redis-server`
+on the configured port, else the first), asks it on its own TCP listener (else where the
+configuration says) with each candidate password in turn, and reads INFO and `CONFIG GET
+save` from the first that answers. `restart_script` is the
 planned change: BGSAVE and wait until it completed (when RDB is the only persistence and
 keys exist), count the keys, restart, wait until the restarted server — asked where its
 configuration now says, with the password it now has — answers with `loading:0`, and count
@@ -37,7 +38,8 @@ ask() {
 }
 """
 
-# Header: M, unit, n (passwords on stdin), planned (redis-cli target words from the config).
+# Header: M, unit, n (passwords on stdin), planned (redis-cli target words from the config),
+# pidfile (the config's).
 _ASK = r"""i=1; while [ "$i" -le "$n" ]; do IFS= read -r "pw$i" || :; i=$((i + 1)); done
 sec() { printf '\n%s%s\n' "$M" "$1"; }
 if [ -d /run/systemd/system ]; then
@@ -45,8 +47,17 @@ if [ -d /run/systemd/system ]; then
   pid=$(systemctl show -p MainPID --value -- "$unit" 2>/dev/null)
 else
   init=other; pid=
-  for p in $(pgrep -x redis-server 2>/dev/null); do
-    if trusted "$p"; then pid=$p; break; fi
+fi
+listen=$(ss -Hltnp 2>/dev/null)
+if [ "$init" = other ]; then
+  # the config's pidfile, else the trusted redis-server on the configured port, else the first
+  p=$(cat -- "${pidfile:-/nonexistent}" 2>/dev/null)
+  case $p in ''|*[!0-9]*) ;; *) [ -d "/proc/$p" ] && trusted "$p" && pid=$p ;; esac
+  [ -n "$pid" ] || for p in $(pgrep -x redis-server 2>/dev/null); do
+    trusted "$p" || continue
+    [ -n "$pid" ] || pid=$p
+    port=$(best_listener "$p"); port=${port#* }
+    case " $planned " in *" -p $port "*) pid=$p; break ;; esac
   done
 fi
 [ "$pid" = 0 ] && pid=
@@ -56,7 +67,6 @@ sec pid; printf '%s\n' "$pid"
 if ! command -v redis-cli >/dev/null 2>&1; then
   sec error; echo 'redis-cli is not installed'; exit 0
 fi
-listen=$(ss -Hltnp 2>/dev/null)
 own=$(best_listener "$pid")
 [ -n "$own" ] && own="-h ${own% *} -p ${own#* }"
 error=
@@ -175,9 +185,17 @@ def _header(values: Mapping[str, str]) -> str:
     return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
 
 
-def ask_script(marker: str, unit: str, planned: Server, passwords: Sequence[str]) -> str:
+def ask_script(
+    marker: str, unit: str, planned: Server, passwords: Sequence[str], pidfile: str = ""
+) -> str:
     """The one round trip of the diagnose; `passwords` go on stdin (`ask_stdin`)."""
-    header = {"M": marker, "unit": unit, "n": str(len(passwords)), "planned": planned.words}
+    header = {
+        "M": marker,
+        "unit": unit,
+        "n": str(len(passwords)),
+        "planned": planned.words,
+        "pidfile": pidfile,
+    }
     return _header(header) + _COMMON + TRUSTED_FN + LISTENER_FN + _ASK
 
 

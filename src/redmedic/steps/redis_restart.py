@@ -131,7 +131,9 @@ class RedisRestart(StepType[RedisRestartArgs, RestartFound]):
         after = Server(tuple(target), planned_password) if target else None
         marker = new_marker()
         result = ctx.conn.run(
-            ask_script(marker, args.unit, after or Server(()), passwords),
+            ask_script(
+                marker, args.unit, after or Server(()), passwords, _value(in_force, "pidfile") or ""
+            ),
             become=ctx.become,
             stdin=ask_stdin(passwords),
         )
