@@ -74,7 +74,9 @@ def test_the_triage_fixes_a_host_without_systemd_through_its_restart_command(
     assert (first, summary["status"]) == (0, "changed"), events[-3:]
     applied = [e["description"] for e in events if e["event"] == "change_applied"]
     assert applied[:2] == [f"edit {target.conf}", f"edit {target.conf}"]
-    assert applied[2].startswith("p=$(cat ")  # the restart command
+    # the guarded restart, through the inventory's restart command
+    assert applied[2].startswith("# redmedic: restart redis-server — drops ")
+    assert "\n{ p=$(cat " in applied[2]
     assert pong is True
     assert (second, again) == (0, {"status": "ok", "changed": 0, "failed": 0})
 
