@@ -6,9 +6,9 @@ One loopback sshd (tests/support/loopback.py) behind the latency forwarder
 (bench/latency.py, in process). Each step is what redmedic's connection layer does, timed
 and counted by the forwarder's turns (client bytes answered by server bytes):
 
-  tcp+banner   socket.create_connection + paramiko.Transport(sock) + start_client, up to the
-               server's banner being read (the TCP handshake's RTT is paid here)
-  kex          the rest of start_client: KEXINIT, ECDH, NEWKEYS
+  tcp+kex      socket.create_connection + paramiko.Transport(sock) + start_client: the TCP
+               handshake, both banners, KEXINIT, ECDH, NEWKEYS (where one ends and the next
+               begins depends on thread timing, so they are one step)
   auth none    transport.auth_none(user): the "which methods?" probe (redmedic skips it)
   auth key     transport.auth_publickey(user, key): service request, then the signed request
   open         transport.open_session()
@@ -17,7 +17,10 @@ and counted by the forwarder's turns (client bytes answered by server bytes):
   open+exec+output again, on the same transport (what a second command costs)
 
 The auth none step runs on a connection of its own (it is not part of redmedic's login),
-so the other steps' counts are redmedic's path. Prints a table of median turns and ms.
+so the other steps' counts are redmedic's path. Each round runs once without added
+latency and once with it (interleaved, same sshd); `waited` is the difference in time over
+the RTT — how many round trips the step really waits for, which a turn count can only
+approximate. Prints a table of medians.
 """
 
 from __future__ import annotations
@@ -63,20 +66,6 @@ class Steps:
         self._turns, self._t = turns, time.monotonic()
 
 
-def _banner_read(transport: paramiko.Transport) -> threading.Event:
-    """Set when paramiko has read the server's banner (remote_version is set then)."""
-    seen = threading.Event()
-
-    def watch() -> None:
-        deadline = time.monotonic() + 30
-        while not transport.remote_version and time.monotonic() < deadline:
-            time.sleep(0.0005)
-        seen.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    return seen
-
-
 def one_connection(
     forwarder: Forwarder, address: str, port: int, user: str, key: paramiko.PKey, probe: bool
 ) -> list[tuple[str, int, float]]:
@@ -84,13 +73,10 @@ def one_connection(
     sock = socket.create_connection((address, port), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
-    banner = _banner_read(transport)
     done = threading.Event()
     transport.start_client(event=done)
-    banner.wait(30)
-    steps.done("tcp+banner")
     done.wait(30)
-    steps.done("kex")
+    steps.done("tcp+kex")
     if probe:
         with contextlib.suppress(paramiko.BadAuthenticationType):
             transport.auth_none(user)
@@ -127,24 +113,27 @@ def main() -> int:
         address = next(free_address(sshd.port))
         link = Link("handshake", address, sshd.port, sshd.address, sshd.port)
         key = paramiko.PKey.from_path(session.client_key)
-        samples: dict[str, list[tuple[int, float]]] = {}
-        with running_forwarder([link], args.rtt_ms / 1000) as forwarder:
-            for _ in range(args.repeat):
-                for probe in (False, True):
-                    rows = one_connection(forwarder, address, sshd.port, user.name, key, probe)
-                    for name, turns, ms in rows:
-                        if probe and name != "auth none":
-                            continue
-                        samples.setdefault(name, []).append((turns, ms))
-    print(f"paramiko {paramiko.__version__}, {args.rtt_ms:g} ms RTT, median of {args.repeat}\n")
-    print("| step | round trips | ms |\n|---|--:|--:|")
-    order = ["tcp+banner", "kex", "auth none", "auth key", "open", "exec", "output"]
+        # (rtt ms, step) -> [(turns, ms)]
+        samples: dict[tuple[float, str], list[tuple[int, float]]] = {}
+        for _ in range(args.repeat):
+            for rtt_ms in (0.0, args.rtt_ms):
+                with running_forwarder([link], rtt_ms / 1000) as forwarder:
+                    for probe in (False, True):
+                        rows = one_connection(forwarder, address, sshd.port, user.name, key, probe)
+                        for name, turns, ms in rows:
+                            if probe and name != "auth none":
+                                continue
+                            samples.setdefault((rtt_ms, name), []).append((turns, ms))
+    rtt = args.rtt_ms
+    print(f"paramiko {paramiko.__version__}, {rtt:g} ms RTT, median of {args.repeat}\n")
+    print(f"| step | turns | ms at 0 ms | ms at {rtt:g} ms | waited RTTs |\n|---|--:|--:|--:|--:|")
+    order = ["tcp+kex", "auth none", "auth key", "open", "exec", "output"]
     order += [f"{name} again" for name in ("open", "exec", "output")]
     for name in order:
-        values = samples[name]
-        turns = statistics.median(t for t, _ in values)
-        ms = statistics.median(m for _, m in values)
-        print(f"| {name} | {turns:g} | {ms:.0f} |")
+        turns = statistics.median(t for t, _ in samples[(rtt, name)])
+        slow = statistics.median(m for _, m in samples[(rtt, name)])
+        fast = statistics.median(m for _, m in samples[(0.0, name)])
+        print(f"| {name} | {turns:g} | {fast:.0f} | {slow:.0f} | {(slow - fast) / rtt:.1f} |")
     return 0
 
 
