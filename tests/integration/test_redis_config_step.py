@@ -30,9 +30,10 @@ from redmedic.connection import ConnectOptions, LocalConnection, connect
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.errors import StepError
 from redmedic.model.inventory import Host
-from redmedic.model.plan import FileChange
+from redmedic.model.plan import LIVE, CommandChange, FileChange
 from redmedic.model.templating import Templar
 from redmedic.redis import redisconf
+from redmedic.safety.apply import apply, undo
 from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.base import StepContext
 from redmedic.steps.redis_config import RedisConfig, RedisConfigArgs, load_config
@@ -198,7 +199,13 @@ def test_dry_run_shows_masked_diffs_for_each_file_and_changes_nothing(
     assert code == 0, events
     assert (site["conf"].read_bytes(), site["dropin"].read_bytes()) == before
     planned = events_of(events, "change_planned")
-    assert [p["description"] for p in planned] == [f"edit {site['conf']}", f"edit {site['dropin']}"]
+    # no Redis runs here: the edit can only reach it through a restart, and says why
+    assert [p["description"].split(" (")[0] for p in planned] == [
+        f"edit {site['conf']}",
+        f"edit {site['dropin']}",
+    ]
+    assert "(needs a restart: " in planned[0]["description"]
+    assert "Redis could not be asked (Could not connect to Redis" in planned[0]["description"]
     main_diff, dropin_diff = planned[0]["diff"], planned[1]["diff"]
     assert f"+requirepass {MASK}\n" in main_diff
     assert "-bind 127.0.0.1 -::1\n+bind 0.0.0.0 -::*\n" in main_diff
@@ -352,22 +359,33 @@ def test_discovery_reads_the_units_running_process_then_its_execstart(
     )
 
 
-def test_live_values_that_a_restart_would_undo_are_reported(tmp_path: Path) -> None:
+def test_a_live_value_a_restart_would_undo_is_reported_and_set_back_live(tmp_path: Path) -> None:
+    """Given a Redis whose maxclients someone lowered with CONFIG SET (the file says 100),
+    when the step wants the file's values, then the drift is reported and the plan is one
+    CONFIG SET (the file needs no edit), live: applied, Redis runs with 100 on the same
+    connection; its undo puts the running 50 back."""
     port = free_port()
     conf = runnable_debian_conf(
         tmp_path, port, bind="127.0.0.1", requirepass=PASSWORD, maxclients=100
     )
-    with redis_from_conf(conf, port):
-        with redis.Redis(port=port, password=PASSWORD, protocol=2) as client:
-            client.config_set("maxclients", 50)
+    with (
+        redis_from_conf(conf, port),
+        redis.Redis(port=port, password=PASSWORD, protocol=2) as client,
+    ):
+        client.config_set("maxclients", 50)
+        me = client.client_id()
         with LocalConnection(LOCAL) as conn:
             ctx = context(conn, LOCAL)
-            args = RedisConfigArgs(
-                path=str(conf), set={"maxclients": 100, "requirepass": PASSWORD}, live=True
-            )
+            args = RedisConfigArgs(path=str(conf), set={"maxclients": 100, "requirepass": PASSWORD})
             found = RedisConfig().diagnose(args, ctx)
-            changes = RedisConfig().plan(args, found)
-    assert changes == []  # the file already says so: only the running value differs
+            (change,) = RedisConfig().plan(args, found)
+            assert isinstance(change, CommandChange) and change.effect == LIVE
+            assert found.facts["redis_version"] == client.info("server")["redis_version"]
+            applied = apply(conn, change)
+            assert client.config_get("maxclients") == {"maxclients": "100"}
+            undo(conn, applied)
+            assert client.config_get("maxclients") == {"maxclients": "50"}
+        assert client.client_id() == me  # the same connection all along
     assert found.facts["live"] == {"maxclients": "50", "requirepass": MASK}
     assert found.facts["live_error"] is None
     (finding,) = found.findings

@@ -23,6 +23,9 @@ every remote client whatever `bind` says.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+from redmedic.redis.redisconf import MULTI_ARG, memory_bytes
 
 Version = tuple[int, int, int]
 
@@ -86,3 +89,18 @@ def protected_mode_refuses_remote(
     if version is not None and version < PROTECTED_MODE_IGNORES_BIND:
         return not bind_set
     return True
+
+
+_NUMBERS = frozenset({"port", "tls-port", "maxclients", "maxmemory"})
+
+
+def running_form(name: str, args: Sequence[str]) -> str:
+    """A redis.conf value as CONFIG GET prints it once it runs: what the both-layer check
+    compares with. Sizes in bytes (`100mb` runs as `104857600`), yes/no and policy names
+    in lower case, several words (bind) joined by one space; anything else as written."""
+    value = " ".join(" ".join(args).split() if name in MULTI_ARG else args)
+    if name in _NUMBERS and memory_bytes(value) is not None:
+        return str(memory_bytes(value))
+    if name in ("protected-mode", "maxmemory-policy"):
+        return value.lower()
+    return value
