@@ -394,3 +394,48 @@ def test_a_live_value_a_restart_would_undo_is_reported_and_set_back_live(tmp_pat
     assert PASSWORD not in repr(found)
     assert ctx.masker.mask(f'requirepass "{PASSWORD}"') == f"requirepass {MASK}"
     assert ctx.masker.mask(f"it was {PASSWORD}.") == f"it was {MASK}."  # registered by diagnose
+
+
+# Every program a script starts, logged with its arguments (what `ps` would show) and then
+# run for real: the shell's own builtins (printf, echo, [) start no process.
+SHIM = '#!/bin/sh\nprintf "%s\\n" "$0 $*" >> "$ARGV_LOG"\nexec /usr/bin/{name} "$@"\n'
+PROGRAMS = ("redis-cli", "timeout", "sed", "tr", "grep", "sleep", "cat")
+
+
+def test_a_new_password_set_live_is_on_no_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a Redis without a password and a step that sets requirepass and moves the port,
+    when the plan's live change is applied, checked and undone through the real redis-cli,
+    then every program the scripts started is in the log, and none got the old or new
+    password as an argument; the session stayed authenticated after the new password
+    (its CONFIG GETs passed)."""
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name in PROGRAMS:
+        (shims / name).write_text(SHIM.format(name=name))
+        (shims / name).chmod(0o755)
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("ARGV_LOG", str(log))
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    port, moved = free_port(), free_port()
+    conf = runnable_debian_conf(tmp_path, port, bind="127.0.0.1")
+    with redis_from_conf(conf, port), redis.Redis(port=port, protocol=2) as client:
+        me = client.client_id()
+        with LocalConnection(LOCAL) as conn:
+            args = RedisConfigArgs(path=str(conf), set={"requirepass": PASSWORD, "port": moved})
+            found = RedisConfig().diagnose(args, context(conn, LOCAL))
+            changes = RedisConfig().plan(args, found)
+            assert len(changes) == 2, (changes[0].effect, found.facts)
+            command = changes[1]
+            assert isinstance(command, CommandChange) and command.precondition is not None
+            check, expected = command.precondition
+            assert conn.run(check).stdout == expected
+            applied = apply(conn, command)
+            assert client.config_get("port") == {"port": str(moved)}  # same connection
+            undo(conn, applied)
+        assert client.config_get("requirepass") == {"requirepass": ""}
+        assert client.client_id() == me
+    started = log.read_text()
+    assert f"{shims}/redis-cli" in started and f"{shims}/timeout" in started
+    assert PASSWORD not in started and redisconf.format_arg(PASSWORD) not in started

@@ -221,10 +221,16 @@ def set_script(
 def read_script(at: Sequence[Endpoint], names: Sequence[str], marker: str) -> str:
     """The running value of each name and INFO server, in one session: sections (read
     back with `split_sections`) named after each name, `@version`, or `@error` alone."""
+
+    # Each marker on a line of its own after an empty one, as `marker_line` prints it:
+    # `split_sections` takes that empty line off, and only that one (a value may be empty).
+    def section(name: str) -> list[str]:
+        return [cli_command("ECHO", [""]), cli_command("ECHO", [marker + name])]
+
     commands = []
     for name in names:
-        commands += [cli_command("ECHO", [marker + name]), cli_command("CONFIG GET", [name])]
-    commands += [cli_command("ECHO", [marker + "@version"]), "INFO server"]
+        commands += [*section(name), cli_command("CONFIG GET", [name])]
+    commands += [*section("@version"), "INFO server"]
     error = shlex.quote(marker + "@error")
     return (
         _prelude(f"echo {error}; echo '{_NO_CLI}'; exit 0")
