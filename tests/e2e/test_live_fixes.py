@@ -235,7 +235,7 @@ def fix(host: SystemdHost, case: Case, known_hosts: Path, tmp: Path) -> Outcome:
         if sampler:
             host.ssh(f"touch /tmp/redmedic-stop; while kill -0 {sampler} 2>/dev/null; do "
                      "sleep 0.2; done", check=True)  # fmt: skip
-            outcome.argv_seen = (host.root / "tmp" / "redmedic-argv").read_text(errors="replace")
+            outcome.argv_seen = host.ssh("cat /tmp/redmedic-argv", check=True).stdout
         outcome.pid_after = main_pid(host)
         try:
             outcome.client_after = app.client_id()
