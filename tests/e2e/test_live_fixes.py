@@ -326,3 +326,41 @@ def test_a_saved_plan_applies_the_live_change_too(outcomes: Mapping[str, Outcome
     assert outcome.client_after == outcome.client_before
     assert outcome.running == outcome.in_file == "6379"
     assert outcome.runs["again"].summary == {"status": "ok", "changed": 0, "failed": 0}
+
+
+REFUSED = """\
+name: A value the running Redis refuses
+hosts: all
+fix:
+  - name: Change redis.conf
+    redis_config: {set: {maxmemory-policy: evict-something}}
+    notify: [restart redis]
+handlers:
+  - name: restart redis
+    service: {name: redis-server, state: restarted}
+"""
+
+
+def test_a_value_the_running_redis_refuses_leaves_both_layers_and_the_process_alone(
+    systemd_host: SystemdHost, tmp_path: Path
+) -> None:
+    """Given a working Redis 7, when a fix asks for a value CONFIG SET refuses, then the
+    host fails with Redis's own reason, redis.conf is put back byte for byte, and Redis was
+    never restarted (the plan was live: no handler runs on the way back either)."""
+    conf = systemd_host.root / CONF.lstrip("/")
+    before, pid = conf.read_bytes(), main_pid(systemd_host)
+    playbook, inventory = tmp_path / "refused.yaml", tmp_path / "inventory.yaml"
+    playbook.write_text(REFUSED)
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {systemd_host.name: {
+        "ansible_host": systemd_host.address, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(systemd_host.private_key),
+    }}}}))  # fmt: skip
+    run = redmedic("run", str(playbook), "-i", str(inventory), "--yes",
+                   "--known-hosts", str(systemd_host.known_hosts))  # fmt: skip
+    assert run.summary["status"] == "failed"
+    [rolled_back] = run.of("rolled_back")
+    assert rolled_back["undone"] == [f"edit {CONF}"]
+    assert "CONFIG SET maxmemory-policy" in rolled_back["reason"]
+    assert not [e for e in run.of("change_applied") if e["phase"] == "handlers"]
+    assert conf.read_bytes() == before
+    assert main_pid(systemd_host) == pid

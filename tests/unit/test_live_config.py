@@ -21,6 +21,7 @@ from redmedic.steps.redis_config import (
     LiveRead,
     LoadedConfig,
     RedisConfigArgs,
+    open_files_limit,
     parse_live,
     plan_changes,
     running_version,
@@ -80,6 +81,19 @@ def test_redis_6_0_cannot_change_bind_live_the_edit_needs_a_restart_and_says_why
 def test_on_redis_6_0_maxclients_is_still_live() -> None:
     changes = plan(answer("6.0.16", maxclients="2"), set={"maxclients": 10000})
     assert [c.effect for c in changes] == [LIVE, LIVE]
+
+
+def test_maxclients_beyond_the_processs_open_file_limit_waits_for_the_restart() -> None:
+    """Redis refuses CONFIG SET maxclients past its hard limit: the new limit (a drop-in)
+    and the new maxclients both arrive with the restart."""
+    low = LiveRead({"maxclients": "2"}, (7, 0, 15), None, (HERE,), open_files=40)
+    (edit,) = plan(low, set={"maxclients": 10000})
+    assert edit.effect == restart_needed(
+        "the running process may open 40 files and maxclients 10000 needs 10032: "
+        "its open-file limit changes when it starts"
+    )
+    enough = LiveRead({"maxclients": "2"}, (7, 0, 15), None, (HERE,), open_files=65535)
+    assert [c.effect for c in plan(enough, set={"maxclients": 10000})] == [LIVE, LIVE]
 
 
 def test_a_redis_that_is_not_running_gets_the_edit_and_a_restart() -> None:
@@ -147,6 +161,10 @@ def test_the_live_read_gives_values_version_or_why_not() -> None:
     }
     assert parse_live(sections) == ({"maxclients": "10000"}, None)
     assert running_version(sections) == (7, 0, 15)
+    limits = "Max open files            1024                 40                   files"
+    assert open_files_limit({"@limits": limits}) == 40
+    assert open_files_limit({"@limits": limits.replace(" 40 ", " unlimited ")}) is None
+    assert open_files_limit({}) is None
     assert running_version({}) is None
     assert parse_live({"@error": "redis-cli is not installed"}) == (
         {},

@@ -219,8 +219,9 @@ def set_script(
 
 
 def read_script(at: Sequence[Endpoint], names: Sequence[str], marker: str) -> str:
-    """The running value of each name and INFO server, in one session: sections (read
-    back with `split_sections`) named after each name, `@version`, or `@error` alone."""
+    """The running value of each name and INFO server, in one session, then the process's
+    open-file limits: sections (read back with `split_sections`) named after each name,
+    `@version`, `@limits`, or `@error` alone."""
 
     # Each marker on a line of its own after an empty one, as `marker_line` prints it:
     # `split_sections` takes that empty line off, and only that one (a value may be empty).
@@ -237,6 +238,9 @@ def read_script(at: Sequence[Endpoint], names: Sequence[str], marker: str) -> st
         + _reach("at", at, f'echo {error}; echo "$fail"; exit 0')
         + _session(commands)
         + "printf '%s\\n' \"$out\"\n"
+        + "pid=$(printf '%s\\n' \"$out\" | sed -n 's/^process_id:\\([0-9]*\\).*/\\1/p')\n"
+        + f"printf '\\n%s\\n' {shlex.quote(marker + '@limits')}\n"
+        + 'if [ -n "$pid" ]; then grep \'^Max open files\' "/proc/$pid/limits"; fi\n'
     )
 
 

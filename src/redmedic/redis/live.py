@@ -104,3 +104,21 @@ def running_form(name: str, args: Sequence[str]) -> str:
     if name in ("protected-mode", "maxmemory-policy"):
         return value.lower()
     return value
+
+
+RESERVED_FDS = 32  # CONFIG_MIN_RESERVED_FDS: files Redis keeps for itself beyond its clients
+
+
+def maxclients_reason(maxclients: str, open_files: int | None) -> str | None:
+    """Why CONFIG SET maxclients would be refused (None: it is taken). Redis raises its own
+    soft limit as far as the hard one; beyond it, it answers "The operating system is not
+    able to handle the specified number of clients". `open_files`: the process's hard
+    limit, None when unlimited or unknown."""
+    if open_files is None or not maxclients.isdigit():
+        return None
+    if int(maxclients) + RESERVED_FDS <= open_files:
+        return None
+    return (
+        f"the running process may open {open_files} files and maxclients {maxclients} needs "
+        f"{int(maxclients) + RESERVED_FDS}: its open-file limit changes when it starts"
+    )

@@ -372,6 +372,7 @@ class LiveRead:
     version: live.Version | None
     error: str | None
     at: tuple[Endpoint, ...]
+    open_files: int | None = None  # the process's hard limit (None: unlimited or unknown)
 
 
 def parse_live(sections: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
@@ -389,6 +390,13 @@ def parse_live(sections: Mapping[str, str]) -> tuple[dict[str, str], str | None]
         elif lines and error is None:
             error = " ".join(line.strip() for line in lines if line.strip())
     return values, error
+
+
+def open_files_limit(sections: Mapping[str, str]) -> int | None:
+    """The hard `Max open files` of /proc/PID/limits (`@limits`); None if unlimited/unknown."""
+    words = sections.get("@limits", "").split()
+    hard = words[4] if len(words) > 4 and words[:3] == ["Max", "open", "files"] else ""
+    return int(hard) if hard.isdigit() else None
 
 
 def running_version(sections: Mapping[str, str]) -> live.Version | None:
@@ -512,7 +520,8 @@ class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
                 ctx.masker.add(secret)
         if error is None and len(values) < len(names):
             error = result.tail(2) or "no answer from redis-cli"
-        return LiveRead(values, running_version(sections), error, tuple(at))
+        version, limit = running_version(sections), open_files_limit(sections)
+        return LiveRead(values, version, error, tuple(at), limit)
 
 
 def _after(config: Config, texts: Mapping[str, str]) -> Config:
@@ -545,7 +554,7 @@ def plan_changes(
         if n not in before or not redisconf.same_args(n, before[n].args, after[n].args)
     ]
     changing = [*edited, *(n for n in to_set if n not in edited)]
-    why = _restart_reasons(args, before, running, changing)
+    why = _restart_reasons(args, before, running, changing, wanted)
 
     def file_change(path: str, effect: str) -> FileChange:
         after_bytes = texts[path].encode(*_ENCODING)
@@ -565,6 +574,7 @@ def _restart_reasons(
     before: Mapping[str, redisconf.Effective],
     running: LiveRead | None,
     changing: Sequence[str],
+    wanted: Mapping[str, str],
 ) -> str:
     """Why this step's edits cannot be made live ("" when they can)."""
     if not args.live:
@@ -577,6 +587,10 @@ def _restart_reasons(
         return "; ".join([*reasons, f"Redis could not be asked ({error})"])
     for name in changing:
         reason = live.restart_reason(name, running.version if running else None)
+        if reason:
+            reasons.append(reason)
+    if "maxclients" in changing and running is not None:
+        reason = live.maxclients_reason(wanted.get("maxclients", ""), running.open_files)
         if reason:
             reasons.append(reason)
     return "; ".join(reasons)
