@@ -364,3 +364,30 @@ def test_a_value_the_running_redis_refuses_leaves_both_layers_and_the_process_al
     assert not [e for e in run.of("change_applied") if e["phase"] == "handlers"]
     assert conf.read_bytes() == before
     assert main_pid(systemd_host) == pid
+
+
+NOFILE_40 = (
+    "mkdir -p /etc/systemd/system/redis-server.service.d && printf '[Service]\\nLimitNOFILE=40\\n'"
+    " > /etc/systemd/system/redis-server.service.d/nofile.conf && systemctl daemon-reload"
+)
+
+
+def test_maxclients_the_open_file_limit_cannot_hold_is_planned_for_the_restart(
+    systemd_host: SystemdHost, tmp_path: Path
+) -> None:
+    """Given Redis running with LimitNOFILE=40, when maxclients-nofile.yaml plans maxclients
+    10000, then the edit says it needs a restart and why (CONFIG SET would be refused), and
+    so the restart that brings the new open-file limit brings maxclients too."""
+    systemd_host.ssh(" && ".join((OPEN, conf_line("maxclients 2"), NOFILE_40, RESTART)), check=True)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {systemd_host.name: {
+        "ansible_host": systemd_host.address, "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(systemd_host.private_key), "redis_password": PASSWORD,
+    }}}}))  # fmt: skip
+    run = redmedic("run", str(PLAYBOOK.parent / "maxclients-nofile.yaml"), "-i", str(inventory),
+                   "--check", "--known-hosts", str(systemd_host.known_hosts))  # fmt: skip
+    [edit] = [e for e in run.of("change_planned") if e["step"] == "Raise maxclients"]
+    assert edit["description"] == (
+        f"edit {CONF} (needs a restart: the running process may open 40 files and maxclients "
+        "10000 needs 10032: its open-file limit changes when it starts)"
+    )
