@@ -555,6 +555,10 @@ def plan_changes(
     ]
     changing = [*edited, *(n for n in to_set if n not in edited)]
     why = _restart_reasons(args, before, running, changing, wanted)
+    if "bind" in names and "bind" in after and running is not None:
+        refusal = live.bind_refusal(list(after["bind"].args), running.version)
+        if refusal:
+            raise PlanError(refusal)
 
     def file_change(path: str, effect: str) -> FileChange:
         after_bytes = texts[path].encode(*_ENCODING)
