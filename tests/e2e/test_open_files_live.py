@@ -88,7 +88,8 @@ def status(events: list[dict[str, Any]], host: SystemdHost) -> str:
 
 
 def handlers_ran(events: list[dict[str, Any]]) -> list[str]:
-    return [e["step"] for e in of(events, "step_done") if e["phase"] == "handlers"]
+    """The handlers that changed the host (a restart is a change)."""
+    return [e["step"] for e in of(events, "change_applied") if e["phase"] == "handlers"]
 
 
 def sh(host: SystemdHost, command: str) -> str:

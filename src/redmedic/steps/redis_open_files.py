@@ -128,7 +128,7 @@ def gather_script(args: RedisOpenFilesArgs, marker: str) -> str:
         + sec("caller")
         + "grep -E '^(Uid|CapEff):' /proc/$$/status\n"
         + sec("tools")
-        + "command -v prlimit setpriv\n"
+        + 'for t in prlimit setpriv; do command -v "$t"; done\n'
         + sec("nr-open")
         + "cat /proc/sys/fs/nr_open 2>/dev/null\n"
         + 'case $pid in ""|0) exit 0;; esac\n'
