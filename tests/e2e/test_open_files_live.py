@@ -7,8 +7,9 @@ fallback; the live raise beyond the hard limit is tested on captured outputs
 
 - Live: a running Redis whose soft open-file limit was lowered at runtime below what
   maxclients needs (prlimit as the redis user; its hard limit is still 20000, nspawn's cap)
-  is named `nofile-limit` by the triage and fixed with the PID unchanged, a client that was
-  connected before still connected after, and no restart.
+  and whose maxclients was lowered to fit (968, as Redis does at start) is named
+  `nofile-limit` by the triage and fixed — prlimit, CONFIG SET maxclients 10000 — with the
+  PID unchanged, a client that was connected before still connected after, and no restart.
 - Refused: the LimitNOFILE=40 fault (hard limit 40) with redis_nofile 65535: the plan says
   why the live raise is refused and the fix restarts Redis; the host ends fixed.
 """
@@ -33,10 +34,12 @@ DROPINS = "/etc/systemd/system/redis-server.service.d"
 RESTART = "systemctl restart redis-server"
 OPEN = f"printf 'bind 0.0.0.0 -::*\\nrequirepass {PASSWORD}\\n' >> {CONF} && {RESTART}"
 PID = "systemctl show -p MainPID --value redis-server"
-# The soft limit lowered at runtime, as the process's own user may (hard limit kept).
+# The soft limit lowered at runtime, as the process's own user may (hard limit kept), and
+# maxclients lowered to fit it, as Redis itself does when it starts with 1000 files.
 SOFT_LOWERED = (
     f"{OPEN} && setpriv --reuid=redis --regid=redis --clear-groups "
     f'prlimit --pid "$({PID})" --nofile=1000:20000'
+    f" && REDISCLI_AUTH={PASSWORD} redis-cli CONFIG SET maxclients 968"
 )
 NOFILE_40 = (
     f"{OPEN} && mkdir -p {DROPINS} && printf '[Service]\\nLimitNOFILE=40\\n' > "
@@ -107,9 +110,10 @@ def connected_client(address: str) -> socket.socket:
     return sock
 
 
-def ask(sock: socket.socket, command: str) -> str:
+def ask(sock: socket.socket, command: str, lines: int | None = None) -> str:
+    """Send `command`; the answer once it has `lines` lines (default: one per command)."""
     sock.sendall(command.encode())
-    want = command.count("\r\n")
+    want = lines or command.count("\r\n")
     answer = b""
     while answer.count(b"\r\n") < want:
         chunk = sock.recv(4096)
@@ -139,6 +143,8 @@ def test_a_lowered_soft_limit_is_raised_live_with_the_pid_and_clients_kept(
             "setpriv --reuid=101 --regid=102 --clear-groups prlimit "
             f"--pid {pid} --nofile=20000:20000 (live, no restart)"
         ), changes
+        assert "CONFIG SET maxclients 10000" in changes[1], changes
+        assert PASSWORD not in json.dumps(events)
         assert all(c.endswith("(live, no restart)") for c in changes), changes
         assert status(events, host) == "changed", events[-1]
         assert handlers_ran(events) == []
@@ -146,6 +152,7 @@ def test_a_lowered_soft_limit_is_raised_live_with_the_pid_and_clients_kept(
         assert sh(host, PID) == pid
         assert open_files(host, pid) == "20000 20000"
         assert ask(client, "PING\r\n") == "+PONG\r\n"
+        assert ask(client, "CONFIG GET maxclients\r\n", 5).split("\r\n")[4] == "10000"
         # And the next start gets the limit too
         assert sh(host, "systemctl show -p LimitNOFILE --value redis-server") == "65535"
     finally:
