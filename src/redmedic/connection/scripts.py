@@ -49,6 +49,20 @@ def split_sections(output: str, marker: str) -> dict[str, str]:
     return sections
 
 
+def with_stdin(command: str, text: str) -> str:
+    """`command` reading `text` on its stdin, as one shell text (a here-document).
+
+    How a planned command or a batched script hands a secret to its program: the whole
+    text travels on the channel's stdin (connection/base.py), so the secret is on no
+    command line, and a plan shows it masked like any other output.
+    """
+    end = "REDMEDIC_STDIN_END"
+    while end in text:
+        end += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return f"{{ {command}\n}} <<'{end}'\n{body}{end}"
+
+
 def parse_stat_line(line: str) -> tuple[int, str, str]:
     """Parse our `stat -c '%a %U %G'` line into (mode, owner, group).
 

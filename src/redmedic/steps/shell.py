@@ -8,6 +8,7 @@ from shlex import quote
 from pydantic import Field
 
 from redmedic.connection.base import ENCODING, ERRORS, CommandResult
+from redmedic.connection.scripts import with_stdin
 from redmedic.model.plan import Change, CommandChange, StepResult
 from redmedic.steps.base import StepArgs, StepContext, StepType
 
@@ -65,11 +66,7 @@ class Shell(StepType[ShellArgs, Ran]):
         stdin (connection/base.py), so the text is still on no command line."""
         command = self.command(args)
         if args.stdin is not None:
-            end = "REDMEDIC_STDIN_END"
-            while end in args.stdin:
-                end += "_"
-            text = args.stdin if args.stdin.endswith("\n") else args.stdin + "\n"
-            command = f"{{ {command}\n}} <<'{end}'\n{text}{end}"
+            command = with_stdin(command, args.stdin)
         return [CommandChange(command, become=found.become)]
 
     def registered(self, found: Ran) -> StepResult:
