@@ -18,12 +18,15 @@ bench/.venv, created on first use (never dependencies of redmedic).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
+import dataclasses
 import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import shlex
 import shutil
@@ -45,6 +48,8 @@ REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.latency import ForwarderProcess, Link, free_address  # noqa: E402
+from bench.triage_hosts import TriageRedis, inventory_vars, triage_redis  # noqa: E402
 from tests.support.loopback import (  # noqa: E402
     DEFAULT_PORT,
     LoginUser,
@@ -52,12 +57,14 @@ from tests.support.loopback import (  # noqa: E402
     SshdHost,
     SshSession,
     ensure_test_user,
+    known_hosts_line,
     missing_prerequisites,
 )
 
 BENCH_VENV = BENCH / ".venv"
 REQUIREMENTS = BENCH / "requirements.txt"
 WORKLOAD = BENCH / "workload.yaml"
+TRIAGE = REPO / "playbooks" / "connection-refused.yaml"
 README = BENCH / "README.md"
 PROJECT_PYTHON = Path(sys.executable)
 REDMEDIC = PROJECT_PYTHON.parent / "redmedic"
@@ -68,6 +75,8 @@ EDIT_MARK = "+bind 0.0.0.0 -::*"
 # fleets put the next 250 hosts on the next port (still one host key per host).
 HOSTS_PER_PORT = 250
 ALL_TOOLS = ("redmedic", "floor", "floor-1exec", "pyinfra", "ansible")
+# Not run unless named in --tools: the shipped triage on hosts with the demo's broken Redis.
+EXTRA_TOOLS = ("triage",)
 # bench/prototype.py variants (not run unless named in --tools): what executor changes gain.
 PROTOTYPES = {
     "proto-today": ("steps", "today"),
@@ -121,10 +130,25 @@ class Workload:
 class BenchHost:
     sshd: SshdHost
     conf: Path
+    # Where tools connect: the sshd itself, or its latency forwarder (--rtt-ms).
+    reach: tuple[str, int] | None = None
+    triage: TriageRedis | None = None  # its Redis for the shipped triage (--tools triage)
 
     @property
     def name(self) -> str:
         return self.sshd.name
+
+    @property
+    def address(self) -> str:
+        return self.reach[0] if self.reach else self.sshd.address
+
+    @property
+    def port(self) -> int:
+        return self.reach[1] if self.reach else self.sshd.port
+
+    @property
+    def known_hosts_line(self) -> str:
+        return known_hosts_line(self.address, self.port, self.sshd.host_key)
 
 
 @dataclass
@@ -138,6 +162,11 @@ class Fleet:
     hosts: list[BenchHost] = field(default_factory=list)
 
     orphan_cpu_s: float = 0.0
+    forwarder: ForwarderProcess | None = None
+
+    def write_known_hosts(self) -> None:
+        """One line per host, for the address tools connect to (strict checking stays on)."""
+        self.known_hosts.write_text("".join(h.known_hosts_line + "\n" for h in self.hosts))
 
     def sshd_cpu_s(self) -> float:
         """CPU so far of the sshd daemons and everything they started, in seconds.
@@ -221,8 +250,39 @@ def running_fleet(count: int, root: Path) -> Iterator[Fleet]:
             os.chown(conf, user.uid, user.gid)
             conf.chmod(0o640)
             fleet.hosts.append(BenchHost(sshd, conf))
-        fleet.known_hosts.write_text("".join(h.sshd.known_hosts_line + "\n" for h in fleet.hosts))
+        fleet.write_known_hosts()
         yield fleet
+
+
+def with_triage_redis(fleet: Fleet, stack: contextlib.ExitStack) -> None:
+    """Each host gets the demo's broken Redis (bench/triage_hosts.py) until `stack` closes."""
+    workdirs = {h.name: h.sshd.workdir for h in fleet.hosts}
+    found = stack.enter_context(triage_redis(workdirs))
+    fleet.hosts = [dataclasses.replace(h, triage=found[h.name]) for h in fleet.hosts]
+
+
+def with_latency(fleet: Fleet, rtt_ms: float, stack: contextlib.ExitStack) -> None:
+    """Put each host behind the latency forwarder (bench/latency.py) until `stack` closes.
+
+    One forwarder address per host (127.0.100.x on, each on the host's own sshd port), so
+    known_hosts keeps one key per address and checking stays strict. Only the ssh port is
+    forwarded: the triage's Redis is bound to the host's 127.0.0.1, so the control probe is
+    refused at the forwarder's address as at the host's (without the refused connect's RTT).
+    """
+    links = []
+    addresses: dict[int, Iterator[str]] = {}
+    for host in fleet.hosts:
+        port = host.sshd.port
+        address = next(addresses.setdefault(port, free_address(port)))
+        links.append(Link(host.name, address, port, host.sshd.address, port))
+    forwarder = ForwarderProcess(links, rtt_ms, fleet.root / "latency")
+    stack.callback(forwarder.stop)
+    fleet.forwarder = forwarder
+    fleet.hosts = [
+        dataclasses.replace(h, reach=(link.address, link.port))
+        for h, link in zip(fleet.hosts, links, strict=True)
+    ]
+    fleet.write_known_hosts()
 
 
 def _raise_nofile_limit() -> None:
@@ -253,13 +313,23 @@ def write_inputs(fleet: Fleet, k: int, workload: Workload) -> Inputs:
     inventory: dict[str, Any] = {"all": {"hosts": {}}}
     for host in hosts:
         inventory["all"]["hosts"][host.name] = {
-            "ansible_host": host.sshd.address,
-            "ansible_port": host.sshd.port,
+            "ansible_host": host.address,
+            "ansible_port": host.port,
             "ansible_user": fleet.user.name,
             "ansible_ssh_private_key_file": key,
             "redis_conf": str(host.conf),
         }
     (folder / "inventory.yaml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    if all(h.triage for h in hosts):
+        triage: dict[str, Any] = {"all": {"hosts": {}}}
+        for host in hosts:
+            assert host.triage is not None
+            entry = dict(inventory["all"]["hosts"][host.name])
+            entry.update(inventory_vars(host.triage, fleet.user.password))
+            triage["all"]["hosts"][host.name] = entry
+        fd = os.open(folder / "triage-inventory.yaml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:  # it holds the login user's sudo password
+            handle.write(yaml.safe_dump(triage, sort_keys=False))
     job = {
         "known_hosts": str(fleet.known_hosts),
         "key": key,
@@ -267,8 +337,8 @@ def write_inputs(fleet: Fleet, k: int, workload: Workload) -> Inputs:
         "hosts": [
             {
                 "name": h.name,
-                "address": h.sshd.address,
-                "port": h.sshd.port,
+                "address": h.address,
+                "port": h.port,
                 "user": fleet.user.name,
                 "conf": str(h.conf),
                 "commands": workload.commands_for(str(h.conf)),
@@ -281,8 +351,8 @@ def write_inputs(fleet: Fleet, k: int, workload: Workload) -> Inputs:
         (
             h.name,
             {
-                "ssh_hostname": h.sshd.address,
-                "ssh_port": h.sshd.port,
+                "ssh_hostname": h.address,
+                "ssh_port": h.port,
                 "ssh_user": fleet.user.name,
                 "ssh_key": key,
                 "ssh_known_hosts_file": str(fleet.known_hosts),
@@ -361,6 +431,7 @@ class Tool:
     argv: Callable[[Inputs, int, Path], list[str]]
     # the diff line every host's output must show once (stripped)
     diff_mark: str = EDIT_MARK
+    counts_trips: bool = False  # redmedic: its untimed warm-up runs with -vvv (round trips)
 
 
 def _tools(ansible_config: Path, ansible_playbook: Path) -> dict[str, Tool]:
@@ -395,6 +466,25 @@ def _tools(ansible_config: Path, ansible_playbook: Path) -> dict[str, Tool]:
                 "-f",
                 str(f),
             ],
+            counts_trips=True,
+        ),
+        "triage": Tool(
+            "triage",
+            "redmedic triage `connection-refused.yaml --check`",
+            False,
+            lambda i, f, _: [
+                str(REDMEDIC),
+                "run",
+                str(TRIAGE),
+                "-i",
+                str(i.dir / "triage-inventory.yaml"),
+                "--check",
+                "--known-hosts",
+                str(i.dir.parent / "known_hosts"),
+                "-f",
+                str(f),
+            ],
+            counts_trips=True,
         ),
         "floor": Tool(
             "floor",
@@ -533,6 +623,10 @@ class Sample:
     background_cpu_s: float = 0.0  # CPU used meanwhile by processes that are not the run's
     threads: int = 0  # most threads seen in one process of the tool's tree
     note: str = ""
+    # --rtt-ms: what the latency forwarder saw during the run (all hosts together)
+    connections: int = 0
+    round_trips: int = 0  # turns: client chunk(s) answered by a server chunk
+    forwarder_cpu_s: float = 0.0
 
 
 def machine_cpu() -> tuple[float, float]:
@@ -610,6 +704,7 @@ def measure_once(
         str(log),
         "--",
         *tool.argv(inputs, forks, scratch),
+        *(["-vvv"] if rep < 0 and tool.counts_trips else []),
     ]
     if rep >= 0 and wait:
         waited = wait_for_quiet()
@@ -617,11 +712,20 @@ def measure_once(
             print(f"bench: waited {waited:.0f} s for the machine to be quiet", file=sys.stderr)
     before = fleet.sshd_cpu_s()
     machine_before, _ = machine_cpu()
+    forwarder = fleet.forwarder
+    if forwarder is not None:
+        forwarder.new_connections()  # anything left from before is not this run's
+        forwarder_before = forwarder.cpu_s()
     subprocess.run(argv, env=env, check=True, cwd=scratch)
     time.sleep(SETTLE_S)  # let the sshd daemons reap their session processes
     host_cpu = fleet.sshd_cpu_s() - before
+    connections, trips, forwarder_cpu = 0, 0, 0.0
+    if forwarder is not None:
+        seen = forwarder.new_connections()
+        connections, trips = len(seen), sum(c["turns"] for c in seen)
+        forwarder_cpu = forwarder.cpu_s() - forwarder_before
     measured = json.loads(result.read_text())
-    background = machine_cpu()[0] - machine_before - host_cpu - measured["cpu_s"]
+    background = machine_cpu()[0] - machine_before - host_cpu - measured["cpu_s"] - forwarder_cpu
     note = check_output(tool, inputs.k, measured["rc"], log.read_text(errors="replace"))
     return Sample(
         tool.name,
@@ -636,7 +740,25 @@ def measure_once(
         max(0.0, background),
         measured.get("threads", 0),
         note,
+        connections,
+        trips,
+        forwarder_cpu,
     )
+
+
+_TRIPS_LINE = re.compile(r"^ssh (\S+): (\d+ connections?, .*round trips?.*)$", re.M)
+
+
+def host_trips(output: Path) -> str:
+    """redmedic's own count for one host, from its -vvv output (connection.traffic).
+
+    The most common line over the hosts, with how many hosts showed it.
+    """
+    lines = [m.group(2) for m in _TRIPS_LINE.finditer(output.read_text(errors="replace"))]
+    if not lines:
+        return "no count in the output"
+    line, hosts = collections.Counter(lines).most_common(1)[0]
+    return f"{line} — {hosts} of {len(lines)} hosts"
 
 
 def median(values: list[float]) -> float:
@@ -668,17 +790,22 @@ def summarize(samples: list[Sample], tools: list[str], ks: list[int]) -> list[di
                     "tree_rss_mb": median([s.tree_rss_mb for s in good]),
                     "background_cpu_s": median([s.background_cpu_s for s in good]),
                     "threads": max([s.threads for s in good], default=0),
+                    "connections": median([s.connections for s in good]),
+                    "round_trips": median([s.round_trips for s in good]),
+                    "forwarder_cpu_s": median([s.forwarder_cpu_s for s in good]),
                     "failures": sorted({s.note for s in mine if not s.ok}),
                 }
             )
     return rows
 
 
-def render_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
+def render_table(rows: list[dict[str, Any]], labels: dict[str, str], latency: bool = False) -> str:
+    """The markdown table; with `latency`, what the forwarder counted, per run, all hosts."""
+    extra = " connections | round trips | forwarder CPU s |" if latency else ""
     head = (
         "| K | tool | wall s | x floor (1 exec) | x floor (channels) | CPU s | host CPU s "
-        "| peak RSS MB | tree RSS MB | threads | other CPU s | runs ok |\n"
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n"
+        "| peak RSS MB | tree RSS MB | threads | other CPU s | runs ok |" + extra + "\n"
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" * 3 if latency else "") + "\n"
     )
 
     def num(value: float, digits: int = 2) -> str:
@@ -689,6 +816,12 @@ def render_table(rows: list[dict[str, Any]], labels: dict[str, str]) -> str:
         f"| {num(r['x_floor_chan'])} | {num(r['cpu_s'])} | {num(r['host_cpu_s'])} "
         f"| {num(r['maxrss_mb'], 0)} | {num(r['tree_rss_mb'], 0)} | {r['threads']} "
         f"| {num(r['background_cpu_s'], 1)} | {r['runs']} |"
+        + (
+            f" {num(r['connections'], 0)} | {num(r['round_trips'], 0)} "
+            f"| {num(r['forwarder_cpu_s'])} |"
+            if latency
+            else ""
+        )
         for r in rows
     ]
     failures = [f"- K={r['k']} {r['tool']}: {note}" for r in rows for note in r["failures"] if note]
@@ -720,7 +853,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tools",
         default=",".join(ALL_TOOLS),
-        help=f"comma list of {', '.join([*ALL_TOOLS, *PROTOTYPES])}",
+        help=f"comma list of {', '.join([*ALL_TOOLS, *EXTRA_TOOLS, *PROTOTYPES])}",
+    )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        help="add this round-trip time: every tool reaches the hosts through bench/latency.py",
     )
     parser.add_argument("--forks", type=int, default=50, help="hosts in parallel, every tool (50)")
     parser.add_argument(
@@ -745,7 +883,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.ks = sorted({int(k) for k in args.hosts.split(",") if k.strip()})
     args.tool_names = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = set(args.tool_names) - set(ALL_TOOLS) - set(PROTOTYPES)
+    unknown = set(args.tool_names) - set(ALL_TOOLS) - set(EXTRA_TOOLS) - set(PROTOTYPES)
     if unknown or not args.ks or min(args.ks) < 1 or args.repeat < 1:
         parser.error(f"bad --hosts/--tools/--repeat (unknown tools: {sorted(unknown)})")
     return args
@@ -777,11 +915,16 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="redmedic-bench-"))
     root.chmod(0o755)  # the login user reads its redis.conf copy below it
     samples: list[Sample] = []
+    trips: dict[str, str] = {}  # tool -> redmedic's own per-host count (-vvv)
     started = dt.datetime.now(dt.UTC)
     source = source_state(args.snapshot)  # now: the snapshot is taken from HEAD below
     try:
         print(f"bench: starting {max(args.ks)} simulated hosts in {root}", file=sys.stderr)
-        with running_fleet(max(args.ks), root) as fleet:
+        with running_fleet(max(args.ks), root) as fleet, contextlib.ExitStack() as stack:
+            if "triage" in names:
+                with_triage_redis(fleet, stack)
+            if args.rtt_ms is not None:
+                with_latency(fleet, args.rtt_ms, stack)
             config, playbook = write_ansible_files(root, fleet, workload)
             tools = _tools(config, playbook)
             home = root / "home"
@@ -796,6 +939,8 @@ def main(argv: list[str] | None = None) -> int:
                     if name not in warmed:  # untimed: page cache, .pyc files, a sanity check
                         sample = measure_once(tools[name], inputs, fleet, args.forks, -1, env)
                         warmed.add(name)
+                        if tools[name].counts_trips:
+                            trips[name] = host_trips(inputs.dir / f"{name}--1" / "output.txt")
                         if not sample.ok:
                             print(f"bench: warm-up {name} K={k}: {sample.note}", file=sys.stderr)
                 for rep in range(args.repeat):
@@ -822,10 +967,16 @@ def main(argv: list[str] | None = None) -> int:
         f"on {os.cpu_count()} CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + f"; forks {args.forks}, median of {args.repeat} interleaved runs.\n"
+        + f"; forks {args.forks}, median of {args.repeat} interleaved runs"
+        + (f"; {args.rtt_ms:g} ms RTT added (bench/latency.py)" if args.rtt_ms is not None else "")
+        + ".\n"
         f"Command: `{' '.join(['python', 'bench/run.py', *(argv or sys.argv[1:])])}`\n\n"
     )
-    table = meta + render_table(rows, labels)
+    table = meta + render_table(rows, labels, latency=args.rtt_ms is not None)
+    if trips:
+        table += "\n\nredmedic's own count per host (`-vvv`, untimed warm-up run):\n\n" + "\n".join(
+            f"- {labels[name]}: {line}" for name, line in trips.items()
+        )
     print(table)
     update_readme(args.readme, args.section, table)
     if args.json:

@@ -23,7 +23,7 @@ name: A fix that breaks Redis
 hosts: all
 fix:
   - name: Change redis.conf
-    redis_config: {{set: {change}}}
+    redis_config: {{set: {change}, live: false}}  # the file alone: the restart applies it
     notify: [clear failed redis start, restart redis]
 handlers:
   - name: clear failed redis start

@@ -30,9 +30,10 @@ from redmedic.connection import ConnectOptions, LocalConnection, connect
 from redmedic.connection.base import Connection, RemoteFile
 from redmedic.errors import StepError
 from redmedic.model.inventory import Host
-from redmedic.model.plan import FileChange
+from redmedic.model.plan import LIVE, CommandChange, FileChange
 from redmedic.model.templating import Templar
 from redmedic.redis import redisconf
+from redmedic.safety.apply import apply, undo
 from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.base import StepContext
 from redmedic.steps.redis_config import RedisConfig, RedisConfigArgs, load_config
@@ -198,7 +199,13 @@ def test_dry_run_shows_masked_diffs_for_each_file_and_changes_nothing(
     assert code == 0, events
     assert (site["conf"].read_bytes(), site["dropin"].read_bytes()) == before
     planned = events_of(events, "change_planned")
-    assert [p["description"] for p in planned] == [f"edit {site['conf']}", f"edit {site['dropin']}"]
+    # no Redis runs here: the edit can only reach it through a restart, and says why
+    assert [p["description"].split(" (")[0] for p in planned] == [
+        f"edit {site['conf']}",
+        f"edit {site['dropin']}",
+    ]
+    assert "(needs a restart: " in planned[0]["description"]
+    assert "Redis could not be asked (Could not connect to Redis" in planned[0]["description"]
     main_diff, dropin_diff = planned[0]["diff"], planned[1]["diff"]
     assert f"+requirepass {MASK}\n" in main_diff
     assert "-bind 127.0.0.1 -::1\n+bind 0.0.0.0 -::*\n" in main_diff
@@ -352,22 +359,33 @@ def test_discovery_reads_the_units_running_process_then_its_execstart(
     )
 
 
-def test_live_values_that_a_restart_would_undo_are_reported(tmp_path: Path) -> None:
+def test_a_live_value_a_restart_would_undo_is_reported_and_set_back_live(tmp_path: Path) -> None:
+    """Given a Redis whose maxclients someone lowered with CONFIG SET (the file says 100),
+    when the step wants the file's values, then the drift is reported and the plan is one
+    CONFIG SET (the file needs no edit), live: applied, Redis runs with 100 on the same
+    connection; its undo puts the running 50 back."""
     port = free_port()
     conf = runnable_debian_conf(
         tmp_path, port, bind="127.0.0.1", requirepass=PASSWORD, maxclients=100
     )
-    with redis_from_conf(conf, port):
-        with redis.Redis(port=port, password=PASSWORD, protocol=2) as client:
-            client.config_set("maxclients", 50)
+    with (
+        redis_from_conf(conf, port),
+        redis.Redis(port=port, password=PASSWORD, protocol=2) as client,
+    ):
+        client.config_set("maxclients", 50)
+        me = client.client_id()
         with LocalConnection(LOCAL) as conn:
             ctx = context(conn, LOCAL)
-            args = RedisConfigArgs(
-                path=str(conf), set={"maxclients": 100, "requirepass": PASSWORD}, live=True
-            )
+            args = RedisConfigArgs(path=str(conf), set={"maxclients": 100, "requirepass": PASSWORD})
             found = RedisConfig().diagnose(args, ctx)
-            changes = RedisConfig().plan(args, found)
-    assert changes == []  # the file already says so: only the running value differs
+            (change,) = RedisConfig().plan(args, found)
+            assert isinstance(change, CommandChange) and change.effect == LIVE
+            assert found.facts["redis_version"] == client.info("server")["redis_version"]
+            applied = apply(conn, change)
+            assert client.config_get("maxclients") == {"maxclients": "100"}
+            undo(conn, applied)
+            assert client.config_get("maxclients") == {"maxclients": "50"}
+        assert client.client_id() == me  # the same connection all along
     assert found.facts["live"] == {"maxclients": "50", "requirepass": MASK}
     assert found.facts["live_error"] is None
     (finding,) = found.findings
@@ -376,3 +394,48 @@ def test_live_values_that_a_restart_would_undo_are_reported(tmp_path: Path) -> N
     assert PASSWORD not in repr(found)
     assert ctx.masker.mask(f'requirepass "{PASSWORD}"') == f"requirepass {MASK}"
     assert ctx.masker.mask(f"it was {PASSWORD}.") == f"it was {MASK}."  # registered by diagnose
+
+
+# Every program a script starts, logged with its arguments (what `ps` would show) and then
+# run for real: the shell's own builtins (printf, echo, [) start no process.
+SHIM = '#!/bin/sh\nprintf "%s\\n" "$0 $*" >> "$ARGV_LOG"\nexec /usr/bin/{name} "$@"\n'
+PROGRAMS = ("redis-cli", "timeout", "sed", "tr", "grep", "sleep", "cat")
+
+
+def test_a_new_password_set_live_is_on_no_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a Redis without a password and a step that sets requirepass and moves the port,
+    when the plan's live change is applied, checked and undone through the real redis-cli,
+    then every program the scripts started is in the log, and none got the old or new
+    password as an argument; the session stayed authenticated after the new password
+    (its CONFIG GETs passed)."""
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name in PROGRAMS:
+        (shims / name).write_text(SHIM.format(name=name))
+        (shims / name).chmod(0o755)
+    log = tmp_path / "argv.log"
+    monkeypatch.setenv("ARGV_LOG", str(log))
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    port, moved = free_port(), free_port()
+    conf = runnable_debian_conf(tmp_path, port, bind="127.0.0.1")
+    with redis_from_conf(conf, port), redis.Redis(port=port, protocol=2) as client:
+        me = client.client_id()
+        with LocalConnection(LOCAL) as conn:
+            args = RedisConfigArgs(path=str(conf), set={"requirepass": PASSWORD, "port": moved})
+            found = RedisConfig().diagnose(args, context(conn, LOCAL))
+            changes = RedisConfig().plan(args, found)
+            assert len(changes) == 2, (changes[0].effect, found.facts)
+            command = changes[1]
+            assert isinstance(command, CommandChange) and command.precondition is not None
+            check, expected = command.precondition
+            assert conn.run(check).stdout == expected
+            applied = apply(conn, command)
+            assert client.config_get("port") == {"port": str(moved)}  # same connection
+            undo(conn, applied)
+        assert client.config_get("requirepass") == {"requirepass": ""}
+        assert client.client_id() == me
+    started = log.read_text()
+    assert f"{shims}/redis-cli" in started and f"{shims}/timeout" in started
+    assert PASSWORD not in started and redisconf.format_arg(PASSWORD) not in started

@@ -1,7 +1,8 @@
 """The guarded restart where PID 1 is not systemd (this very machine): a restart command.
 
 Given a Redis started from its own redis.conf (pidfile, RDB save points, a password) with
-keys written since its last save, when a fix moves it to another port and notifies the
+keys written since its last save, when a fix moves it to another port in redis.conf only
+(`live: false`: Redis 7 could move it live) and notifies the
 `redis_restart` handler with a `restart_command`, then the handler saves first, restarts
 it with that command and checks every key came back — asking the restarted server on the
 NEW port, where the config as planned says it listens. With persistence off the same run
@@ -95,7 +96,7 @@ name: Move Redis to another port
 hosts: all
 fix:
   - name: Listen on the new port
-    redis_config: {{path: {server.conf}, set: {{port: {new_port}}}}}
+    redis_config: {{path: {server.conf}, set: {{port: {new_port}}}, live: false}}
     notify: [restart redis]
 handlers:
   - name: restart redis

@@ -26,12 +26,8 @@ from redmedic.steps.sysctl import (
     set_key,
     sysctl_found,
 )
-from redmedic.steps.systemd_dropin import (
-    SystemdDropin,
-    SystemdDropinArgs,
-    dropin_state,
-    merge_dropin,
-)
+from redmedic.steps.systemd_dropin import SystemdDropin, SystemdDropinArgs
+from redmedic.systemd.dropin import dropin_state, merge_dropin
 from redmedic.testing import ScriptedConnection, step_context
 
 DROPIN = "/etc/systemd/system/redis-server.service.d/redmedic.conf"
@@ -105,7 +101,7 @@ def plan_dropin(
 ) -> tuple[StepResult, list[Change]]:
     """What the step registers and plans for a host that answered `sections`."""
     step = SystemdDropin()
-    found = dropin_state(args, sections, file, become=False)
+    found = dropin_state(args.dropin, sections, file, become=False)
     return step.registered(found), step.plan(args, found)
 
 

@@ -15,13 +15,13 @@ import pytest
 from redmedic.connection.base import RemoteFile
 from redmedic.model.plan import FileChange
 from redmedic.redis import redisconf
+from redmedic.redis.configset import live_target
 from redmedic.redis.redisconf import ConfError, Config, Value
 from redmedic.safety.secrets import MASK, Masker
 from redmedic.steps.redis_config import (
     RedisConfigArgs,
     discovery_script,
     live_findings,
-    live_target,
     parse_bundle,
     parse_live,
     read_script,
@@ -339,6 +339,10 @@ def test_running_values_are_compared_with_the_file() -> None:
     assert "a restart would undo the live value" in findings["bind"].summary
     shown = repr(findings["config-drift"])
     assert "live-secret" not in shown and "file-secret" not in shown
+    assert parse_live({"@error": "Redis does not answer at 127.0.0.1:6379: refused"}) == (
+        {},
+        "Redis does not answer at 127.0.0.1:6379: refused",
+    )
     assert parse_live({"port": "NOAUTH Authentication required."}) == (
         {},
         "NOAUTH Authentication required.",

@@ -33,6 +33,7 @@ from redmedic.connection.scripts import (
     restore_script,
     write_script,
 )
+from redmedic.connection.traffic import Traffic
 from redmedic.errors import BecomeError, CommandError, DriftError
 from redmedic.model.inventory import Host
 
@@ -216,6 +217,8 @@ class Connection(ABC):
         self._command_timeout = command_timeout
         self._become: _Become | None = None
         self._become_lock = threading.Lock()
+        # What this connection cost on the wire (`-vvv`); the executor names the phases.
+        self.traffic = Traffic()
 
     # -- the primitive -------------------------------------------------------------------
 

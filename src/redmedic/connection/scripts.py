@@ -31,20 +31,6 @@ def marker_line(marker: str, name: str) -> str:
     return f"printf '\\n%s%s\\n' {shlex.quote(marker)} {shlex.quote(name)}\n"
 
 
-def with_stdin(command: str, text: str) -> str:
-    """`command` with `text` on its standard input, as one command: a here-document.
-
-    A planned change is one command (what a plan file stores and shows masked); the script
-    itself travels on the channel's stdin (`connection.base`), so the text — a secret — is
-    on no command line of the host.
-    """
-    end = "REDMEDIC_STDIN_END"
-    while end in text:
-        end += "_"
-    body = text if text.endswith("\n") else text + "\n"
-    return f"{{ {command}\n}} <<'{end}'\n{body}{end}"
-
-
 def split_sections(output: str, marker: str) -> dict[str, str]:
     """The script's output as {section name: text}; each section's text without the
     newline the marker line added in front of it."""
@@ -61,6 +47,20 @@ def split_sections(output: str, marker: str) -> dict[str, str]:
     if name is not None:
         sections[name] = "\n".join(body).rstrip("\n")
     return sections
+
+
+def with_stdin(command: str, text: str) -> str:
+    """`command` reading `text` on its stdin, as one shell text (a here-document).
+
+    How a planned command or a batched script hands a secret to its program: the whole
+    text travels on the channel's stdin (connection/base.py), so the secret is on no
+    command line, and a plan shows it masked like any other output.
+    """
+    end = "REDMEDIC_STDIN_END"
+    while end in text:
+        end += "_"
+    body = text if text.endswith("\n") else text + "\n"
+    return f"{{ {command}\n}} <<'{end}'\n{body}{end}"
 
 
 def parse_stat_line(line: str) -> tuple[int, str, str]:

@@ -8,6 +8,7 @@ met here becomes ConnectError or CommandError; none escapes this module.
 
 from __future__ import annotations
 
+import logging
 import select
 import shlex
 import socket
@@ -22,7 +23,8 @@ from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin
 from redmedic.connection.keepalive import Keepalive
 from redmedic.connection.outputcap import OutputCap
 from redmedic.connection.sshauth import SSH_ERRORS, reason
-from redmedic.connection.sshopen import Chain, connect_timeout, open_chain
+from redmedic.connection.sshopen import PARAMIKO_LOGGER, Chain, connect_timeout, open_chain
+from redmedic.connection.traffic import Traffic
 from redmedic.errors import CommandError, ConnectError
 from redmedic.model.inventory import Host
 
@@ -40,8 +42,13 @@ class SSHConnection(Connection):
     Build one with `SSHConnection.open` (or `redmedic.connection.connect`).
     """
 
-    def __init__(self, host: Host, chain: Chain, options: ConnectOptions) -> None:
+    def __init__(
+        self, host: Host, chain: Chain, options: ConnectOptions, traffic: Traffic | None = None
+    ) -> None:
         super().__init__(host, command_timeout=options.command_timeout)
+        if traffic is not None:
+            self.traffic = traffic
+        self._closed = False
         self._chain = chain
         self._transport = chain.target
         self._timeout = connect_timeout(host, options)
@@ -56,13 +63,20 @@ class SSHConnection(Connection):
 
         Raises an UnreachableError subclass when the host cannot be reached or logged into.
         """
-        return cls(host, open_chain(host, options), options)
+        traffic = Traffic()
+        return cls(host, open_chain(host, options, traffic), options, traffic)
 
     def close(self) -> None:
-        """Close every transport of the chain (and with them every channel); idempotent."""
+        """Close every transport of the chain (and with them every channel); idempotent.
+
+        The first close logs what the connection cost (`-vvv` shows it: `traffic`).
+        """
         if self._keepalive is not None:
             self._keepalive.stop()
         self._chain.close()
+        if not self._closed:
+            self._closed = True
+            logging.getLogger(f"{PARAMIKO_LOGGER}.{self.host.name}").debug(self.traffic.summary())
 
     # -- commands ------------------------------------------------------------------------
 
@@ -78,6 +92,7 @@ class SSHConnection(Connection):
             channel = self._transport.open_session(timeout=self._timeout)
         except SSH_ERRORS as exc:
             raise self._lost(exc) from None
+        self.traffic.count("channels")
         try:
             return self._drive(channel, command, stdin, timeout, deadline)
         except SSH_ERRORS as exc:
@@ -95,6 +110,7 @@ class SSHConnection(Connection):
     ) -> tuple[int, bytes, bytes]:
         reader, script = script_on_stdin(command)
         channel.exec_command(f"/bin/sh -c {shlex.quote(reader)}")
+        self.traffic.count("execs")
         stdin = script + stdin
         sender = None
         if len(stdin) > _INLINE_STDIN:
@@ -217,6 +233,7 @@ class SSHConnection(Connection):
             except SSH_ERRORS:
                 client.close()
                 continue
+            self.traffic.count("channels")
             pump = threading.Thread(
                 target=_pump, args=(client, channel, stop), name="redmedic-tunnel", daemon=True
             )

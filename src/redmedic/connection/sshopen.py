@@ -28,6 +28,7 @@ from redmedic.connection import hostkeys
 from redmedic.connection.base import ConnectOptions
 from redmedic.connection.proxy import ProxyProcess
 from redmedic.connection.sshauth import SSH_ERRORS, authenticate, reason
+from redmedic.connection.traffic import Traffic
 from redmedic.errors import ConnectError, HostKeyError, UnreachableError
 from redmedic.model.inventory import Host
 
@@ -67,8 +68,11 @@ def connect_timeout(host: Host, options: ConnectOptions) -> float:
     return host.ssh.connect_timeout or options.connect_timeout
 
 
-def open_chain(host: Host, options: ConnectOptions) -> Chain:
-    """Connect through every ProxyJump hop to `host`, checking each host key, logging in."""
+def open_chain(host: Host, options: ConnectOptions, traffic: Traffic | None = None) -> Chain:
+    """Connect through every ProxyJump hop to `host`, checking each host key, logging in.
+
+    With `traffic`, the first socket (which carries every hop) is counted there.
+    """
     hops = [
         Host(name=j.name, address=j.address, port=j.port, user=j.user, ssh=j.ssh)
         for j in host.ssh.proxy_jump
@@ -76,7 +80,8 @@ def open_chain(host: Host, options: ConnectOptions) -> Chain:
     hops.append(host)
     chain = Chain()
     try:
-        sock: socket.socket | paramiko.Channel = _first_socket(hops[0], options, chain)
+        first = _first_socket(hops[0], options, chain)
+        sock: socket.socket | paramiko.Channel = traffic.wrap(first) if traffic else first
         for index, hop in enumerate(hops):
             via = hop.name if hop is not host else None
             try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from redmedic.model.plan import Finding
 from redmedic.redis import redisconf
+from redmedic.redis.live import any_address_bind, parse_version
 
 DEFAULT_CONFIG = "/etc/redis/redis.conf"
 DEFAULT_LOG = "/var/log/redis/redis-server.log"
@@ -256,6 +257,8 @@ if [ -n "$exe" ]; then
     *) timeout 10 "$exe" --check-system 2>&1;;
   esac
 fi
+sec binary-version
+printf '%s\n' "${ver:-}"
 
 sec ufw
 if command -v ufw >/dev/null 2>&1; then
@@ -570,6 +573,12 @@ def parse_sections(
     pid = as_int(pid_text[0]) if pid_text else None
     sockets = parse_listening(sections.get("listen", ""))
     cmdline = _lines(sections.get("cmdline", ""))
+    info = parse_info(sections.get("info", ""))
+    # The running server's version, else the installed binary's (a stopped Redis starts it).
+    version = parse_version(
+        (info.get("server") or {}).get("redis_version")
+        or sections.get("binary-version", "").strip()
+    )
     facts = {
         "init": sections.get("init", "none").strip() or "none",
         "unit": parse_unit(sections.get("unit", "")),
@@ -582,7 +591,9 @@ def parse_sections(
         "max_open_files": parse_open_files(sections.get("limits", "")),
         "config": config,
         "cli_target": sections.get("cli-target", "").strip(),
-        "info": parse_info(sections.get("info", "")),
+        "info": info,
+        "binary_version": sections.get("binary-version", "").strip() or None,
+        "any_address_bind": any_address_bind(version),
         "live_config": parse_config_get(sections.get("live-config", "")),
         "check_system": parse_check_system(sections.get("check-system", "")),
         "firewall": dict(firewall),

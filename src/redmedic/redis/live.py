@@ -29,6 +29,9 @@ every remote client whatever `bind` says.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+from redmedic.redis.redisconf import MULTI_ARG, memory_bytes
 
 Version = tuple[int, int, int]
 
@@ -114,4 +117,37 @@ def bind_refusal(addresses: list[str], version: Version | None) -> str | None:
         f"Redis {shown_version(version)} does not understand `bind {' '.join(unknown)}` "
         f"(optional `-` addresses and `*` wildcards came in 7.0) and would not start: "
         f"use plain addresses, e.g. `{any_address_bind(version)}`"
+    )
+
+
+_NUMBERS = frozenset({"port", "tls-port", "maxclients", "maxmemory"})
+
+
+def running_form(name: str, args: Sequence[str]) -> str:
+    """A redis.conf value as CONFIG GET prints it once it runs: what the both-layer check
+    compares with. Sizes in bytes (`100mb` runs as `104857600`), yes/no and policy names
+    in lower case, several words (bind) joined by one space; anything else as written."""
+    value = " ".join(" ".join(args).split() if name in MULTI_ARG else args)
+    if name in _NUMBERS and memory_bytes(value) is not None:
+        return str(memory_bytes(value))
+    if name in ("protected-mode", "maxmemory-policy"):
+        return value.lower()
+    return value
+
+
+RESERVED_FDS = 32  # CONFIG_MIN_RESERVED_FDS: files Redis keeps for itself beyond its clients
+
+
+def maxclients_reason(maxclients: str, open_files: int | None) -> str | None:
+    """Why CONFIG SET maxclients would be refused (None: it is taken). Redis raises its own
+    soft limit as far as the hard one; beyond it, it answers "The operating system is not
+    able to handle the specified number of clients". `open_files`: the process's hard
+    limit, None when unlimited or unknown."""
+    if open_files is None or not maxclients.isdigit():
+        return None
+    if int(maxclients) + RESERVED_FDS <= open_files:
+        return None
+    return (
+        f"the running process may open {open_files} files and maxclients {maxclients} needs "
+        f"{int(maxclients) + RESERVED_FDS}: its open-file limit changes when it starts"
     )

@@ -64,6 +64,22 @@ def diff_text(diff: str) -> Text:
     return text
 
 
+def headline(description: str) -> str:
+    """A multi-line command (a script) as one line: its first line — the scripts redmedic
+    writes open with a comment saying what they do — and the notes `shown` ends with.
+
+    Why: a live CONFIG SET is a 40-line script; printed whole for every change, --check
+    buries the diffs that matter. The whole script is still what the gate shows before
+    anything runs, and what -v, `redmedic show` and the plan file hold.
+    """
+    lines = description.splitlines()
+    if len(lines) < 2:
+        return description
+    notes = lines[-1].strip() if lines[-1].strip().startswith("(") else ""
+    size = len(lines) - (1 if notes else 0)
+    return f"{lines[0]} [a {size}-line script: -v shows it]" + (f" {notes}" if notes else "")
+
+
 def summary_text(hosts: Mapping[str, Mapping[str, object]]) -> Text:
     """The run's last words: a tally by status, then one aligned line per host.
 
@@ -146,11 +162,13 @@ class ConsoleReporter:
                 self._print(Text(f"    {line}", style="dim"))
         elif isinstance(event, ChangePlanned):
             verb = "would " if self._check else "plan: "
-            self._say("cyan", "~", f"{event.host} › {event.step}", verb + event.description)
+            shown = event.description if self.verbose else headline(event.description)
+            self._say("cyan", "~", f"{event.host} › {event.step}", verb + shown)
             if event.diff:
                 self._print(diff_text(event.diff))
         elif isinstance(event, ChangeApplied):
-            self._say("yellow", "✓", f"{event.host} › {event.step}", f"applied {event.description}")
+            shown = event.description if self.verbose else headline(event.description)
+            self._say("yellow", "✓", f"{event.host} › {event.step}", f"applied {shown}")
         elif isinstance(event, ChangeDeclined):
             self._say("magenta", "-", f"{event.host} › {event.step}", "declined, not applied")
         elif isinstance(event, RolledBack):

@@ -315,6 +315,7 @@ class HostRun:
     # -- diagnose and plan ---------------------------------------------------------------
     def diagnose(self, conn: Connection) -> str | None:
         """Run the diagnose steps (reading the fix steps' files ahead); why one failed."""
+        conn.traffic.phase = "diagnose"  # round trips per phase: -vvv, connection.traffic
         failed = self.check_steps(conn, self.playbook.diagnose, self.files_ahead())
         return f"{failed[0].name}: {failed[1]}" if failed else None
 
@@ -329,6 +330,7 @@ class HostRun:
 
     def plan(self, conn: Connection) -> list[_Planned]:
         """Plan each selected fix step in order, on the files earlier steps will have written."""
+        conn.traffic.phase = "plan"
         planned = []
         for step in self.playbook.fix:
             if not self.options.selects(step):
@@ -587,6 +589,7 @@ class HostRun:
         self, conn: Connection, planned: list[_Planned], applied: list[Applied]
     ) -> tuple[list[_Planned], bool]:
         """Apply approved steps in order; returns the steps applied and whether any was declined."""
+        conn.traffic.phase = "apply"
         done: list[_Planned] = []
         declined = False
         for item in planned:
@@ -658,6 +661,7 @@ class HostRun:
 
     def verify(self, conn: Connection) -> None:
         """Run the verify steps; raise (to roll back) when one does not pass."""
+        conn.traffic.phase = "verify"
         failed = self.check_steps(conn, self.playbook.verify)
         if failed:
             raise _VerifyFailed(f"verify '{failed[0].name}' failed: {failed[1]}")
@@ -666,6 +670,7 @@ class HostRun:
         self, conn: Connection, applied: list[Applied], handlers: list[Step], reason: str
     ) -> None:
         """Undo `applied` in reverse order, then run the handlers again (e.g. restart)."""
+        conn.traffic.phase = "rollback"
         undone, ids, errors, kept = [], [], [], []
         for index, item in reversed(list(enumerate(applied, start=1))):
             if item.reverse is None:
@@ -699,6 +704,7 @@ class HostRun:
         """The reviewed changes, after checking the host is still as it was when planned.
 
         Never a fresh plan: a host the plan has no changes for is refused."""
+        conn.traffic.phase = "plan"
         if not saved.steps:
             raise DriftError(
                 self.host.name, "the plan has no changes for this host: nothing applied"

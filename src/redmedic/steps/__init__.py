@@ -25,6 +25,7 @@ _BUILTINS = {
     "firewall": "redmedic.steps.firewall:Firewall",
     "systemd_dropin": "redmedic.steps.systemd_dropin:SystemdDropin",
     "sysctl": "redmedic.steps.sysctl:Sysctl",
+    "redis_open_files": "redmedic.steps.redis_open_files:RedisOpenFiles",
 }
 
 

@@ -6,6 +6,22 @@ total on a stock Debian host, discovery of the file included). Plan edits the oc
 that is in force, so a value overridden by an included file is changed in that file, and
 leaves comments and layout alone; a second run plans nothing.
 
+Live first, saved too (`live`, on by default): where the running Redis takes a value with
+CONFIG SET (`redis.live.restart_reason`: by directive and version), the plan is the file
+edit AND a command that sets the value on the running server and then checks, with CONFIG
+GET, that it runs exactly as the file now says (`redis.configset`); both changes are
+"live, no restart", so the step's `notify:` handlers (a restart) do not run and every
+connected client stays. Where it cannot (Redis 6.0 and `bind`/`port`, Redis not running or
+not answering, TLS only, no redis-cli, a `remove`, or `live: false`), the file edit alone
+is planned, marked "needs a restart: WHY", and the handlers restart Redis.
+
+Why not CONFIG REWRITE for the saved layer: it writes the whole file from the running
+configuration, so it would also persist every unrelated runtime change someone made with
+CONFIG SET (drift nobody reviewed), it rewrites only the main file (an `include`d file that
+holds the value in force stays, and still wins at the next start), and it bypasses what a
+FileChange gives: the reviewed diff, the atomic write with a backup, the drift check
+against the bytes planned on, and the restore on rollback.
+
 `load_config` is public so other steps (a triage or facts step) can read the effective
 configuration without editing anything; the parsing rules live in `redmedic.redis.redisconf`.
 
@@ -26,10 +42,19 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from redmedic.connection.base import RemoteFile
-from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line, split_sections
+from redmedic.connection.scripts import new_marker, parse_stat_line, split_sections
 from redmedic.errors import StepError
-from redmedic.model.plan import Change, FileChange, Finding, StepResult
-from redmedic.redis import redisconf
+from redmedic.model.plan import (
+    LIVE,
+    Change,
+    CommandChange,
+    FileChange,
+    Finding,
+    StepResult,
+    restart_needed,
+)
+from redmedic.redis import configset, live, redisconf
+from redmedic.redis.configset import Endpoint
 from redmedic.redis.facts import TRUSTED_FN, parse_untrusted, untrusted_findings
 from redmedic.redis.redisconf import ConfError, Config
 from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
@@ -38,7 +63,6 @@ DEFAULT_PATH = "/etc/redis/redis.conf"
 _MARK = "redmedic:"
 _ENCODING = ("utf-8", "surrogateescape")
 _MAX_ROUNDS = 16  # include levels followed before giving up (Redis has no limit; loops hang it)
-_LIVE_TIMEOUT_S = 5
 
 # One file in the bundle: a header line (tag, size, mode, owner, group, path), then the bytes.
 _EMIT_FN = (
@@ -115,10 +139,13 @@ class RedisConfigArgs(StepArgs):
         description="Directives to delete everywhere they occur (main file and includes).",
     )
     live: bool = Field(
-        default=False,
+        default=True,
         description=(
-            "Also read the running values of the `set` directives (redis-cli CONFIG GET on "
-            "the host) and report where they differ from the file."
+            "Apply `set` to the running Redis too where its version takes the directive "
+            "live (CONFIG SET, then CONFIG GET must equal the file): no restart, clients stay "
+            "connected. The running values are read (redis-cli on the host) and reported "
+            "where they differ from the file. false: edit the file only; the change then "
+            "needs a restart (the step's notify handlers run)."
         ),
     )
 
@@ -141,6 +168,9 @@ class LoadedConfig:
     remote: Mapping[str, RemoteFile]
     discovered_by: str
     ignored: tuple[dict[str, Any], ...] = ()  # redis-server processes not trusted
+    # The files as they are on the host, without earlier steps' planned edits: what the
+    # running Redis was started with, so where it answers now.
+    on_host: Config | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +183,7 @@ class ConfigFound:
     facts: Mapping[str, Any]
     findings: tuple[Finding, ...]
     become: bool
+    running: LiveRead | None = field(default=None, repr=False, compare=False)  # secrets too
 
 
 @dataclass(frozen=True)
@@ -242,6 +273,7 @@ def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") 
     if main is None:
         raise StepError(ctx.host.name, "no config file in the host's answer", step=ctx.step_name)
     remote: dict[str, RemoteFile] = {}
+    on_host: dict[str, RemoteFile] = {main.path: main.file} if main.file else {}
     main_file = ctx.planned_files.get(main.path, main.file)
     if main_file is None:
         raise StepError(
@@ -258,6 +290,7 @@ def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") 
             break
         requests = [(f"i{n}", pattern) for n, pattern in enumerate(pending)]
         items = _fetch(ctx, read_script(requests)).items
+        on_host.update((i.path, i.file) for i in items if i.file is not None)
         for n, pattern in enumerate(pending):
             found = [i for i in items if i.tag == f"i{n}"]
             matched = _overlay(ctx, pattern, found)
@@ -266,7 +299,14 @@ def load_config(ctx: StepContext, path: str | None, unit: str = "redis-server") 
                 remote[file_path] = remote_file
                 files[file_path] = _parse(remote_file)
         pending = _unresolved(files, matches)
-    return LoadedConfig(Config(main.path, files, matches), remote, how, bundle.ignored)
+    host_files = {path: _parse(f) for path, f in on_host.items()}
+    return LoadedConfig(
+        Config(main.path, files, matches),
+        remote,
+        how,
+        bundle.ignored,
+        Config(main.path, host_files, matches),
+    )
 
 
 def _fetch(ctx: StepContext, script: str) -> Bundle:
@@ -322,57 +362,49 @@ _CAUSES = {
 }
 
 
-def live_target(config: Mapping[str, redisconf.Effective]) -> list[str] | None:
-    """redis-cli's connection arguments for the server this config describes, or None
-    when it listens on TLS only (redis-cli would need certificates)."""
-    port_value = config["port"].value if "port" in config else "6379"
-    if port_value == "0":
-        socket_path = config["unixsocket"].value if "unixsocket" in config else ""
-        return ["-s", socket_path] if socket_path else None
-    host = "127.0.0.1"
-    if "bind" in config:
-        first = config["bind"].args[0].lstrip("-") if config["bind"].args else "*"
-        host = {"*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::*": "::1", "::": "::1"}.get(
-            first, first
-        )
-    return ["-h", host, "-p", port_value]
+@dataclass(frozen=True)
+class LiveRead:
+    """What the running Redis said when planned: the raw values of the `set` directives
+    (secrets too: never shown), its version, or why it could not be asked; `at` is where
+    it was looked for (the host's files first, then as earlier steps leave them)."""
 
-
-def live_script(target: Sequence[str], names: Sequence[str], marker: str) -> str:
-    """CONFIG GET each name with redis-cli on the host; the password arrives on stdin.
-
-    Sections (`split_sections`): `no-cli` alone, or one per name with redis-cli's answer.
-    """
-    cli = " ".join(shlex.quote(a) for a in target)
-    body = "".join(
-        marker_line(marker, n)
-        + f"timeout {_LIVE_TIMEOUT_S} redis-cli {cli} --raw CONFIG GET {shlex.quote(n)} 2>&1\n"
-        for n in names
-    )
-    return (
-        "LC_ALL=C; export LC_ALL\n"
-        "IFS= read -r REDISCLI_AUTH || :\n"
-        'if [ -n "$REDISCLI_AUTH" ]; then export REDISCLI_AUTH; else unset REDISCLI_AUTH; fi\n'
-        "if ! command -v redis-cli >/dev/null 2>&1; then\n"
-        + marker_line(marker, "no-cli")
-        + "exit 0\nfi\n"
-        + body
-    )
+    values: Mapping[str, str]
+    version: live.Version | None
+    error: str | None
+    at: tuple[Endpoint, ...]
+    open_files: int | None = None  # the process's hard limit (None: unlimited or unknown)
 
 
 def parse_live(sections: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
-    """(name -> running value, first error text) from `live_script`'s sections."""
-    if "no-cli" in sections:
-        return {}, "redis-cli is not installed on the host"
+    """(name -> running value, first error text) from `configset.read_script`'s sections."""
+    if "@error" in sections:
+        return {}, " ".join(sections["@error"].split()) or "no answer from redis-cli"
     values: dict[str, str] = {}
     error: str | None = None
     for name, rest in sections.items():
+        if name.startswith("@"):
+            continue
         lines = rest.split("\n") if rest.strip() else []
         if len(lines) >= 2 and lines[0] == name:
             values[name] = lines[1]
         elif lines and error is None:
             error = " ".join(line.strip() for line in lines if line.strip())
     return values, error
+
+
+def open_files_limit(sections: Mapping[str, str]) -> int | None:
+    """The hard `Max open files` of /proc/PID/limits (`@limits`); None if unlimited/unknown."""
+    words = sections.get("@limits", "").split()
+    hard = words[4] if len(words) > 4 and words[:3] == ["Max", "open", "files"] else ""
+    return int(hard) if hard.isdigit() else None
+
+
+def running_version(sections: Mapping[str, str]) -> live.Version | None:
+    """`redis_version` from the INFO server section of `configset.read_script`."""
+    for line in sections.get("@version", "").splitlines():
+        if line.startswith("redis_version:"):
+            return live.parse_version(line.split(":", 1)[1].strip())
+    return None
 
 
 def live_findings(
@@ -446,11 +478,19 @@ class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
             "notes": config.notes(),
         }
         findings = untrusted_findings(loaded.ignored)
+        running = None
         if args.live and args.set:
-            facts["live"], facts["live_error"], live = self._live(args, ctx, in_force)
-            findings += live
+            running = self._live(args, ctx, loaded)
+            facts["live"] = {
+                n: " ".join(redisconf.masked_args(n, [v])) for n, v in running.values.items()
+            }
+            facts["live_error"] = running.error
+            facts["redis_version"] = (
+                live.shown_version(running.version) if running.version else None
+            )
+            findings += live_findings(running.values, in_force)
         msg = f"{config.main} ({loaded.discovered_by}): {len(in_force)} directives in force"
-        return ConfigFound(loaded, msg, facts, tuple(findings), ctx.become)
+        return ConfigFound(loaded, msg, facts, tuple(findings), ctx.become, running)
 
     def registered(self, found: ConfigFound) -> StepResult:
         return StepResult(msg=found.msg, facts=found.facts, findings=found.findings)
@@ -461,27 +501,137 @@ class RedisConfig(StepType[RedisConfigArgs, ConfigFound]):
             texts = redisconf.edit(loaded.config, args.set, args.remove)
         except ConfError as exc:
             raise PlanError(str(exc)) from None
-        return [
-            FileChange(path, loaded.remote[path], texts[path].encode(*_ENCODING), found.become)
-            for path in loaded.config.load_order()
-            if path in texts
-        ]
+        return plan_changes(args, loaded, texts, found.running, found.become)
 
     @staticmethod
-    def _live(
-        args: RedisConfigArgs, ctx: StepContext, in_force: Mapping[str, redisconf.Effective]
-    ) -> tuple[dict[str, str], str | None, list[Finding]]:
-        target = live_target(in_force)
-        if target is None:
-            return {}, "the server listens on TLS only: running values not read", []
+    def _live(args: RedisConfigArgs, ctx: StepContext, loaded: LoadedConfig) -> LiveRead:
+        """One round trip: the running values of the `set` directives and the version."""
+        on_host = loaded.on_host.effective() if loaded.on_host else {}
+        at = configset.endpoints(Endpoint.of(on_host), Endpoint.of(loaded.config.effective()))
+        if not at:
+            return LiveRead({}, None, "the server listens on TLS only: not asked", ())
         names = [n.lower() for n in args.set]
-        password = in_force["requirepass"].value if "requirepass" in in_force else ""
         marker = new_marker()
-        result = ctx.conn.run(
-            live_script(target, names, marker), become=ctx.become, stdin=password.encode() + b"\n"
-        )
-        running, error = parse_live(split_sections(result.stdout, marker))
-        shown = {n: " ".join(redisconf.masked_args(n, [v])) for n, v in running.items()}
-        if error is None and len(running) < len(names):
+        result = ctx.conn.run(configset.read_script(at, names, marker), become=ctx.become)
+        sections = split_sections(result.stdout, marker)
+        values, error = parse_live(sections)
+        for name, value in values.items():
+            for secret in redisconf.secrets_in(name, [value]):
+                ctx.masker.add(secret)
+        if error is None and len(values) < len(names):
             error = result.tail(2) or "no answer from redis-cli"
-        return shown, error, live_findings(running, in_force)
+        version, limit = running_version(sections), open_files_limit(sections)
+        return LiveRead(values, version, error, tuple(at), limit)
+
+
+def _after(config: Config, texts: Mapping[str, str]) -> Config:
+    """The configuration once the edits are written."""
+    files = {
+        path: redisconf.parse(texts[path], path) if path in texts else conf
+        for path, conf in config.files.items()
+    }
+    return Config(config.main, files, config.matches)
+
+
+def plan_changes(
+    args: RedisConfigArgs,
+    loaded: LoadedConfig,
+    texts: Mapping[str, str],
+    running: LiveRead | None,
+    become: bool,
+) -> list[Change]:
+    """The file edits, and the CONFIG SET that makes them live where the server takes them
+    (pure: what the host said in, changes out). See the module docstring."""
+    config = loaded.config
+    before, after = config.effective(), _after(config, texts).effective()
+    names = [n.lower() for n in args.set]
+    wanted = {n: live.running_form(n, after[n].args) for n in names if n in after}
+    values = running.values if running else {}
+    to_set = [n for n in names if n in wanted and values.get(n) != wanted[n]]
+    edited = [
+        n
+        for n in names
+        if n not in before or not redisconf.same_args(n, before[n].args, after[n].args)
+    ]
+    changing = [*edited, *(n for n in to_set if n not in edited)]
+    why = _restart_reasons(args, before, running, changing, wanted)
+    if "bind" in names and "bind" in after and running is not None:
+        refusal = live.bind_refusal(list(after["bind"].args), running.version)
+        if refusal:
+            raise PlanError(refusal)
+
+    def file_change(path: str, effect: str) -> FileChange:
+        after_bytes = texts[path].encode(*_ENCODING)
+        return FileChange(path, loaded.remote[path], after_bytes, become, effect=effect)
+
+    paths = [path for path in config.load_order() if path in texts]
+    if why:
+        return [file_change(path, restart_needed(why)) for path in paths]
+    changes: list[Change] = [file_change(path, LIVE) for path in paths]
+    if to_set and running is not None:
+        changes.append(_config_set(loaded, after, running, to_set, wanted, become))
+    return changes
+
+
+def _restart_reasons(
+    args: RedisConfigArgs,
+    before: Mapping[str, redisconf.Effective],
+    running: LiveRead | None,
+    changing: Sequence[str],
+    wanted: Mapping[str, str],
+) -> str:
+    """Why this step's edits cannot be made live ("" when they can)."""
+    if not args.live:
+        return "`live: false`, redis.conf only"
+    reasons = []
+    if any(name.lower() in before for name in args.remove):
+        reasons.append("a removed directive's default comes back only when Redis starts")
+    if changing and (running is None or running.error):
+        error = running.error if running else "not asked"
+        return "; ".join([*reasons, f"Redis could not be asked ({error})"])
+    for name in changing:
+        reason = live.restart_reason(name, running.version if running else None)
+        if reason:
+            reasons.append(reason)
+    if "maxclients" in changing and running is not None:
+        reason = live.maxclients_reason(wanted.get("maxclients", ""), running.open_files)
+        if reason:
+            reasons.append(reason)
+    return "; ".join(reasons)
+
+
+def _config_set(
+    loaded: LoadedConfig,
+    after: Mapping[str, redisconf.Effective],
+    running: LiveRead,
+    names: Sequence[str],
+    wanted: Mapping[str, str],
+    become: bool,
+) -> CommandChange:
+    """CONFIG SET `names` (requirepass last: the session stays authenticated), the undo
+    setting the running values back, and those values as the saved plan's precondition."""
+    order = sorted(names, key=lambda n: n == "requirepass")
+    new = [(n, wanted[n]) for n in order]
+    old = [(n, running.values.get(n, "")) for n in order]
+    at = configset.endpoints(Endpoint.of(loaded.config.effective()), *running.at)
+    back_at = configset.every_pairing(Endpoint.of(after), *at)
+    shown = ", ".join(f"{n} {' '.join(redisconf.masked_args(n, [v]))}" for n, v in new)
+    was = ", ".join(f"{n} {' '.join(redisconf.masked_args(n, [v]))}" for n, v in old)
+    return CommandChange(
+        configset.set_script(
+            f"CONFIG SET {shown} on the running Redis; CONFIG GET must equal redis.conf",
+            at,
+            new,
+            back=old,
+            back_at=back_at,
+        ),
+        become=become,
+        undo_command=configset.set_script(
+            f"CONFIG SET back to {was}", back_at, list(reversed(old))
+        ),
+        precondition=(
+            configset.state_script(running.at, running.values, order),
+            configset.state_text(running.values, order),
+        ),
+        effect=LIVE,
+    )

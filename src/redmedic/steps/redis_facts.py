@@ -147,8 +147,11 @@ class RedisFacts(StepType[RedisFactsArgs, Gathered]):
       (read/unreadable/absent/none), directives (effective values as `redis_config` shows
       them, secrets masked), includes (files it includes, not read), errors (bad lines)}.
     - `cli_target`: the address redis-cli used; `info`: {answered, error, server, clients,
-      memory, stats}; `live_config`: CONFIG GET values (bind, port, protected-mode,
-      maxclients, maxmemory, maxmemory-policy, tcp-backlog, logfile, unixsocket).
+      memory, persistence, stats, replication, keyspace}; `binary_version`: the installed
+      redis-server's; `any_address_bind`: `bind` for every address in the syntax of the
+      running (else installed) version — 7.0's `-::*` stops a 6.x server; `live_config`:
+      CONFIG GET values (bind, port, protected-mode, maxclients, maxmemory,
+      maxmemory-policy, tcp-backlog, logfile, unixsocket).
     - `check_system`: {checks: {overcommit: OK/WARNING, THP: ...}, details} or None (< 7.0.1).
     - `firewall`: {ufw: {status (active/inactive/absent/error), default_incoming, rules,
       port_open, deciding}, firewalld: {state, zone, target, ports, services, port_open,

@@ -36,6 +36,7 @@ from pydantic import Field
 from redmedic.connection.scripts import new_marker, split_sections
 from redmedic.errors import StepError
 from redmedic.model.plan import Change, CommandChange, StepResult
+from redmedic.redis.configset import live_target
 from redmedic.redis.redisconf import Effective
 from redmedic.redis.restart_guard import ALLOW_DATA_LOSS_VAR, RestartCost
 from redmedic.redis.restart_script import (
@@ -47,7 +48,7 @@ from redmedic.redis.restart_script import (
     restart_script,
 )
 from redmedic.steps.base import PlanError, StepArgs, StepContext, StepType
-from redmedic.steps.redis_config import live_target, load_config
+from redmedic.steps.redis_config import load_config
 
 # Redis's own save points when redis.conf sets none (server.c, initServerConfig).
 _DEFAULT_SAVE = "3600 1 300 100 60 10000"

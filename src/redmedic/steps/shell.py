@@ -61,8 +61,9 @@ class Shell(StepType[ShellArgs, Ran]):
         return Ran(result, ctx.become)
 
     def plan(self, args: ShellArgs, found: Ran) -> list[Change]:
-        """A planned change is one command, so its stdin is a here-document in it
-        (`with_stdin`): the text is still on no command line."""
+        """A planned change is one command (what a plan file stores, and shows masked), so
+        its stdin is a here-document in it: the script itself travels on the channel's
+        stdin (connection/base.py), so the text is still on no command line."""
         command = self.command(args)
         if args.stdin is not None:
             command = with_stdin(command, args.stdin)
