@@ -53,10 +53,11 @@ fix:
     tags: [bind]            # select fix steps with --tags / --skip-tags
 
 # 3. handlers: run once after the fixes, when a fix step that changed something notifies
-#    them by name.
+#    them by name. redis_restart is guarded: the plan says what the restart costs, RDB is
+#    saved first, and a restart that would lose keys is refused before anything changes.
 handlers:
   - name: restart redis
-    service: {{name: "{{{{ redis_service }}}}", state: restarted}}
+    redis_restart: {{unit: "{{{{ redis_service }}}}", config: "{{{{ redis_conf }}}}"}}
 
 # 4. verify: must pass after the fixes, or this host's changes are undone in reverse order.
 verify:

@@ -88,6 +88,24 @@ TRUSTED_FN = r"""trusted() {
 }
 """
 
+# `best_listener PID`: "HOST PORT" of the process's TCP listener a local redis-cli should
+# use, from $listen (`ss -Hltnp`): loopback or a wildcard first (asked as 127.0.0.1 or ::1),
+# else any address it listens on; nothing when it listens on no TCP port.
+LISTENER_FN = r"""best_listener() {
+  printf '%s\n' "$listen" | awk -v want="pid=$1," '
+    index($0, want) {
+      a = $4; n = split(a, parts, ":"); port = parts[n]
+      host = substr(a, 1, length(a) - length(port) - 1)
+      gsub(/[][]/, "", host); sub(/%.*/, "", host)
+      if (host == "0.0.0.0" || host == "*" || host ~ /^127\./) { rank = 0; host = "127.0.0.1" }
+      else if (host == "::" || host == "::1") { rank = 1; host = "::1" }
+      else rank = 2
+      if (best == "" || rank < bestrank) { best = host " " port; bestrank = rank }
+    }
+    END { if (best != "") print best }'
+}
+"""
+
 PRELUDE = r"""LC_ALL=C; export LC_ALL; PATH=$PATH:/usr/sbin:/sbin; export PATH
 sec() { printf '\n%s%s\n' "$M" "$1"; }
 """
@@ -96,6 +114,7 @@ sec() { printf '\n%s%s\n' "$M" "$1"; }
 FACTS_SCRIPT = (
     PRELUDE
     + TRUSTED_FN
+    + LISTENER_FN
     + r"""pw=
 if [ "$has_pw" = 1 ]; then IFS= read -r pw || :; fi
 """
@@ -188,17 +207,7 @@ directive() {  # last value of a config directive, outer quotes removed
 # else its unix socket, else the expected port.
 h=127.0.0.1; p=$port_arg; sock=
 if [ -n "$pid" ]; then
-  best=$(printf '%s\n' "$listen" | awk -v want="pid=$pid," '
-    index($0, want) {
-      a = $4; n = split(a, parts, ":"); port = parts[n]
-      host = substr(a, 1, length(a) - length(port) - 1)
-      gsub(/[][]/, "", host); sub(/%.*/, "", host)
-      if (host == "0.0.0.0" || host == "*" || host ~ /^127\./) { rank = 0; host = "127.0.0.1" }
-      else if (host == "::" || host == "::1") { rank = 1; host = "::1" }
-      else rank = 2
-      if (best == "" || rank < bestrank) { best = host " " port; bestrank = rank }
-    }
-    END { if (best != "") print best }')
+  best=$(best_listener "$pid")
   if [ -n "$best" ]; then h=${best% *}; p=${best#* }
   else sock=$(directive unixsocket); fi
 fi

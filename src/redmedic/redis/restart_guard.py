@@ -59,7 +59,8 @@ class RestartCost:
         memory = info.get("memory") or {}
         keys, expires = keyspace_counts(info.get("keyspace") or {})
         return cls(
-            clients=_int(info.get("clients") or {}, "connected_clients"),
+            # INFO counts the connection that asked for it: not a client the restart drops
+            clients=max(0, _int(info.get("clients") or {}, "connected_clients") - 1),
             keys=keys,
             expires=expires,
             dataset_bytes=_int(memory, "used_memory_dataset") or _int(memory, "used_memory"),
@@ -86,9 +87,10 @@ class RestartCost:
 
     def summary(self) -> str:
         """One line for the plan: what the restart drops and how the data comes back."""
+        fate = "reloaded" if self.persistent else "LOST"
         parts = [
             f"drops {self.clients} connected client{'s' if self.clients != 1 else ''}",
-            f"{self.keys} keys ({_size(self.dataset_bytes)}) reloaded",
+            f"{self.keys} keys ({_size(self.dataset_bytes)}) {fate}",
         ]
         if self.aof:
             parts.append("AOF on")

@@ -4,6 +4,9 @@ When verify fails (or applying fails half-way), the host's applied changes are u
 reverse order and its notified handlers run again, so the host ends as it started. Under
 --check nothing is applied: the plan is shown and the host is left byte for byte as it was.
 
+Before the first change, the handlers the plan would notify are planned too (`preflight`):
+a restart that would lose data is refused then, with nothing changed.
+
 A host runs in two halves, `prepare` (connect, diagnose, plan — or load a saved plan and
 check the host did not drift) and `finish` (gate, apply, handlers, verify), so a fleet can
 show a whole batch's plan and ask once before any host of it changes (--confirm-batches).
@@ -124,6 +127,15 @@ class _Planned:
     step: Step
     changes: list[Change]
     become: bool
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One step diagnosed (and planned): what it found, its changes, its own gate question."""
+
+    result: StepResult
+    changes: list[Change]
+    question: str | None = None
 
 
 class _VerifyFailed(Exception):
@@ -251,6 +263,9 @@ class HostRun:
         applied: list[Applied] = []
         handlers: list[Step] = []
         try:
+            if not self.preflight(conn, planned):
+                declined_why = "a handler's question was declined: nothing applied"
+                return HostResult(name, Status.DECLINED, message=declined_why)
             done, declined = self.apply(conn, planned, applied)
             handlers = self.notified(done)
             self.checkpoint()
@@ -350,6 +365,27 @@ class HostRun:
         }
         return [h for h in self.playbook.handlers if h.name in names]
 
+    def preflight(self, conn: Connection, planned: list[_Planned]) -> bool:
+        """Plan the handlers the planned changes would notify, before anything changes.
+
+        A handler that refuses (a restart that would lose data: PlanError, so StepError)
+        fails the host with nothing changed; one with a question of its own (a primary
+        with replicas) asks it now, and False means it was declined. Nothing is shown or
+        registered here: the handlers are planned again, on the changed host, when they run.
+        """
+        for handler in self.notified(planned):
+            if not self.should_run(handler):
+                continue
+            with serving(handler.name):
+                outcome = self.diagnose_and_plan(conn, handler)
+            if outcome.question is None:
+                continue
+            item = _Planned(handler, outcome.changes, self.become_for(handler))
+            if not self.gate.approve(self.confirm_request(item, outcome.question)):
+                self.emit(ChangeDeclined(self.host.name, handler.name))
+                return False
+        return True
+
     # -- one step ------------------------------------------------------------------------
     def check_steps(
         self, conn: Connection, steps: tuple[Step, ...], reads: Sequence[FileKey] = ()
@@ -365,7 +401,7 @@ class HostRun:
             observed = self.observe(conn, step)
             if observed is None:
                 continue
-            result = observed[0]
+            result = observed.result
             failure = self.expectation_failure(step, result)
             self.register(step, result, changed=False)
             self.report_observation(step, result, failure)
@@ -378,14 +414,14 @@ class HostRun:
         observed = self.observe(conn, step)
         if observed is None:
             return []
-        result, changes = observed
+        result, changes = observed.result, observed.changes
         self.register(step, result, changed=bool(changes))
         for change in changes:
             self.track(change)
             self.emit(self.change_view(step, change))
         return changes
 
-    def observe(self, conn: Connection, step: Step) -> tuple[StepResult, list[Change]] | None:
+    def observe(self, conn: Connection, step: Step) -> _Outcome | None:
         """Diagnose (and in fix/handlers, plan) one step and report its findings.
 
         None when `when:` skipped it. A host error raised on the way names the step.
@@ -395,21 +431,25 @@ class HostRun:
             self.emit(StepDone(self.host.name, step.phase, step.name, "skipped", "condition false"))
             return None
         with serving(step.name):
-            result, changes = self.diagnose_and_plan(conn, step)
-        self.report_findings(step, result)
-        return result, changes
+            outcome = self.diagnose_and_plan(conn, step)
+        self.report_findings(step, outcome.result)
+        return outcome
 
-    def diagnose_and_plan(self, conn: Connection, step: Step) -> tuple[StepResult, list[Change]]:
+    def diagnose_and_plan(self, conn: Connection, step: Step) -> _Outcome:
         """The step type's contract: diagnose reads the host; in fix and handlers, plan turns
-        what it found into changes (pure); registered is what is reported and registered."""
+        what it found into changes (pure) and says what it must ask at the gate; registered
+        is what is reported and registered."""
         step_type = self.registry[step.type]
         args = self.step_args(step)
         found = step_type.diagnose(args, self.context(conn, step))
+        if step.phase not in ("fix", "handlers"):
+            return _Outcome(step_type.registered(found), [])
         try:
-            changes = step_type.plan(args, found) if step.phase in ("fix", "handlers") else []
+            changes = step_type.plan(args, found)
         except PlanError as exc:
             raise StepError(self.host.name, str(exc), step=step.name) from None
-        return step_type.registered(found), changes
+        question = step_type.question(args, found) if changes else None
+        return _Outcome(step_type.registered(found), changes, question)
 
     def register(
         self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False
@@ -571,10 +611,12 @@ class HostRun:
             return True
         return self.gate.approve(self.confirm_request(item))
 
-    def confirm_request(self, item: _Planned) -> ConfirmRequest:
-        """The gate's question and the step's changes, masked as every output is."""
+    def confirm_request(self, item: _Planned, question: str | None = None) -> ConfirmRequest:
+        """The gate's question (the step's `confirm:` text unless the step type asks its
+        own) and the step's changes, masked as every output is."""
         mask = self.masker.mask
-        question = item.step.confirm if isinstance(item.step.confirm, str) else ""
+        if question is None:
+            question = item.step.confirm if isinstance(item.step.confirm, str) else ""
         views = tuple(masked(self.change_view(item.step, c), mask) for c in item.changes)
         return ConfirmRequest(self.host.name, item.step.name, mask(question), views)  # type: ignore[arg-type]
 

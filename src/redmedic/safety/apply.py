@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redmedic.connection.base import Connection
+from redmedic.connection.base import Connection, short_command
 from redmedic.errors import CommandError, DriftError
 from redmedic.model.plan import Change, CommandChange, FileChange, RestoreChange
 
@@ -44,9 +44,9 @@ def apply(conn: Connection, change: Change) -> Applied:
         case CommandChange():
             result = conn.run(change.command, become=change.become)
             if not result.ok:
+                shown = short_command(change.describe())
                 raise CommandError(
-                    conn.host.name,
-                    f"`{change.describe()}` failed (rc={result.rc}): {result.tail()}",
+                    conn.host.name, f"`{shown}` failed (rc={result.rc}): {result.tail()}"
                 )
             return Applied(change)
         case RestoreChange():

@@ -16,6 +16,7 @@ _BUILTINS = {
     "assert": "redmedic.steps.checks:Assert",
     "fail": "redmedic.steps.checks:Fail",
     "redis_config": "redmedic.steps.redis_config:RedisConfig",
+    "redis_restart": "redmedic.steps.redis_restart:RedisRestart",
     "redis_probe": "redmedic.steps.probe:RedisProbe",
     "tcp_probe": "redmedic.steps.probe:TcpProbe",
     "redis_facts": "redmedic.steps.redis_facts:RedisFacts",

@@ -7,7 +7,8 @@ them into `Args` (so every argument check runs in `redmedic validate` too), then
 - `diagnose(args, ctx) -> Found` reads the host: the ONLY method that may use `ctx`;
 - `plan(args, found) -> list[Change]` (fix and handlers) is pure: what it needs from the
   host is in `found`, so it is tested as data, facts in, changes out;
-- `registered(found) -> StepResult` is what the executor reports and `register:` stores.
+- `registered(found) -> StepResult` is what the executor reports and `register:` stores;
+- `question(args, found)`, optional, is a gate question the step asks from what it found.
 
 Nothing in a step type writes to a host: applying is the executor's job, through the changes.
 """
@@ -125,6 +126,12 @@ class StepType(ABC, Generic[ArgsT, FoundT]):
         Pure (no host, no context): raise PlanError when it cannot be done.
         """
         return []
+
+    def question(self, args: ArgsT, found: FoundT) -> str | None:
+        """A question the gate must ask before this step's changes apply, whatever the
+        playbook's `confirm:` says: a cost only the host shows (restarting a primary that
+        replicas follow). None: nothing of its own to ask. --yes approves it, as any gate."""
+        return None
 
     @abstractmethod
     def registered(self, found: FoundT) -> StepResult:
