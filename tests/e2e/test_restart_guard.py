@@ -21,6 +21,7 @@ back, with persistence off and keys the host stops and nothing changes.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,48 @@ def test_with_persistence_off_the_restart_is_refused_before_anything_changes(
     assert after["pid"] != before["pid"]
     assert after["keys"] == "0"
     assert "zz-redmedic-nofile.conf" in after["dropins"]
+
+
+class _Answers(io.StringIO):
+    """A terminal on stdin that answers the gate's questions from a script."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+REPLICA = (
+    f"redis-server --port 6380 --replicaof 127.0.0.1 6379 --masterauth {PASSWORD}"
+    " --save '' --appendonly no --dir /tmp --daemonize yes --pidfile /tmp/replica.pid"
+)
+
+
+def test_a_primary_with_a_connected_replica_asks_its_own_question_before_any_change(
+    systemd_host: SystemdHost,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a primary whose fix needs a restart and a replica connected to it, when I run
+    # the playbook at a terminal and answer "no" to the restart's own question, then the
+    # question names the replica, and nothing changed: the same PID, redis.conf, no drop-in.
+    host = systemd_host
+    host.ssh(f"{NOFILE_40} && {RESTART} && {WRITE_KEYS} && {REPLICA}", check=True, timeout=120)
+    linked = f"{CLI} INFO replication | grep -q '^connected_slaves:1'"
+    host.ssh(f"for i in $(seq 240); do {linked} && exit 0; sleep 0.5; done; exit 1", check=True)
+    before = state(host)
+
+    code, events = redmedic(tmp_path, host, capsys, "--check")
+    (restart,) = of(events, "change_planned", "restart redis")
+    assert "primary with 1 connected replicas" in restart["description"].splitlines()[0]
+
+    inventory = tmp_path / "inventory.yaml"  # written by the --check run above
+    monkeypatch.setattr("sys.stdin", _Answers("n\n" * 10))
+    code = main(["run", str(PLAYBOOK), "-i", str(inventory), "--known-hosts",
+                 str(host.known_hosts), "--audit-log", str(tmp_path / "audit.jsonl")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Restart a primary with 1 connected replicas (127.0.0.1:6380)" in out, out
+    assert code != 0
+    assert state(host) == before
 
 
 def test_on_redis_6_0_the_bind_fix_restarts_after_saving_and_every_key_comes_back(
