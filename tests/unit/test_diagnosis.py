@@ -511,7 +511,7 @@ def test_port_taken_by_another_process_keeps_redis_down() -> None:
         "inferred from the configuration: Redis is not running; it binds loopback only",
         "config /etc/redis/redis.conf: bind 127.0.0.1 -::1",
     )
-    assert "of unknown version (taken as 7+)" in found["protected-mode"].evidence[0]
+    assert "(version unknown: 7+ taken)" in found["protected-mode"].evidence[0]
     finding = found["not-running"]
     assert finding.summary == (
         "redis-server is not running: its port is taken by another process (Address already in use)"
@@ -818,6 +818,22 @@ def test_eviction_that_cannot_free_room_gets_maxmemory_sized_from_the_host() -> 
     )
     # no probe needed: the facts alone say so (right after a restart a write may pass)
     assert "oom" in triage(AT_1MB)
+
+
+def test_raising_maxclients_grows_what_eviction_cannot_free() -> None:
+    # As captured at maxclients 3 (2 held, 1 refused) and maxmemory 1mb: Redis's event
+    # loop is sized for maxclients, so the max-clients fix to 10000 adds ~0.4 MiB of its own.
+    sections = {
+        **AT_1MB,
+        "config": OPEN_CONF + "maxmemory 1mb\nmaxclients 3\n",
+        "info": info(used=5896672, overhead=580616, maxmemory=1048576, connected=3,
+                     maxclients=3, rejected=1),
+    }  # fmt: skip
+    alone = triage(sections, policy="allkeys-lru")
+    assert "must grow" not in alone["oom"].summary  # 0.55 MiB of 1: the policy would do
+    both = triage(sections, policy="allkeys-lru", maxclients=10000)
+    assert list(both) == ["max-clients", "oom"]
+    assert both["oom"].summary.endswith("the fix sets 64mb")
 
 
 def test_the_triage_registers_the_maxmemory_its_oom_fix_sets() -> None:

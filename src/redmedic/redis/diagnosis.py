@@ -392,6 +392,13 @@ class Evidence:
             return True
         return self.host.answered_locally and bool(self.host.on_port)
 
+    def maxclients_after(self) -> int | None:
+        """The maxclients the max-clients fix sets, if it will run and raise it."""
+        target = self.targets.maxclients
+        if target is None or target <= wanted_maxclients(self.host):
+            return None
+        return target if _max_clients(self) is not None else None
+
     def policy(self, state: memory.MemoryState) -> str:
         """The maxmemory-policy once the fixes ran (the oom fix's, else the running one)."""
         return self.targets.maxmemory_policy or state.policy
@@ -551,8 +558,8 @@ def _protected_mode(ev: Evidence) -> Finding | None:
             if version is not None and version < (7, 0, 0)
             else "Redis 7+ refuses every remote client whatever bind says"
         )
-        shown = shown_version(version) if version else "of unknown version (taken as 7+)"
-        evidence = [f"{INFERRED}: protected mode on, no password; {rule} (this one is {shown})"]
+        shown = f"this one is {shown_version(version)}" if version else "version unknown: 7+ taken"
+        evidence = [f"{INFERRED}: protected mode on, no password; {rule} ({shown})"]
         evidence += ev.seen()
     else:
         return None
@@ -608,6 +615,8 @@ def _max_clients(ev: Evidence) -> Finding | None:
     refused_cli = "max number of clients reached" in cli_error
     if not (full or seen or logged or rejected or refused_cli):
         return None
+    if not (full or seen or logged or refused_cli) and _maxclients_raised(ev):
+        return None  # refused before a (live) raise: the fix is in place
     evidence = [v.evidence() for v in seen]
     if refused_cli:
         evidence.append(f"redis-cli on the host: {clip(cli_error)}")
@@ -622,6 +631,12 @@ def _max_clients(ev: Evidence) -> Finding | None:
         else "Redis has refused clients at its maxclients limit"
     )
     return Finding("max-clients", summary, tuple(evidence))
+
+
+def _maxclients_raised(ev: Evidence) -> bool:
+    """The running maxclients is already what the max-clients fix would set."""
+    wanted, running = ev.targets.maxclients, running_maxclients(ev.host)
+    return wanted is not None and running is not None and running >= wanted
 
 
 def wanted_maxclients(host: HostView) -> int:
@@ -639,16 +654,13 @@ def running_maxclients(host: HostView) -> int | None:
 
 def _nofile(ev: Evidence) -> Finding | None:
     host = ev.host
-    wanted = wanted_maxclients(host)
-    raised = ev.targets.maxclients is not None and ev.targets.maxclients > wanted
-    if raised and _max_clients(ev) is not None:
-        wanted = ev.targets.maxclients or wanted  # what the max-clients fix will ask for
-    else:
-        raised = False
+    configured = wanted_maxclients(host)
+    raised = ev.maxclients_after()
+    wanted = raised or configured
     needed = wanted + RESERVED_DESCRIPTORS
     low = host.open_files is not None and host.open_files < needed
     running_max = running_maxclients(host)
-    reduced = running_max is not None and host.config_read and running_max < wanted
+    reduced = running_max is not None and host.config_read and running_max < configured
     logged = ev.log("nofile")
     if not (low or reduced or logged):
         return None
@@ -680,7 +692,8 @@ def _oom(ev: Evidence) -> Finding | None:
     seen = ev.outcome_seen(ProbeOutcome.OOM)
     refused = ev.log("oom")
     killed = ev.log("oom-killer")
-    if killed and state is not None and limit and memory.holds(state, ev.policy(state)):
+    after = ev.maxclients_after()
+    if killed and state is not None and limit and memory.holds(state, ev.policy(state), after):
         killed = []  # an earlier kill: a limit that holds is in place now
     if not (full or stuck or seen or refused or killed):
         return None
@@ -702,7 +715,7 @@ def _oom(ev: Evidence) -> Finding | None:
         summary = "Redis is at maxmemory with noeviction: writes fail with OOM"
     else:
         summary = "the kernel's OOM killer killed redis-server"
-    sizing = memory.size(state, ev.policy(state)) if state is not None else None
+    sizing = memory.size(state, ev.policy(state), after) if state is not None else None
     if state is None or sizing is None:
         return Finding("oom", summary, tuple(evidence))
     evidence += sizing.evidence(state)
@@ -717,11 +730,14 @@ def _oom(ev: Evidence) -> Finding | None:
     return Finding("oom", summary, tuple(evidence), fixable=False)
 
 
-def maxmemory_sizing(facts: Mapping[str, Any], policy: str | None = None) -> memory.Sizing | None:
+def maxmemory_sizing(
+    facts: Mapping[str, Any], policy: str | None = None, maxclients: int | None = None
+) -> memory.Sizing | None:
     """The `maxmemory` an oom fix must set for writes to hold under `policy` (default: the
-    running one): None when the current limit holds or INFO memory is unknown."""
+    running one) with `maxclients` (default: the running one): None when the current limit
+    holds or INFO memory is unknown."""
     state = memory.memory_state(facts.get("info") or {}, facts.get("memory") or {})
-    return memory.size(state, policy or state.policy) if state is not None else None
+    return memory.size(state, policy or state.policy, maxclients) if state is not None else None
 
 
 def _overcommit(ev: Evidence) -> Finding | None:

@@ -13,6 +13,13 @@ what eviction cannot free, at least `MIN_MAXMEMORY`, and never more than Redis's
 now plus half of the RAM still available (the rest stays for the system, other processes
 and the copy-on-write of background saves). When even the least limit that holds does not
 fit there, nothing is sized: the host needs RAM, fewer keys or an operator's decision.
+
+Raising maxclients grows that overhead too: Redis sizes its event loop for maxclients + 128
+descriptors (`aeCreateEventLoop(server.maxclients+CONFIG_FDSET_INCR)` in server.c, resized
+by `CONFIG SET maxclients`), an `aeFileEvent` (32 bytes) and an `aeFiredEvent` (8 bytes) per
+slot, all counted in used_memory: from maxclients 3 to 10000 that is ~0.4 MiB more, enough to
+turn a limit that held into one that does not. So the judgement takes the maxclients the
+fixes leave.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from redmedic.redis.restart_guard import keyspace_counts
 
 MIB = 1024 * 1024
 MIN_MAXMEMORY = 64 * MIB  # a sized limit is never smaller: a cache of a few MiB is no cache
+EVENT_SLOT_BYTES = 40  # per maxclients slot: aeFileEvent + aeFiredEvent (ae.h, 64-bit)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class MemoryState:
     keys: int = 0
     expires: int = 0  # keys with a TTL
     available_ram: int | None = None
+    maxclients: int | None = None  # the running server's
 
     @property
     def dataset(self) -> int:
@@ -63,6 +72,7 @@ def memory_state(info: Mapping[str, Any], ram: Mapping[str, Any]) -> MemoryState
         keys=keys,
         expires=expires,
         available_ram=as_int(ram.get("available")),
+        maxclients=as_int((info.get("clients") or {}).get("maxclients")),
     )
 
 
@@ -70,25 +80,29 @@ def evicts(policy: str) -> bool:
     return policy.startswith(("allkeys-", "volatile-"))
 
 
-def unevictable(state: MemoryState, policy: str) -> int:
-    """The memory Redis still uses after `policy` has evicted every key it may."""
+def unevictable(state: MemoryState, policy: str, maxclients: int | None = None) -> int:
+    """The memory Redis still uses after `policy` has evicted every key it may, with
+    `maxclients` (default: the running one) sizing its event loop."""
     if policy.startswith("allkeys-"):
         share = 1.0
     elif policy.startswith("volatile-") and state.keys:
         share = state.expires / state.keys  # the dataset's part in keys with a TTL, roughly
     else:
         share = 0.0
-    return state.used - int(state.dataset * share)
+    grown = 0
+    if maxclients is not None and state.maxclients is not None:
+        grown = max(0, maxclients - state.maxclients) * EVENT_SLOT_BYTES
+    return state.used - int(state.dataset * share) + grown
 
 
-def least_maxmemory(state: MemoryState, policy: str) -> int:
+def least_maxmemory(state: MemoryState, policy: str, maxclients: int | None = None) -> int:
     """The smallest limit that leaves a quarter of itself for data under `policy`."""
-    return -(-unevictable(state, policy) * 4 // 3)
+    return -(-unevictable(state, policy, maxclients) * 4 // 3)
 
 
-def holds(state: MemoryState, policy: str) -> bool:
+def holds(state: MemoryState, policy: str, maxclients: int | None = None) -> bool:
     """Writes keep working under `policy` at the current limit (or there is no limit)."""
-    return not state.maxmemory or state.maxmemory >= least_maxmemory(state, policy)
+    return not state.maxmemory or state.maxmemory >= least_maxmemory(state, policy, maxclients)
 
 
 @dataclass(frozen=True)
@@ -120,11 +134,12 @@ class Sizing:
         return lines
 
 
-def size(state: MemoryState, policy: str) -> Sizing | None:
-    """The new limit for `policy`, or None when the current one holds (see the module doc)."""
-    if holds(state, policy):
+def size(state: MemoryState, policy: str, maxclients: int | None = None) -> Sizing | None:
+    """The new limit for `policy` (and `maxclients`), or None when the current one holds."""
+    if holds(state, policy, maxclients):
         return None
-    floor, least = unevictable(state, policy), least_maxmemory(state, policy)
+    floor = unevictable(state, policy, maxclients)
+    least = least_maxmemory(state, policy, maxclients)
     if state.available_ram is None:
         return Sizing(policy, floor, least, None, None)
     ceiling = state.used + state.available_ram // 2

@@ -123,7 +123,10 @@ class RedisTriage(StepType[TriageArgs, Causes]):
             found = [f for f in found if f.cause in args.causes]
         maxmemory = None
         if any(f.cause == "oom" and f.fixable for f in found):
-            sizing = diagnosis.maxmemory_sizing(args.facts, args.maxmemory_policy)
+            raised = any(f.cause == "max-clients" for f in found)
+            sizing = diagnosis.maxmemory_sizing(
+                args.facts, args.maxmemory_policy, args.maxclients if raised else None
+            )
             maxmemory = sizing.shown() if sizing else None
         return Causes(tuple(found), maxmemory)
 
