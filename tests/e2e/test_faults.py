@@ -115,8 +115,11 @@ CASES: dict[str, Case] = {
         (OPEN, "systemctl disable --now redis-server"), causes("not-running", "not-enabled")
     ),
     "port-6380": Case((OPEN, conf_line("port 6380"), RESTART), causes("wrong-port")),
-    "bind": Case(  # Debian's default: bind 127.0.0.1 -::1
-        (), causes("bind"), state_has=(r"\nbind 0\.0\.0\.0 -::\*\n", r"\nrequirepass \*\*\*\n")
+    "bind": Case(  # Debian's default: bind 127.0.0.1 -::1, and protected mode without a
+        # password, which would refuse remote clients next (named from the configuration)
+        (),
+        causes("bind", "protected-mode"),
+        state_has=(r"\nbind 0\.0\.0\.0 -::\*\n", r"\nrequirepass \*\*\*\n"),
     ),
     "protected-mode": Case((conf_line("bind 0.0.0.0 -::*"), RESTART), causes("protected-mode")),
     "ufw-reject": Case(

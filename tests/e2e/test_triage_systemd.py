@@ -54,18 +54,20 @@ FILL = (
 
 # name -> (fault commands, has a password, causes expected besides overcommit)
 FAULTS: dict[str, tuple[list[str], bool, list[str]]] = {
-    "default": ([], False, ["bind"]),
+    # Debian's config has protected mode on and no password: named from it with the bind
+    "default": ([], False, ["bind", "protected-mode"]),
     "ufw-reject": ([OPEN, RESTART, "ufw allow 22/tcp", "ufw reject 6379/tcp",
                     "ufw --force enable"], True, ["firewall-ufw"]),
     "ufw-deny": ([OPEN, RESTART, "ufw allow 22/tcp", "ufw deny 6379/tcp",
                   "ufw --force enable"], True, ["firewall-ufw"]),
     "firewalld": ([OPEN, RESTART, "systemctl start firewalld"], True, ["firewall-firewalld"]),
-    "stopped": (["systemctl disable --now redis-server"], False, ["not-running", "not-enabled"]),
-    "nofile": ([NOFILE_DROPIN], False, ["bind", "nofile-limit"]),
+    "stopped": (["systemctl disable --now redis-server"], False,
+                ["not-running", "not-enabled", "bind", "protected-mode"]),
+    "nofile": ([NOFILE_DROPIN], False, ["bind", "protected-mode", "nofile-limit"]),
     "protected": (["printf 'bind 0.0.0.0 -::*\\n' >> /etc/redis/redis.conf", RESTART], False,
                   ["protected-mode"]),
     "port-6380": (["printf 'port 6380\\n' >> /etc/redis/redis.conf", RESTART], False,
-                  ["wrong-port"]),
+                  ["wrong-port", "bind", "protected-mode"]),
     "maxclients": ([OPEN, "printf 'maxclients 2\\n' >> /etc/redis/redis.conf", RESTART,
                     HOLD_TWO_CLIENTS, UNTIL_FULL], True, ["max-clients"]),
     "oom": ([OPEN, "printf 'maxmemory 2mb\\n' >> /etc/redis/redis.conf", RESTART, FILL], True,

@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from redmedic.model.plan import Finding, StepResult
-from redmedic.redis.diagnosis import Probes, Vantage, diagnose, probes_from
+from redmedic.redis.diagnosis import Probes, Targets, Vantage, diagnose, probes_from
 from redmedic.redis.logs import LogHit, hits_from_logs
 from redmedic.redis.probes.outcome import ProbeOutcome
 from redmedic.safety.secrets import MASK
@@ -120,13 +120,17 @@ def info(
     connected: int = 1,
     maxclients: int = 10000,
     used: int = 916896,
+    overhead: int = 876288,
     maxmemory: int = 0,
+    policy: str = "noeviction",
     rejected: int = 0,
+    keyspace: str = "",
+    version: str = "7.0.15",
 ) -> str:
     """INFO as redis-cli printed it (CRLF lines), cut to the fields the triage reads."""
     lines = [
         "# Server",
-        "redis_version:7.0.15",
+        f"redis_version:{version}",
         "process_id:33",
         f"tcp_port:{port}",
         "config_file:/etc/redis/redis.conf",
@@ -138,12 +142,16 @@ def info(
         "",
         "# Memory",
         f"used_memory:{used}",
+        f"used_memory_overhead:{overhead}",
         f"maxmemory:{maxmemory}",
-        "maxmemory_policy:noeviction",
+        f"maxmemory_policy:{policy}",
         "",
         "# Stats",
         "total_connections_received:1",
         f"rejected_connections:{rejected}",
+        "",
+        "# Keyspace",
+        *([keyspace] if keyspace else []),
     ]
     return "\r\n".join(lines) + "\r\n"
 
@@ -335,10 +343,17 @@ def triage(
     *,
     port: int = 6379,
     symptom: str | None = None,
+    maxclients: int | None = None,
+    policy: str | None = None,
 ) -> dict[str, Finding]:
     found = facts(sections, port)
     findings = diagnose(
-        found, probes_from(registered_probe), hits_from_logs(found), port, symptom=symptom
+        found,
+        probes_from(registered_probe),
+        hits_from_logs(found),
+        port,
+        symptom=symptom,
+        targets=Targets(maxclients, policy),
     )
     causes = [f.cause for f in findings]
     assert len(causes) == len(set(causes)), causes
@@ -361,7 +376,7 @@ def test_a_healthy_host_without_probes_has_no_findings() -> None:
 
 def test_debian_default_bind_refuses_remote_clients() -> None:
     found = triage({**DEBIAN_DEFAULT, "sysctl": SYSCTL_ON}, probe(REFUSED))
-    assert list(found) == ["bind"]
+    assert list(found) == ["bind", "protected-mode"]  # the second waits behind the first
     bind = found["bind"]
     assert bind.summary == (
         "Redis listens on 127.0.0.1 ::1 (loopback only): remote clients are refused"
@@ -375,6 +390,11 @@ def test_debian_default_bind_refuses_remote_clients() -> None:
         "host: PONG",
     )
     assert bind.fixable
+    assert found["protected-mode"].evidence[:2] == (
+        "inferred from the configuration: protected mode on, no password; Redis 7+ refuses "
+        "every remote client whatever bind says (this one is 7.0.15)",
+        "control: Error 111 connecting to 10.213.57.2:6379. Connection refused.",
+    )
 
 
 def test_protected_mode_denies_remote_clients_without_a_password() -> None:
@@ -485,7 +505,13 @@ def test_port_taken_by_another_process_keeps_redis_down() -> None:
         "journal": JOURNAL_FAILED,
     }
     found = triage(sections, probe(REFUSED, ("timeout", "Timeout reading from socket")))
-    assert list(found) == ["not-running"]
+    # Debian's config: once it runs, the loopback bind and protected mode refuse too
+    assert list(found) == ["not-running", "bind", "protected-mode"]
+    assert found["bind"].evidence[:2] == (
+        "inferred from the configuration: Redis is not running; it binds loopback only",
+        "config /etc/redis/redis.conf: bind 127.0.0.1 -::1",
+    )
+    assert "(version unknown: 7+ taken)" in found["protected-mode"].evidence[0]
     finding = found["not-running"]
     assert finding.summary == (
         "redis-server is not running: its port is taken by another process (Address already in use)"
@@ -508,7 +534,11 @@ def test_redis_on_another_port_than_clients_expect() -> None:
         "config": DEBIAN_CONF + "port 6380\n",
     }
     found = triage(sections, probe(REFUSED, TUNNEL_RESET))
-    assert list(found) == ["wrong-port"]
+    assert list(found) == ["wrong-port", "bind", "protected-mode"]
+    assert found["bind"].evidence[:2] == (
+        "inferred from the configuration: Redis listens on another port; it binds loopback only",
+        "ss: LISTEN 127.0.0.1:6380 redis-server (pid 33)",
+    )
     assert found["wrong-port"].summary == "Redis listens on port 6380, clients expect 6379"
     assert "config /etc/redis/redis.conf: port 6380" in found["wrong-port"].evidence
     assert "ss: LISTEN 127.0.0.1:6380 redis-server (pid 33)" in found["wrong-port"].evidence
@@ -576,15 +606,16 @@ def test_memory_full_under_noeviction_refuses_writes() -> None:
     sections = {
         **HEALTHY,
         "config": OPEN_CONF + "maxmemory 2mb\nmaxmemory-policy noeviction\n",
-        "info": info(used=6424576, maxmemory=2097152),
+        "info": info(used=6424576, overhead=1109496, maxmemory=2097152),
         "live-config": live(bind="0.0.0.0 -::*", maxmemory="2097152"),
     }
-    found = triage(sections, probe(OOM, OOM))
+    # the fix switches to allkeys-lru: evicting leaves 1.1 of 2 MiB, enough room for writes
+    found = triage(sections, probe(OOM, OOM), policy="allkeys-lru")
     assert list(found) == ["oom"]
     assert found["oom"].summary == "Redis is at maxmemory with noeviction: writes fail with OOM"
-    assert (
-        "INFO memory: used_memory=6424576 maxmemory=2097152 maxmemory_policy=noeviction"
-        in found["oom"].evidence
+    assert found["oom"].evidence[2:] == (
+        "INFO memory: used_memory=6424576 used_memory_overhead=1109496 maxmemory=2097152 "
+        "maxmemory_policy=noeviction",
     )
 
 
@@ -666,7 +697,199 @@ def test_several_causes_at_once_are_all_named_in_order() -> None:
         "log": LOG_NOFILE,
     }
     found = triage(sections, probe(REFUSED))
-    assert list(found) == ["bind", "nofile-limit", "overcommit"]
+    assert list(found) == ["bind", "protected-mode", "nofile-limit", "overcommit"]
+
+
+# -- causes the facts imply before a probe can see them ------------------------------------
+
+FULL_WITHOUT_PASSWORD = {
+    **HEALTHY,
+    "config": DEBIAN_CONF + "bind 0.0.0.0 -::*\nmaxclients 2\n",
+    "config-path": "unit read\n/etc/redis/redis.conf",
+    "info": "ERR max number of clients reached\nError: Connection reset by peer",
+    "live-config": "",
+}
+
+
+def test_protected_mode_hidden_behind_full_client_slots_is_named_too() -> None:
+    # Given a server at maxclients whose config has protected mode on and no password,
+    # when every probe meets "max number of clients reached" (Redis checks that first),
+    # then protected mode is named from the configuration, so one run fixes both.
+    found = triage(FULL_WITHOUT_PASSWORD, probe(MAX_CLIENTS, MAX_CLIENTS))
+    assert list(found) == ["protected-mode", "max-clients"]
+    evidence = found["protected-mode"].evidence
+    assert evidence[0].startswith("inferred from the configuration: protected mode on")
+    assert "control: ERR max number of clients reached" in evidence
+    assert "config /etc/redis/redis.conf: no requirepass (no password set)" in evidence
+
+
+def test_protected_mode_is_not_inferred_where_it_would_not_refuse() -> None:
+    before_7 = {**HEALTHY, "config": DEBIAN_CONF, "info": info(version="6.0.16")}
+    assert "protected-mode" not in triage(before_7)  # 6.0 with a bind lets clients in
+    no_bind = DEBIAN_CONF.replace("bind 127.0.0.1 -::1\n", "")
+    assert "protected-mode" in triage({**before_7, "config": no_bind})
+    acl = DEBIAN_CONF + "bind 0.0.0.0\nuser default on >s3cret ~* &* +@all\n"
+    assert "protected-mode" not in triage({**HEALTHY, "config": acl})
+    nopass = DEBIAN_CONF + "bind 0.0.0.0\nuser default on nopass ~* &* +@all\n"
+    assert "protected-mode" in triage({**HEALTHY, "config": nopass})
+    off = DEBIAN_CONF.replace("protected-mode yes", "protected-mode no")
+    assert "protected-mode" not in triage({**HEALTHY, "config": off})
+    # this machine got in: the server does let clients in, whatever its file says
+    assert "protected-mode" not in triage({**HEALTHY, "config": nopass}, probe(("ok", "PONG")))
+
+
+def test_a_stopped_server_configured_for_another_port_is_named_wrong_port() -> None:
+    sections = {
+        **HEALTHY,
+        "unit": UNIT_STOPPED_DISABLED,
+        "pid": " ",
+        "listen": LISTEN_SSH_ONLY,
+        "limits": "",
+        "info": "redmedic: no redis-server process",
+        "live-config": "",
+        "config-path": "unit read\n/etc/redis/redis.conf",
+        "config": OPEN_CONF + "port 6380\n",
+    }
+    found = triage(sections, probe(REFUSED, REFUSED))
+    assert list(found) == ["not-running", "not-enabled", "wrong-port"]
+    assert found["wrong-port"].summary == "Redis is configured for port 6380, clients expect 6379"
+    assert found["wrong-port"].evidence[:2] == (
+        "inferred from the configuration: Redis is not running, and its config makes it "
+        "listen on 6380",
+        "config /etc/redis/redis.conf: port 6380",
+    )
+
+
+def test_the_open_files_a_raised_maxclients_needs_are_checked_in_the_same_run() -> None:
+    # maxclients 2 is full and the unit allows 40 files: enough for 2, not for the 10000
+    # the max-clients fix sets (Redis would cap it at 8 on the restart).
+    sections = {
+        **HEALTHY,
+        "config": OPEN_CONF + "maxclients 2\n",
+        "limits": LIMITS_64.replace("64  ", "40  "),
+        "info": info(connected=2, maxclients=2),
+    }
+    assert list(triage(sections)) == ["max-clients"]
+    found = triage(sections, maxclients=10000)
+    assert list(found) == ["max-clients", "nofile-limit"]
+    assert "maxclients 10000 (after the max-clients fix) needs 10032 file descriptors" in (
+        found["nofile-limit"].evidence
+    )
+
+
+def test_overcommit_in_a_container_is_reported_not_fixable() -> None:
+    mounts = "/proc/sys ro,nosuid,nodev,noexec,relatime"
+    found = triage({**HEALTHY, "sysctl": SYSCTL_OFF, "proc-sys": mounts})
+    overcommit = found["overcommit"]
+    assert not overcommit.fixable
+    assert "set vm.overcommit_memory = 1 on the machine that runs it" in overcommit.summary
+    assert triage({**HEALTHY, "sysctl": SYSCTL_OFF, "proc-sys": ""})["overcommit"].fixable
+
+
+# -- memory: a fix that holds -------------------------------------------------------------
+
+# maxmemory 1mb, as captured after allkeys-lru had evicted every key: Redis's own memory
+# (used_memory_overhead) fills the limit, so eviction has nothing left to free.
+AT_1MB = {
+    **HEALTHY,
+    "config": OPEN_CONF + "maxmemory 1mb\nmaxmemory-policy allkeys-lru\n",
+    "info": info(used=1088496, overhead=876624, maxmemory=1048576, policy="allkeys-lru"),
+    "free": FREE,
+}
+
+
+def test_eviction_that_cannot_free_room_gets_maxmemory_sized_from_the_host() -> None:
+    found = triage(AT_1MB, probe(OOM, OOM), policy="allkeys-lru")
+    oom = found["oom"]
+    assert oom.fixable
+    assert oom.summary == (
+        "evicting keys (allkeys-lru) cannot free room: what Redis cannot evict fills "
+        "maxmemory, writes fail with OOM; under allkeys-lru maxmemory must grow: the fix "
+        "sets 64mb"
+    )
+    assert oom.evidence[2:] == (
+        "INFO memory: used_memory=1088496 used_memory_overhead=876624 maxmemory=1048576 "
+        "maxmemory_policy=allkeys-lru",
+        "allkeys-lru leaves 0.8 MiB that eviction cannot free (used_memory 1.0 MiB, "
+        "used_memory_overhead 0.8 MiB, 0 keys, 0 with a TTL): writes need maxmemory "
+        ">= 1.1 MiB, it is 1.0 MiB",
+        "free -b: 23279 MiB available: Redis may have at most 11641 MiB (its 1.0 MiB + half "
+        "of that)",
+    )
+    # no probe needed: the facts alone say so (right after a restart a write may pass)
+    assert "oom" in triage(AT_1MB)
+
+
+def test_raising_maxclients_grows_what_eviction_cannot_free() -> None:
+    # As captured at maxclients 3 (2 held, 1 refused) and maxmemory 1mb: Redis's event
+    # loop is sized for maxclients, so the max-clients fix to 10000 adds ~0.4 MiB of its own.
+    sections = {
+        **AT_1MB,
+        "config": OPEN_CONF + "maxmemory 1mb\nmaxclients 3\n",
+        "info": info(used=5896672, overhead=580616, maxmemory=1048576, connected=3,
+                     maxclients=3, rejected=1),
+    }  # fmt: skip
+    alone = triage(sections, policy="allkeys-lru")
+    assert "must grow" not in alone["oom"].summary  # 0.55 MiB of 1: the policy would do
+    both = triage(sections, policy="allkeys-lru", maxclients=10000)
+    assert list(both) == ["max-clients", "oom"]
+    assert both["oom"].summary.endswith("the fix sets 64mb")
+
+
+def test_the_triage_registers_the_maxmemory_its_oom_fix_sets() -> None:
+    args = TriageArgs(
+        facts=registered(facts(AT_1MB)), maxmemory_policy="allkeys-lru", causes=["oom"]
+    )
+    result = triage_step(args)
+    assert (result.facts["causes"], result.facts["maxmemory"]) == (["oom"], "64mb")
+
+
+def test_a_data_store_under_noeviction_gets_room_to_double() -> None:
+    sections = {**AT_1MB, "info": info(used=200 * 2**20, overhead=2**20, maxmemory=200 * 2**20)}
+    found = triage(sections, policy="noeviction")
+    assert found["oom"].summary.endswith("the fix sets 400mb")
+
+
+def test_volatile_policy_with_no_ttl_keys_frees_nothing() -> None:
+    keys = "db0:keys=5000,expires=0,avg_ttl=0"
+    sections = {
+        **AT_1MB,
+        "info": info(
+            used=7 * 2**20, overhead=2**20, maxmemory=8 * 2**20, policy="volatile-lru",
+            keyspace=keys,
+        ),
+    }  # fmt: skip
+    found = triage(sections)
+    assert found["oom"].summary.startswith("evicting keys (volatile-lru) cannot free room")
+    switched = triage(sections, policy="allkeys-lru")["oom"]  # the fix's policy evicts enough
+    assert switched.fixable and "maxmemory must grow" not in switched.summary
+
+
+def test_memory_that_does_not_fit_the_host_is_reported_with_what_is_needed() -> None:
+    small = FREE.replace("24410050560", "    8388608")  # 8 MiB available
+    sections = {**AT_1MB, "free": small, "info": info(used=30 * 2**20, overhead=2**20,
+                                                      maxmemory=30 * 2**20)}  # fmt: skip
+    oom = triage(sections, probe(OOM), policy="noeviction")["oom"]
+    assert not oom.fixable
+    assert oom.summary.endswith(
+        "under noeviction Redis needs maxmemory >= 40 MiB, more than this host can give it "
+        "(34 MiB): add RAM or delete keys, or set redis_maxmemory (and "
+        "redis_maxmemory_policy) knowingly"
+    )
+    args = TriageArgs(facts=registered(facts(sections)), maxmemory_policy="noeviction")
+    assert triage_step(args).facts["maxmemory"] is None
+
+
+def test_an_earlier_oom_kill_is_history_once_a_limit_that_holds_is_set() -> None:
+    kernel = "[ 5211.338121] Out of memory: Killed process 812 (redis-server) total-vm:3145728kB"
+    limited = {
+        **HEALTHY,
+        "kernel": kernel,
+        "info": info(maxmemory=512 * 2**20, policy="allkeys-lru"),
+    }
+    assert triage(limited) == {}
+    unlimited = triage({**HEALTHY, "kernel": kernel})["oom"]
+    assert unlimited.summary == "the kernel's OOM killer killed redis-server"
 
 
 # -- reading probes ----------------------------------------------------------------------
@@ -713,13 +936,14 @@ def test_the_step_exposes_causes_for_when_expressions() -> None:
         probe=registered(probe(REFUSED)),
     )
     result = triage_step(args)
-    assert result.facts["causes"] == ["bind", "nofile-limit", "overcommit"]
-    assert result.facts["fixable"] == ["bind", "nofile-limit", "overcommit"]
+    causes = ["bind", "protected-mode", "nofile-limit", "overcommit"]
+    assert result.facts["causes"] == result.facts["fixable"] == causes
+    assert result.facts["maxmemory"] is None
     assert result.facts["findings"][0]["evidence"][0] == (
         "ss: LISTEN 127.0.0.1:6379 redis-server (pid 33)"
     )
     assert result.rc == 1 and not result.failed
-    assert result.msg == "causes: bind, nofile-limit, overcommit"
+    assert result.msg == "causes: bind, protected-mode, nofile-limit, overcommit"
     assert [f.cause for f in result.findings] == result.facts["causes"]
 
 
@@ -766,7 +990,12 @@ def test_facts_parse_the_real_sections() -> None:
     assert found["config"]["directives"]["bind"] == "0.0.0.0 -::*"
     assert found["config"]["directives"]["requirepass"] == MASK
     assert secrets == [PASSWORD]
-    assert found["kernel"] == {"overcommit_memory": 1, "somaxconn": 4096, "thp": "madvise"}
+    assert found["kernel"] == {
+        "overcommit_memory": 1,
+        "somaxconn": 4096,
+        "thp": "madvise",
+        "overcommit_settable": None,  # no /proc/sys mount lines: a machine, not a container
+    }
     assert found["memory"]["total"] == 25276514304
     assert found["firewall"] == {
         "ufw": {"status": "inactive"},

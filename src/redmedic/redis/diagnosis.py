@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redmedic.model.plan import Finding
+from redmedic.redis import memory
 from redmedic.redis.facts import as_int
+from redmedic.redis.live import parse_version, protected_mode_refuses_remote, shown_version
 from redmedic.redis.logs import LogHit, clip
 from redmedic.redis.probes.outcome import ProbeOutcome, one_line
 
@@ -199,6 +201,8 @@ class HostView:
     open_files: int | None = None  # soft limit; None: unknown or unlimited
     open_files_known: bool = False
     overcommit: int | None = None
+    overcommit_settable: bool | None = None  # False: /proc/sys is read-only (a container)
+    ram: Mapping[str, Any] = field(default_factory=dict)  # `free -b`
     check_system: Mapping[str, str] = field(default_factory=dict)
     ufw: Mapping[str, Any] = field(default_factory=dict)
     firewalld: Mapping[str, Any] = field(default_factory=dict)
@@ -225,6 +229,30 @@ class HostView:
         value = self.directives.get(name)
         return value if isinstance(value, str) else None
 
+    @property
+    def version(self) -> tuple[int, int, int] | None:
+        """The running server's version (INFO server), None when INFO was not read."""
+        return parse_version(self.section("server").get("redis_version"))
+
+    def configured(self, name: str) -> str | None:
+        """What the next start uses: the config file's value when it was read, else the
+        running server's (CONFIG GET)."""
+        return self.directive(name) if self.config_read else self.live.get(name)
+
+    def has_password(self) -> bool | None:
+        """Must the default user authenticate? None when the configuration is unknown.
+
+        `requirepass`, a `user default` rule with a password, or an ACL file (whose users
+        are not read here: counted as a password, so protected mode is not blamed on a guess).
+        """
+        if not self.config_read:
+            return None
+        if self.directive("requirepass") or self.directive("aclfile"):
+            return True
+        users = self.directives.get("user")
+        rules = users if isinstance(users, list) else []
+        return any(_default_user_has_password(rule) for rule in rules)
+
     def config_evidence(self, name: str) -> list[str]:
         """`config PATH: name value` and `live: name value` lines where known."""
         lines = []
@@ -245,6 +273,25 @@ class HostView:
             f"SubState={u.get('sub_state')} Result={u.get('result')} "
             f"NRestarts={u.get('n_restarts')} UnitFileState={u.get('unit_file_state')}"
         ]
+
+
+def _default_user_has_password(rule: str) -> bool:
+    """Does a `user default ...` rule leave the default user without `nopass`?
+
+    Protected mode tests that flag (networking.c). A configured user starts from `reset`
+    (no `nopass`); `nopass` sets it, a password (`>secret`, `#hash`), `resetpass` and
+    `reset` clear it: the last of them decides.
+    """
+    words = rule.split()
+    if words[:1] != ["default"]:
+        return False
+    nopass = False
+    for word in words[1:]:
+        if word == "nopass":
+            nopass = True
+        elif word.startswith((">", "#")) or word in ("resetpass", "reset"):
+            nopass = False
+    return not nopass
 
 
 def host_view(facts: Mapping[str, Any], port: int) -> HostView:
@@ -271,6 +318,8 @@ def host_view(facts: Mapping[str, Any], port: int) -> HostView:
         open_files=as_int(limits.get("soft")) if isinstance(limits, Mapping) else None,
         open_files_known=isinstance(limits, Mapping),
         overcommit=as_int(kernel.get("overcommit_memory")),
+        overcommit_settable=kernel.get("overcommit_settable"),
+        ram=facts.get("memory") or {},
         check_system=check.get("checks") or {},
         ufw=firewall.get("ufw") or {},
         firewalld=firewall.get("firewalld") or {},
@@ -300,6 +349,19 @@ def is_loopback(address: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Targets:
+    """What the fixes will set, where a cause depends on it: the open files maxclients
+    needs once a max-clients fix raised it, the room eviction frees under the policy an
+    oom fix leaves. None: the host's current value."""
+
+    maxclients: int | None = None
+    maxmemory_policy: str | None = None
+
+
+INFERRED = "inferred from the configuration"
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything one rule may look at."""
 
@@ -307,6 +369,7 @@ class Evidence:
     probes: Probes
     hits: Mapping[str, tuple[str, ...]]
     symptom: str | None = None
+    targets: Targets = field(default_factory=Targets)
 
     def log(self, *kinds: str, last: int = 3) -> list[str]:
         lines = [line for kind in kinds for line in self.hits.get(kind, ())]
@@ -328,6 +391,17 @@ class Evidence:
         if host is not None and host.answered:
             return True
         return self.host.answered_locally and bool(self.host.on_port)
+
+    def maxclients_after(self) -> int | None:
+        """The maxclients the max-clients fix sets, if it will run and raise it."""
+        target = self.targets.maxclients
+        if target is None or target <= wanted_maxclients(self.host):
+            return None
+        return target if _max_clients(self) is not None else None
+
+    def policy(self, state: memory.MemoryState) -> str:
+        """The maxmemory-policy once the fixes ran (the oom fix's, else the running one)."""
+        return self.targets.maxmemory_policy or state.policy
 
     def outcome_seen(self, outcome: ProbeOutcome) -> list[Vantage]:
         return [v for v in (self.probes.control, self.probes.host) if v and v.outcome is outcome]
@@ -371,7 +445,9 @@ def _not_enabled(ev: Evidence) -> Finding | None:
 
 def _wrong_port(ev: Evidence) -> Finding | None:
     host = ev.host
-    if not host.running or host.on_port:
+    if not host.running:
+        return _wrong_port_configured(ev)
+    if host.on_port:
         return None
     if not host.owners_visible:
         return None  # ss could not say which process listens where (not root)
@@ -385,6 +461,23 @@ def _wrong_port(ev: Evidence) -> Finding | None:
     evidence = [s.evidence() for s in host.redis_sockets]
     evidence += host.config_evidence("port") + ev.seen()
     return Finding("wrong-port", summary, tuple(evidence))
+
+
+def _wrong_port_configured(ev: Evidence) -> Finding | None:
+    """A stopped server configured for another port: starting it alone will not help."""
+    host = ev.host
+    port = as_int(host.directive("port")) if host.config_read else None
+    if port is None or port == host.port:
+        return None
+    evidence = [
+        f"{INFERRED}: Redis is not running, and its config makes it listen on {port}",
+        *host.config_evidence("port"),
+    ]
+    return Finding(
+        "wrong-port",
+        f"Redis is configured for port {port}, clients expect {host.port}",
+        tuple(evidence + ev.seen()),
+    )
 
 
 def _reachable_from(sockets: Sequence[Socket], address: str | None) -> bool:
@@ -409,7 +502,9 @@ def _is_ip(text: str | None) -> bool:
 
 def _bind(ev: Evidence) -> Finding | None:
     host, control = ev.host, ev.probes.control
-    if control is None or control.outcome is not ProbeOutcome.REFUSED or not host.on_port:
+    if not host.on_port:
+        return _bind_configured(ev)
+    if control is None or control.outcome is not ProbeOutcome.REFUSED:
         return None
     if _reachable_from(host.on_port, control.address):
         return None
@@ -420,14 +515,54 @@ def _bind(ev: Evidence) -> Finding | None:
     return Finding("bind", summary, tuple(evidence))
 
 
+def _bind_configured(ev: Evidence) -> Finding | None:
+    """Redis is down or on another port, and its own addresses (else its config's `bind`)
+    are loopback only: once it listens on the clients' port, remote clients are refused."""
+    host = ev.host
+    if host.redis_sockets:
+        addresses = [s.address for s in host.redis_sockets]
+        evidence = [s.evidence() for s in host.redis_sockets]
+    elif host.config_read and host.directive("bind"):
+        addresses = [word.lstrip("-") for word in str(host.directive("bind")).split()]
+        evidence = []
+    else:
+        return None
+    if not addresses or not all(is_loopback(a) for a in addresses):
+        return None
+    why = "listens on another port" if host.running else "is not running"
+    evidence = [f"{INFERRED}: Redis {why}; it binds loopback only", *evidence]
+    evidence += host.config_evidence("bind") + ev.seen()
+    return Finding(
+        "bind",
+        f"Redis is set to listen on {' '.join(addresses)} (loopback only): remote clients "
+        "will be refused",
+        tuple(evidence),
+    )
+
+
 def _protected_mode(ev: Evidence) -> Finding | None:
     # Only a remote client can meet protected mode: it never refuses loopback clients, so
     # a host-side "closed without a reply" is a tunnel that failed, not protected mode.
     control = ev.probes.control
-    if control is None or control.outcome is not ProbeOutcome.PROTECTED_MODE:
-        return None
     host = ev.host
-    evidence = [control.evidence()]
+    if control is not None and control.outcome is ProbeOutcome.PROTECTED_MODE:
+        evidence = [control.evidence()]
+    elif control is not None and control.answered:
+        return None  # this machine got in: whatever the configuration says, it lets clients in
+    elif _protected_mode_configured(host):
+        # Hidden behind another cause: Redis checks maxclients (and a client must get
+        # through bind, port and firewall) before protected mode.
+        version = host.version
+        rule = (
+            "Redis before 7.0 refuses remote clients when no bind is set"
+            if version is not None and version < (7, 0, 0)
+            else "Redis 7+ refuses every remote client whatever bind says"
+        )
+        shown = f"this one is {shown_version(version)}" if version else "version unknown: 7+ taken"
+        evidence = [f"{INFERRED}: protected mode on, no password; {rule} ({shown})"]
+        evidence += ev.seen()
+    else:
+        return None
     evidence += host.config_evidence("protected-mode")
     if host.config_read and not host.directive("requirepass"):
         evidence.append(f"config {host.config_path}: no requirepass (no password set)")
@@ -436,6 +571,19 @@ def _protected_mode(ev: Evidence) -> Finding | None:
         "protected-mode",
         "protected mode refuses non-loopback clients because no password is set",
         tuple(evidence),
+    )
+
+
+def _protected_mode_configured(host: HostView) -> bool:
+    """Would this configuration answer remote clients with DENIED (see `redis.live`)?"""
+    has_password = host.has_password()
+    if has_password is None:
+        return False
+    return protected_mode_refuses_remote(
+        host.version,
+        protected_mode=(host.configured("protected-mode") or "yes").lower() != "no",
+        has_password=has_password,
+        bind_set=bool(host.configured("bind")),
     )
 
 
@@ -467,6 +615,8 @@ def _max_clients(ev: Evidence) -> Finding | None:
     refused_cli = "max number of clients reached" in cli_error
     if not (full or seen or logged or rejected or refused_cli):
         return None
+    if not (full or seen or logged or refused_cli) and _maxclients_raised(ev):
+        return None  # refused before a (live) raise: the fix is in place
     evidence = [v.evidence() for v in seen]
     if refused_cli:
         evidence.append(f"redis-cli on the host: {clip(cli_error)}")
@@ -481,6 +631,12 @@ def _max_clients(ev: Evidence) -> Finding | None:
         else "Redis has refused clients at its maxclients limit"
     )
     return Finding("max-clients", summary, tuple(evidence))
+
+
+def _maxclients_raised(ev: Evidence) -> bool:
+    """The running maxclients is already what the max-clients fix would set."""
+    wanted, running = ev.targets.maxclients, running_maxclients(ev.host)
+    return wanted is not None and running is not None and running >= wanted
 
 
 def wanted_maxclients(host: HostView) -> int:
@@ -498,11 +654,13 @@ def running_maxclients(host: HostView) -> int | None:
 
 def _nofile(ev: Evidence) -> Finding | None:
     host = ev.host
-    wanted = wanted_maxclients(host)
+    configured = wanted_maxclients(host)
+    raised = ev.maxclients_after()
+    wanted = raised or configured
     needed = wanted + RESERVED_DESCRIPTORS
     low = host.open_files is not None and host.open_files < needed
     running_max = running_maxclients(host)
-    reduced = running_max is not None and host.config_read and running_max < wanted
+    reduced = running_max is not None and host.config_read and running_max < configured
     logged = ev.log("nofile")
     if not (low or reduced or logged):
         return None
@@ -510,7 +668,8 @@ def _nofile(ev: Evidence) -> Finding | None:
     if host.open_files_known:
         shown = host.open_files if host.open_files is not None else "unlimited"
         evidence.append(f"/proc/{host.pid}/limits: Max open files {shown} (soft)")
-    evidence.append(f"maxclients {wanted} needs {needed} file descriptors")
+    after_fix = " (after the max-clients fix)" if raised else ""
+    evidence.append(f"maxclients {wanted}{after_fix} needs {needed} file descriptors")
     if running_max is not None:
         evidence.append(f"running maxclients {running_max}")
     evidence += logged
@@ -524,26 +683,61 @@ def _nofile(ev: Evidence) -> Finding | None:
 
 
 def _oom(ev: Evidence) -> Finding | None:
-    memory = ev.host.section("memory")
-    used, limit = as_int(memory.get("used_memory")), as_int(memory.get("maxmemory"))
-    policy = str(memory.get("maxmemory_policy") or "")
-    full = bool(limit) and used is not None and used >= (limit or 0) and policy == "noeviction"
+    state = memory.memory_state(ev.host.info, ev.host.ram)
+    limit = state.maxmemory if state else 0
+    full = state is not None and state.policy == "noeviction" and 0 < limit <= state.used
+    stuck = (
+        state is not None and memory.evicts(state.policy) and not memory.holds(state, state.policy)
+    )
     seen = ev.outcome_seen(ProbeOutcome.OOM)
-    killed = ev.log("oom-killer")
     refused = ev.log("oom")
-    if not (full or seen or killed or refused):
+    killed = ev.log("oom-killer")
+    after = ev.maxclients_after()
+    if killed and state is not None and limit and memory.holds(state, ev.policy(state), after):
+        killed = []  # an earlier kill: a limit that holds is in place now
+    if not (full or stuck or seen or refused or killed):
         return None
     evidence = [v.evidence() for v in seen]
-    if limit:
+    if state is not None and limit:
         evidence.append(
-            f"INFO memory: used_memory={used} maxmemory={limit} maxmemory_policy={policy}"
+            f"INFO memory: used_memory={state.used} used_memory_overhead={state.overhead} "
+            f"maxmemory={limit} maxmemory_policy={state.policy}"
         )
     evidence += refused + killed
-    if full or seen or refused:
+    if stuck and state is not None:
+        summary = (
+            f"evicting keys ({state.policy}) cannot free room: what Redis cannot evict fills "
+            "maxmemory, writes fail with OOM"
+        )
+    elif state is not None and state.policy != "noeviction" and (seen or refused):
+        summary = f"Redis refused writes at maxmemory ({state.policy}): OOM"
+    elif full or seen or refused:
         summary = "Redis is at maxmemory with noeviction: writes fail with OOM"
     else:
         summary = "the kernel's OOM killer killed redis-server"
-    return Finding("oom", summary, tuple(evidence))
+    sizing = memory.size(state, ev.policy(state), after) if state is not None else None
+    if state is None or sizing is None:
+        return Finding("oom", summary, tuple(evidence))
+    evidence += sizing.evidence(state)
+    if sizing.maxmemory is not None:
+        summary += f"; under {sizing.policy} maxmemory must grow: the fix sets {sizing.shown()}"
+        return Finding("oom", summary, tuple(evidence))
+    summary += (
+        f"; under {sizing.policy} Redis needs maxmemory >= {memory.mib(sizing.least)}, more "
+        f"than this host can give it ({memory.mib(sizing.ceiling or 0)}): add RAM or delete "
+        "keys, or set redis_maxmemory (and redis_maxmemory_policy) knowingly"
+    )
+    return Finding("oom", summary, tuple(evidence), fixable=False)
+
+
+def maxmemory_sizing(
+    facts: Mapping[str, Any], policy: str | None = None, maxclients: int | None = None
+) -> memory.Sizing | None:
+    """The `maxmemory` an oom fix must set for writes to hold under `policy` (default: the
+    running one) with `maxclients` (default: the running one): None when the current limit
+    holds or INFO memory is unknown."""
+    state = memory.memory_state(facts.get("info") or {}, facts.get("memory") or {})
+    return memory.size(state, policy or state.policy, maxclients) if state is not None else None
 
 
 def _overcommit(ev: Evidence) -> Finding | None:
@@ -555,11 +749,17 @@ def _overcommit(ev: Evidence) -> Finding | None:
     if check:
         evidence.append(f"redis-server --check-system: [overcommit]...{check}")
     evidence += ev.log("overcommit", "fork-failed")
-    return Finding(
-        "overcommit",
-        "memory overcommit is off: background saves and replication can fail (fork)",
-        tuple(evidence),
-    )
+    summary = "memory overcommit is off: background saves and replication can fail (fork)"
+    if ev.host.overcommit_settable is False:
+        # A container: the value is the machine's, one for every container on it. A fix
+        # can persist 1 for a boot, not change the running kernel: reported, not "fixable".
+        evidence.append("/proc/mounts: /proc/sys is read-only here (a container)")
+        summary += (
+            "; this host cannot change it (read-only /proc/sys): set vm.overcommit_memory = 1 "
+            "on the machine that runs it"
+        )
+        return Finding("overcommit", summary, tuple(evidence), fixable=False)
+    return Finding("overcommit", summary, tuple(evidence))
 
 
 def _network(ev: Evidence, found: Iterable[Finding]) -> Finding | None:
@@ -633,13 +833,21 @@ def diagnose(
     expected_port: int = DEFAULT_PORT,
     *,
     symptom: str | None = None,
+    targets: Targets | None = None,
 ) -> list[Finding]:
     """The causes the evidence points at, in a fixed order (see `CAUSES`); pure.
 
     `facts` is a `redis_facts` result, `probe` what clients saw (see `probes_from`),
     `log_hits` known log messages, `expected_port` where clients connect. `symptom` is the
     error a client reported: with it, a server that answers from every vantage point is
-    reported as a `client` problem; without it, such a host has no findings.
+    reported as a `client` problem; without it, such a host has no findings. `targets`:
+    what the fixes will set (see `Targets`).
+
+    A cause is named when the facts imply it, also where no probe can see it yet (Redis
+    answers a full server's clients "max number of clients reached" before protected mode
+    would refuse them; a stopped server's bind and port are in its config): those
+    findings' evidence starts with "inferred from the configuration", so one run fixes
+    every cause instead of meeting the next one in verify.
     """
     grouped: dict[str, list[str]] = {}
     for hit in log_hits:
@@ -649,6 +857,7 @@ def diagnose(
         probe or Probes(),
         {kind: tuple(lines) for kind, lines in grouped.items()},
         symptom,
+        targets or Targets(),
     )
     found = [f for f in (rule(ev) for rule in HOST_RULES) if f is not None]
     for late in (_network, _client):

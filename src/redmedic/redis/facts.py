@@ -285,6 +285,7 @@ fi
 
 sec free; free -b 2>&1
 sec sysctl; sysctl vm.overcommit_memory net.core.somaxconn 2>&1
+sec proc-sys; awk '$2 == "/proc/sys" || $2 == "/proc/sys/vm" { print $2, $4 }' /proc/mounts 2>&1
 sec thp; cat /sys/kernel/mm/transparent_hugepage/enabled 2>&1
 
 logfile=$(printf '%s\n' "$live" | awk 'prev == "logfile" { print; exit } { prev = $0 }')
@@ -475,18 +476,27 @@ def parse_free(text: str) -> dict[str, int | None]:
     return found
 
 
-def parse_kernel(sysctl_text: str, thp_text: str) -> dict[str, Any]:
-    """vm.overcommit_memory, net.core.somaxconn and the THP mode (the bracketed word)."""
+def parse_kernel(sysctl_text: str, thp_text: str, mounts_text: str = "") -> dict[str, Any]:
+    """vm.overcommit_memory, net.core.somaxconn, the THP mode (the bracketed word), and
+    whether the running value of vm.* can change here: `overcommit_settable` is False where
+    /proc/sys(/vm) is mounted read-only (a container), None where the mounts were not read."""
     values = {}
     for line in sysctl_text.splitlines():
         key, sep, value = line.partition(" = ")
         if sep:
             values[key.strip()] = as_int(value)
     thp = re.search(r"\[(\w+)\]", thp_text)
+    mounts = {}  # the last mount of a path is the one in force
+    for line in mounts_text.splitlines():
+        path, _, options = line.partition(" ")
+        if path.startswith("/proc/sys"):
+            mounts[path] = options.split(",")
+    deciding = mounts.get("/proc/sys/vm") or mounts.get("/proc/sys")
     return {
         "overcommit_memory": values.get("vm.overcommit_memory"),
         "somaxconn": values.get("net.core.somaxconn"),
         "thp": thp.group(1) if thp else None,
+        "overcommit_settable": None if deciding is None else "ro" not in deciding,
     }
 
 
@@ -598,7 +608,9 @@ def parse_sections(
         "check_system": parse_check_system(sections.get("check-system", "")),
         "firewall": dict(firewall),
         "memory": parse_free(sections.get("free", "")),
-        "kernel": parse_kernel(sections.get("sysctl", ""), sections.get("thp", "")),
+        "kernel": parse_kernel(
+            sections.get("sysctl", ""), sections.get("thp", ""), sections.get("proc-sys", "")
+        ),
         **parse_logs(sections),
     }
     return facts, secrets_found + cmdline_secrets(cmdline)

@@ -157,7 +157,8 @@ class RedisFacts(StepType[RedisFactsArgs, Gathered]):
       port_open, deciding}, firewalld: {state, zone, target, ports, services, port_open,
       deciding}}: `port_open` is the firewall step's verdict for clients from anywhere on
       `port`, `deciding` the rule (or policy, or zone listing) behind it.
-    - `memory`: bytes from `free -b`; `kernel`: {overcommit_memory, somaxconn, thp}.
+    - `memory`: bytes from `free -b`; `kernel`: {overcommit_memory, somaxconn, thp,
+      overcommit_settable (False: /proc/sys is read-only here, a container)}.
     - `log`: {path, lines}; `journal`: lines of the unit's journal; `kernel_oom`: kernel
       lines naming redis-server.
 

@@ -53,13 +53,41 @@ class TriageArgs(StepArgs):
         description="The error clients reported. With it, a server that answers from every "
         "vantage point is reported as a `client` problem; without it, as healthy.",
     )
+    maxclients: int | None = Field(
+        default=None,
+        ge=1,
+        description="The maxclients a max-clients fix sets (redis_maxclients): the open-file "
+        "limit is checked against it too, so nofile-limit is named in the same run.",
+    )
+    maxmemory_policy: str | None = Field(
+        default=None,
+        description="The maxmemory-policy an oom fix sets (redis_maxmemory_policy): whether "
+        "eviction can free room, and the `maxmemory` fact, are judged for it. Default: the "
+        "running policy.",
+    )
+    causes: list[str] | None = Field(
+        default=None,
+        description="Only look for these causes (e.g. [oom, overcommit] in a playbook that "
+        "fixes those alone). Default: every cause.",
+    )
+
+    @field_validator("causes")
+    @classmethod
+    def _causes(cls, value: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(value or ()) - set(diagnosis.CAUSES))
+        if unknown:
+            raise ValueError(
+                f"unknown cause {', '.join(unknown)}: pick from {', '.join(diagnosis.CAUSES)}"
+            )
+        return value
 
 
 @dataclass(frozen=True)
 class Causes:
-    """The causes found, in order, each with its evidence."""
+    """The causes found, in order, each with its evidence; the maxmemory an oom fix must set."""
 
     findings: tuple[Finding, ...]
+    maxmemory: str | None = None
 
 
 class RedisTriage(StepType[TriageArgs, Causes]):
@@ -67,7 +95,9 @@ class RedisTriage(StepType[TriageArgs, Causes]):
     wrong-port, bind, protected-mode, firewall-ufw, firewall-firewalld, max-clients,
     nofile-limit, oom, overcommit, network, client), each with the facts behind it.
     Facts: `causes` (cause ids, in order), `fixable` (the ones a fix step can act on),
-    `findings` [{cause, summary, evidence, fixable}]. `rc` is 1 when any cause was found.
+    `findings` [{cause, summary, evidence, fixable}], `maxmemory` (the limit a fixable oom
+    needs, e.g. "96mb", sized from the host's memory; none when the policy alone frees
+    room). `rc` is 1 when any cause was found.
     """
 
     name = "redis_triage"
@@ -80,10 +110,25 @@ class RedisTriage(StepType[TriageArgs, Causes]):
             hits = hits_from_registered(args.logs)
         else:
             hits = hits_from_logs(args.facts)
+        targets = diagnosis.Targets(args.maxclients, args.maxmemory_policy)
         found = diagnosis.diagnose(
-            args.facts, diagnosis.probes_from(args.probe), hits, args.port, symptom=args.symptom
+            args.facts,
+            diagnosis.probes_from(args.probe),
+            hits,
+            args.port,
+            symptom=args.symptom,
+            targets=targets,
         )
-        return Causes(tuple(found))
+        if args.causes is not None:
+            found = [f for f in found if f.cause in args.causes]
+        maxmemory = None
+        if any(f.cause == "oom" and f.fixable for f in found):
+            raised = any(f.cause == "max-clients" for f in found)
+            sizing = diagnosis.maxmemory_sizing(
+                args.facts, args.maxmemory_policy, args.maxclients if raised else None
+            )
+            maxmemory = sizing.shown() if sizing else None
+        return Causes(tuple(found), maxmemory)
 
     def registered(self, found: Causes) -> StepResult:
         findings = found.findings
@@ -94,6 +139,7 @@ class RedisTriage(StepType[TriageArgs, Causes]):
             facts={
                 "causes": causes,
                 "fixable": [f.cause for f in findings if f.fixable],
+                "maxmemory": found.maxmemory,
                 "findings": [
                     {
                         "cause": f.cause,
