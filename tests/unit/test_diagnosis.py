@@ -738,6 +738,23 @@ def test_protected_mode_is_not_inferred_where_it_would_not_refuse() -> None:
     assert "protected-mode" not in triage({**HEALTHY, "config": nopass}, probe(("ok", "PONG")))
 
 
+def test_a_stopped_server_is_judged_by_the_version_it_will_start_as() -> None:
+    # Given Redis 6.0 installed but stopped, with Debian's bind and no password, protected
+    # mode will not refuse remote clients once it starts (6.x applies it only without a
+    # bind): the installed binary's version decides, not the stricter 7.0 rule.
+    stopped = {
+        **HEALTHY,
+        "config": DEBIAN_CONF,
+        "info": "redmedic: no redis-server process",
+        "live-config": "",
+        "binary-version": "6.0.16",
+    }
+    assert "protected-mode" not in triage(stopped, probe(REFUSED, REFUSED))
+    assert "protected-mode" in triage(
+        {**stopped, "binary-version": "7.0.15"}, probe(REFUSED, REFUSED)
+    )
+
+
 def test_a_stopped_server_configured_for_another_port_is_named_wrong_port() -> None:
     sections = {
         **HEALTHY,

@@ -198,6 +198,7 @@ class HostView:
     config_read: bool = False
     live: Mapping[str, str] = field(default_factory=dict)
     info: Mapping[str, Any] = field(default_factory=dict)
+    binary_version: str | None = None  # the installed redis-server's (`--version`)
     open_files: int | None = None  # soft limit; None: unknown or unlimited
     open_files_known: bool = False
     overcommit: int | None = None
@@ -231,8 +232,9 @@ class HostView:
 
     @property
     def version(self) -> tuple[int, int, int] | None:
-        """The running server's version (INFO server), None when INFO was not read."""
-        return parse_version(self.section("server").get("redis_version"))
+        """The running server's version (INFO server), else the installed binary's (what a
+        stopped server starts as); None when neither was read."""
+        return parse_version(self.section("server").get("redis_version") or self.binary_version)
 
     def configured(self, name: str) -> str | None:
         """What the next start uses: the config file's value when it was read, else the
@@ -315,6 +317,7 @@ def host_view(facts: Mapping[str, Any], port: int) -> HostView:
         config_read=config.get("status") == "read",
         live=facts.get("live_config") or {},
         info=facts.get("info") or {},
+        binary_version=facts.get("binary_version"),
         open_files=as_int(limits.get("soft")) if isinstance(limits, Mapping) else None,
         open_files_known=isinstance(limits, Mapping),
         overcommit=as_int(kernel.get("overcommit_memory")),
