@@ -300,12 +300,13 @@ def inject(host: SystemdHost, case: Case) -> None:
 
 
 def write_inventories(
-    directory: Path, hosts: Mapping[str, SystemdHost], control: str
+    directory: Path, hosts: Mapping[str, SystemdHost], cases: Mapping[str, Case], control: str
 ) -> dict[str, Path]:
-    """One inventory per playbook, with each host's variables: {playbook: path}."""
+    """One inventory per playbook, with each host's variables (`@CONTROL@`: this machine's
+    address as the hosts see it): {playbook: path}."""
     groups: dict[str, dict[str, Any]] = {}
     for name, host in hosts.items():
-        case = CASES[name]
+        case = cases[name]
         variables = json.loads(json.dumps(dict(case.host_vars)).replace("@CONTROL@", control))
         groups.setdefault(case.playbook, {})[name] = {
             "ansible_host": host.address,
@@ -364,7 +365,7 @@ def fleet(host_pool: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 held += hold_clients(host.address, CASES[name].hold)
         with timed(seconds, "snapshots"):
             fleet.before = parallel(hosts, lambda name, host: snapshot(host))
-        inventories = write_inventories(tmp, hosts, host_pool.gateway)
+        inventories = write_inventories(tmp, hosts, CASES, host_pool.gateway)
 
         def run_all(phase: str, *flags: str) -> None:
             with timed(seconds, phase):

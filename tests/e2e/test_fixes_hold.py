@@ -24,11 +24,9 @@ import json
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.e2e.test_faults import (
     CONF,
@@ -47,6 +45,7 @@ from tests.e2e.test_faults import (
     parallel,
     redmedic,
     timed,
+    write_inventories,
 )
 from tests.support.nspawn import HostPool, SystemdHost
 
@@ -149,23 +148,6 @@ class Fleet:
         return self.runs[phase][HOLDS[name].case.playbook]
 
 
-def write_inventories(directory: Path, hosts: Mapping[str, SystemdHost]) -> dict[str, Path]:
-    groups: dict[str, dict[str, Any]] = {}
-    for name, host in hosts.items():
-        case = HOLDS[name].case
-        groups.setdefault(case.playbook, {})[name] = {
-            "ansible_host": host.address,
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": str(host.private_key),
-            **case.host_vars,
-        }
-    paths = {}
-    for playbook, members in groups.items():
-        paths[playbook] = directory / f"{playbook}.inventory.yaml"
-        paths[playbook].write_text(yaml.safe_dump({"all": {"hosts": members}}, sort_keys=False))
-    return paths
-
-
 @pytest.fixture(scope="module")
 def fleet(host_pool: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Every host broken, then: --yes, client checks, --yes again (see the module doc)."""
@@ -186,7 +168,7 @@ def fleet(host_pool: HostPool, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 held += hold_clients(host.address, HOLDS[name].case.hold)
                 if HOLDS[name].reject_one:
                     reject_one(host.address)
-        inventories = write_inventories(tmp, hosts)
+        inventories = write_inventories(tmp, hosts, {n: HOLDS[n].case for n in hosts}, "")
 
         def run_all(phase: str) -> None:
             with timed(seconds, phase):
