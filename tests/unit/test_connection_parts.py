@@ -286,17 +286,20 @@ def sudo_host(
     """A pretend host with sudo configured as told."""
 
     def answer(command: str, stdin: bytes) -> tuple[int, str, str]:
-        if command.startswith("LC_ALL=C; export LC_ALL"):
+        if command.startswith("LC_ALL=C; export LC_ALL"):  # the become probe
             if uid == 0:
                 return 0, "uid=0\nself\n", ""
-            said = "nopasswd" if nopasswd else "sudo: a password is required"
-            return 0, f"uid={uid}\n{said}\n", ""
-        if command == "LC_ALL=C sudo -S -k -p '' true":
+            if nopasswd:
+                return 0, f"uid={uid}\nnopasswd\n", ""
+            said = f"uid={uid}\nsudo: a password is required\n"
+            if "sudo -S -k -p '' true" not in command:  # no password to check
+                return 0, said, ""
             if not allowed:
-                return 1, "", "u is not in the sudoers file.  This incident will be reported.\n"
+                denied = "u is not in the sudoers file.  This incident will be reported."
+                return 0, f"{said}sudo:\n{denied}\n", ""
             if stdin == f"{password}\n".encode():
-                return 0, "", ""
-            return 1, "", "Sorry, try again.\nsudo: 1 incorrect password attempt\n"
+                return 0, f"{said}validated\n", ""
+            return 0, f"{said}sudo:\nSorry, try again.\nsudo: 1 incorrect password attempt\n", ""
         return 0, f"ran: {command}", ""
 
     return answer
@@ -323,21 +326,21 @@ def test_nopasswd_sudo_is_used_without_a_password() -> None:
     assert stdin == b"redmedic-script 2\nid"
 
 
-def test_a_sudo_password_is_validated_once_then_sent_first_on_stdin() -> None:
+def test_a_sudo_password_is_validated_once_in_the_probe_then_sent_first_on_stdin() -> None:
     conn = Scripted(host(become_password=SECRET), sudo_host())
     result = conn.run("cat", become=True, stdin=b"payload")
     conn.run("true", become=True)
 
     assert result.command == "cat"  # what the caller wrote, not the wrapper
     commands = [command for command, _ in conn.calls]
-    assert commands[1] == "LC_ALL=C sudo -S -k -p '' true"
-    assert conn.calls[1][1] == f"{SECRET}\n".encode()  # validation: password only
+    assert "sudo -S -k -p '' true" in commands[0]  # the probe checks the password too
+    assert conn.calls[0][1] == f"{SECRET}\n".encode()  # validation: password only
     reader, script = script_on_stdin("cat")  # the command on stdin, after the password
-    assert conn.calls[2] == (
+    assert conn.calls[1] == (
         sudo_command(reader, with_password=True),
         f"{SECRET}\n".encode() + script + b"payload",
     )
-    assert len(conn.calls) == 4  # probe + validation happen once per connection
+    assert len(conn.calls) == 3  # one probe (with the validation) per connection
     assert all(SECRET not in command for command in commands)
 
 

@@ -177,26 +177,35 @@ def sudo_command(command: str, *, with_password: bool, user: str | None = None) 
     return f"sudo -n {_sudo_user(user)}-- {inner}"
 
 
-def become_probe(user: str | None) -> str:
+def become_probe(user: str | None, *, validate: bool = False) -> str:
     """One round trip: are we already `user` (root when None), is there sudo, does it need
-    a password to become `user`?"""
+    a password to become `user` — and, with `validate`, is the password on stdin right?
+
+    Why the password check is folded in: it was a second exec (3 round trips on a slow
+    network) on every host that becomes with a password. Its stdin holds the password line
+    and nothing else, so a wrong password can never make sudo read data as more attempts;
+    sudo's complaint follows a `sudo:` line for the caller to judge.
+    """
     if user and user != "root":
         already = f'[ "$(id -un)" = {shlex.quote(user)} ]'
     else:
         already = '[ "$u" = 0 ]'
+    check = (
+        f"if out=$(sudo -S -k -p '' {_sudo_user(user)}true 2>&1); then echo validated; "
+        "else echo sudo:; printf '%s\\n' \"$out\"; fi\n"
+        if validate
+        else ""
+    )
     return (
         "LC_ALL=C; export LC_ALL\n"
         "u=$(id -u) || exit 1\n"
         'echo "uid=$u"\n'
         f"{already} && {{ echo self; exit 0; }}\n"
         "command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }\n"
-        f"sudo -n {_sudo_user(user)}true 2>&1 && echo nopasswd\n"
+        f"sudo -n {_sudo_user(user)}true 2>&1 && {{ echo nopasswd; exit 0; }}\n"
+        f"{check}"
         "exit 0\n"
     )
-
-
-def _sudo_validate(user: str | None) -> str:
-    return f"LC_ALL=C sudo -S -k -p '' {_sudo_user(user)}true"
 
 
 _SUDO_UNKNOWN_USER = "unknown user"
@@ -431,7 +440,10 @@ class Connection(ABC):
     def _probe_become(self) -> _Become:
         user = self.host.become_user
         target = user or "root"
-        rc, out, err = self._exec(become_probe(user), b"", self._command_timeout)
+        validate = self.host.become_password is not None
+        stdin = self._password_line() if validate else b""
+        probe = become_probe(user, validate=validate)
+        rc, out, err = self._exec(probe, stdin, self._command_timeout)
         text = out.decode(ENCODING, ERRORS)
         lines = text.splitlines()
         if rc != 0 or not lines or not lines[0].startswith("uid="):
@@ -448,13 +460,11 @@ class Connection(ABC):
         said = "\n".join(lines[1:])
         if any(phrase in said for phrase in (*_SUDO_DENIED, _SUDO_UNKNOWN_USER)):
             self._raise_for_sudo(said, validated=False)
-        if self.host.become_password is None:
+        if not validate:
             raise BecomeError(self.host.name, _NEEDS_PASSWORD)
-        # Validate the password on its own, with nothing but the password on stdin: a wrong
-        # password must never make sudo read our data lines as further password attempts.
-        rc, _, err = self._exec(_sudo_validate(user), self._password_line(), self._command_timeout)
-        if rc != 0:
-            self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=False)
+        if "validated" not in lines:
+            complaint = "\n".join(lines[lines.index("sudo:") + 1 :]) if "sudo:" in lines else said
+            self._raise_for_sudo(complaint, validated=False)
         return _Become.PASSWORD
 
     def _raise_for_sudo(self, said: str, *, validated: bool) -> None:
