@@ -28,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from redmedic.connection.scripts import marker_line, new_marker, split_sections, with_stdin
 from redmedic.errors import StepError
 from redmedic.model.plan import LIVE, Change, CommandChange, StepResult, restart_needed
+from redmedic.redis import configset
 from redmedic.redis.facts import as_int
 from redmedic.redis.open_files import (
     Caller,
@@ -283,14 +284,11 @@ def prlimit(pid: int, limits: Raise) -> str:
 
 
 def config_set(args: RedisOpenFilesArgs, maxclients: int, password: str | None) -> str:
-    """CONFIG SET maxclients; fails unless Redis answers OK (redis-cli exits 0 on an error
-    reply, e.g. "The operating system is not able to handle the specified number of
-    clients"). The password reaches redis-cli on stdin."""
-    command = (
-        f"out=$(timeout {_CLI_TIMEOUT_S} {args.cli} CONFIG SET maxclients {maxclients} 2>&1); "
-        '[ "$(printf \'%s\\n\' "$out" | tail -n 1)" = OK ] '
-        "|| { printf '%s\\n' \"$out\" >&2; exit 1; }"
-    )
-    if not password:
-        return command
-    return with_stdin("IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; " + command, password)
+    """CONFIG SET maxclients, proven with CONFIG GET: the script every live value uses
+    (`configset.set_script`: the password in redis-cli's environment, never argv; a
+    refusal such as "The operating system is not able to handle the specified number of
+    clients" fails the change, since redis-cli itself exits 0 on an error reply)."""
+    at = configset.Endpoint(("-h", args.host, "-p", str(args.port)), password or "")
+    value = str(maxclients)
+    title = f"CONFIG SET maxclients {value} on the running Redis"
+    return configset.set_script(title, [at], [("maxclients", value)])
