@@ -33,15 +33,23 @@ def _connect_error(address: str, port: int, timeout: float = 30.0) -> OSError | 
         return e
 
 
+def answer(host: SystemdHost, command: str) -> str:
+    """What `command` printed on `host`; an answer that is not one (ssh failed, systemctl
+    could not ask systemd) fails with what the host said on stderr."""
+    result = ssh(host, command)
+    said = result.stdout.strip()
+    assert said, f"{command!r} printed nothing (exit {result.returncode}): {result.stderr!r}"
+    return said
+
+
 def test_fresh_host_runs_redis_under_systemd_but_refuses_remote_connections(
     systemd_host: SystemdHost,
 ) -> None:
     host = systemd_host
 
-    state = ssh(host, "systemctl is-system-running").stdout.strip()
-    assert state in ("running", "degraded"), state
-    assert ssh(host, "systemctl is-active redis-server").stdout.strip() == "active"
-    assert ssh(host, "systemctl is-enabled redis-server").stdout.strip() == "enabled"
+    assert answer(host, "systemctl is-system-running") in ("running", "degraded")
+    assert answer(host, "systemctl is-active redis-server") == "active"
+    assert answer(host, "systemctl is-enabled redis-server") == "enabled"
     assert ssh(host, "redis-cli ping", check=True).stdout.strip() == "PONG"
     config = ssh(host, "grep -E '^(bind|protected-mode) ' /etc/redis/redis.conf").stdout
     assert "bind 127.0.0.1 -::1" in config

@@ -13,6 +13,10 @@ never for an idle one: they exist to stop a hung command, not to time a working 
 * ``COMMAND_TIMEOUT`` (300 s) bounds a whole ``ssh()`` call: login (PAM, logind, root's user
   manager on a first login) plus the command. A clean-clone run here once lost a test at
   60 s, on a fresh host that had finished booting.
+* A connection ssh loses before the command ran (exit 255: closed, reset, no banner) is
+  made again, twice at most: a test's own view must not fail on the way in. Host key and
+  login refusals are never retried, nor calls that shorten ``connect_timeout`` (they expect
+  no answer).
 
 Also here: ``machine_sysctl()``. Test hosts share the control machine's kernel, and
 ``/proc/sys`` is read-only inside them, so a kernel-wide value such as
@@ -23,12 +27,22 @@ have set it to 1 — and a test reading one must hold on every value.
 from __future__ import annotations
 
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 CONNECT_TIMEOUT: Final = 30.0
 COMMAND_TIMEOUT: Final = 300.0
+# ssh's words for a connection lost before the command ran; such a call is made again.
+TRANSPORT_RETRIES: Final = 2
+_TRANSPORT_SIGNS: Final = (
+    "Connection closed",
+    "Connection reset",
+    "kex_exchange_identification",
+    "Broken pipe",
+    "banner exchange",
+)
 
 SSH_OPTIONS: Final[tuple[str, ...]] = (
     "-F",
@@ -131,20 +145,35 @@ def ssh(
     command; stdout/stderr are on the exception). ``connect_timeout`` only shortens the
     wait where a test expects no answer at all (a firewall dropping SSH).
     """
-    result = subprocess.run(
-        ssh_argv(host, command, connect_timeout=connect_timeout),
-        input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    argv = ssh_argv(host, command, connect_timeout=connect_timeout)
+    for attempt in range(1 + TRANSPORT_RETRIES):
+        result = subprocess.run(
+            argv,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if not _transport_failure(result) or connect_timeout != CONNECT_TIMEOUT:
+            break  # a test shortening the connect wait expects no answer: never retried
+        time.sleep(1.0 + attempt)
     if check and result.returncode != 0:
         raise subprocess.CalledProcessError(
             result.returncode, f"{host.name}: {command}", result.stdout, result.stderr
         )
     return result
+
+
+def _transport_failure(result: subprocess.CompletedProcess[str]) -> bool:
+    """ssh itself failed before the command ran (exit 255, a dropped or reset connection).
+
+    Host key and authentication failures are not among them: a test may be about those.
+    """
+    if result.returncode != 255:
+        return False
+    return any(sign in result.stderr for sign in _TRANSPORT_SIGNS)
 
 
 def machine_sysctl(name: str) -> str:
