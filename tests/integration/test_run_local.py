@@ -283,6 +283,59 @@ def test_a_fix_step_that_depends_on_a_diagnose_result_reads_its_file_itself(
     assert len(CountingConnection.execs) == 2  # the diagnose batch, then the read
 
 
+LOOKED_AHEAD = """\
+name: Fix three things where the diagnose found them
+hosts: all
+diagnose:
+  - {name: Where the files are, shell: "echo DIR", register: found}
+fix:
+  - name: Listen on all interfaces
+    file_line: {path: "{{ found.stdout | trim }}/a.conf", regexp: '^bind ', line: 'bind 0.0.0.0'}
+    register: first
+  - name: Keep the port
+    file_line: {path: "{{ found.stdout | trim }}/b.conf", regexp: '^port ', line: 'port 6380'}
+  - name: Overcommit, persistently
+    sysctl: {name: vm.overcommit_memory, value: 1, file: "{{ found.stdout | trim }}/60.conf"}
+  - name: After the first fix (its own read, in its turn)
+    file_line: {path: "{{ found.stdout | trim }}/c.conf", line: 'maxclients 100'}
+    when: first.changed
+"""
+
+
+def test_fix_steps_that_need_the_diagnose_results_are_read_in_one_round_trip(
+    tmp_path: Path,
+) -> None:
+    # Given three fix steps whose files the diagnose names (not known before it ran) and a
+    # fourth that waits for the first one's result, when I dry-run, then the three are read
+    # in one round trip after the diagnose, the fourth reads for itself, and every diff is
+    # the one each step would have shown alone.
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.conf").write_text(BROKEN)
+    playbook = tmp_path / "three.yaml"
+    playbook.write_text(LOOKED_AHEAD.replace("DIR", str(tmp_path)))
+    host = Host("box", "127.0.0.1", connection="local")
+    events: list[object] = []
+    CountingConnection.execs.clear()
+    result = run_playbook(
+        load_playbook(playbook, builtin_step_types()),
+        [host],
+        RunOptions(check=True),
+        registry=builtin_step_types(),
+        reporter=events.append,
+        connector=lambda h, options: CountingConnection(h, options),
+    )
+    assert result.hosts[0].status.value == "would_change", result.hosts[0].message
+    assert len(CountingConnection.execs) == 3  # diagnose; the three fix steps' reads; the 4th
+    diffs: dict[str, str] = {}
+    for e in events:
+        if isinstance(e, ChangePlanned):
+            diffs[e.step] = diffs.get(e.step, "") + e.diff
+    assert "-bind 127.0.0.1 -::1\n+bind 0.0.0.0\n" in diffs["Listen on all interfaces"]
+    assert "-port 6379\n+port 6380\n" in diffs["Keep the port"]
+    assert "+vm.overcommit_memory = 1\n" in diffs["Overcommit, persistently"]
+    assert "+maxclients 100\n" in diffs["After the first fix (its own read, in its turn)"]
+
+
 def test_a_file_that_cannot_be_read_ahead_fails_its_own_step(tmp_path: Path) -> None:
     (tmp_path / "redis.conf").mkdir()
     status, events = counted_run(tmp_path, "", check=True)

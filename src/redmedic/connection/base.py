@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
 
+from redmedic.connection.lookahead import Lookahead
 from redmedic.connection.scripts import (
     DRIFT_RC,
     MARK,
@@ -228,6 +229,8 @@ class Connection(ABC):
         self._become_lock = threading.Lock()
         # What this connection cost on the wire (`-vvv`); the executor names the phases.
         self.traffic = Traffic()
+        # While the executor plans: reads already answered in one batch (`lookahead`).
+        self.lookahead: Lookahead | None = None
 
     # -- the primitive -------------------------------------------------------------------
 
@@ -269,6 +272,10 @@ class Connection(ABC):
         Raises ConnectError if the connection dropped, BecomeError when sudo refuses, and
         CommandError when `timeout` (default: the connection's command timeout) passes.
         """
+        if self.lookahead is not None and not stdin and timeout is None:
+            known = self.lookahead.answer(command, become)
+            if known is not None:
+                return known
         rc, out, err = self._run_bytes(command, become=become, stdin=stdin, timeout=timeout)
         return CommandResult(
             command=command,
@@ -296,6 +303,10 @@ class Connection(ABC):
         """
         if not commands:
             return []
+        if self.lookahead is not None and timeout is None:
+            known = self.lookahead.answer_all(commands, become)
+            if known is not None:
+                return known
         nonce = "redmedic-" + secrets.token_hex(16)
         try:
             rc, out, err = self._run_bytes(
@@ -326,6 +337,10 @@ class Connection(ABC):
 
     def read_file(self, path: str, *, become: bool = False) -> RemoteFile | None:
         """Read a file's bytes, mode, owner and group in one round trip; None if it is absent."""
+        if self.lookahead is not None:
+            known = self.lookahead.answer(read_script(path), become)
+            if known is not None:
+                return self.file_from_result(path, known)
         rc, out, err = self._run_bytes(read_script(path), become=become)
         return self._file_from(path, rc, out, err)
 

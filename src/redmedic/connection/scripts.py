@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 # Exit code our file scripts use for "the file is not what the plan expected".
 DRIFT_RC = 65
@@ -22,8 +24,49 @@ MARK = "redmedic:"
 
 
 def new_marker() -> str:
-    """A section marker no host output can predict (and so cannot forge)."""
+    """A section marker no host output can predict (and so cannot forge).
+
+    Inside `replaying(sequence)` it is the sequence's next marker: a step diagnosed twice
+    while planning (`lookahead`) builds the very same scripts both times, so its second
+    pass finds the answers its first pass had read ahead.
+    """
+    sequence = _REPLAY.get()
+    return sequence.draw() if sequence is not None else _fresh_marker()
+
+
+def _fresh_marker() -> str:
     return f"@@redmedic-{secrets.token_hex(6)}@@ "
+
+
+class MarkerSequence:
+    """The markers one step drew, handed out again in the same order on its next pass."""
+
+    def __init__(self) -> None:
+        self._drawn: list[str] = []
+        self._next = 0
+
+    def restart(self) -> None:
+        self._next = 0
+
+    def draw(self) -> str:
+        if self._next == len(self._drawn):
+            self._drawn.append(_fresh_marker())
+        self._next += 1
+        return self._drawn[self._next - 1]
+
+
+_REPLAY: ContextVar[MarkerSequence | None] = ContextVar("redmedic_markers", default=None)
+
+
+@contextmanager
+def replaying(sequence: MarkerSequence) -> Iterator[None]:
+    """`new_marker()` draws from `sequence`, from its first marker on, inside the block."""
+    sequence.restart()
+    token = _REPLAY.set(sequence)
+    try:
+        yield
+    finally:
+        _REPLAY.reset(token)
 
 
 def marker_line(marker: str, name: str) -> str:

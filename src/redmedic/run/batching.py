@@ -9,18 +9,24 @@ with the same become, so planning those steps costs no round trip of its own.
 
 A batch changes no order the user sees: each step is still observed, registered and
 reported in its turn, from the output kept for it in `ReadAhead`.
+
+The fix steps' other reads depend on what the diagnose phase found (the config path, the
+port), so they are looked ahead once it is over (`look_ahead`, see `connection.lookahead`):
+each step's diagnose is tried while the connection records its reads, and every step's
+next read goes to the host in one batch per level, before the steps are planned for real.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from redmedic.connection.base import CommandResult, Connection, RemoteFile
+from redmedic.connection.lookahead import Lookahead, NotYetRead, Read
 from redmedic.connection.scripts import read_script
-from redmedic.errors import HostError, RedmedicError, serving
+from redmedic.errors import CommandError, HostError, RedmedicError, serving
 from redmedic.model.templating import Templar
 from redmedic.playbook import Step, names_read
 from redmedic.steps import StepArgs, StepRegistry
@@ -159,3 +165,41 @@ def ahead_reads(fix: Sequence[Step], registered: Set[str], host: HostSteps) -> l
         become = host.become_for(step)
         found += [(path, become) for path in paths if (path, become) not in found]
     return found
+
+
+# Reads that wait for an earlier read of the same step (config file, then its includes or
+# the running values): each level is one batch for all steps.
+LOOKAHEAD_LEVELS = 3
+
+
+def look_ahead(conn: Connection, steps: Sequence[Step], attempt: Callable[[Step], object]) -> None:
+    """Read what `steps` will read, in one `run_many` per level and become, into
+    `conn.lookahead` (which must be set).
+
+    `attempt(step)` diagnoses one step as planning will. Whatever it raises other than
+    `NotYetRead` (a variable not defined yet, a read that fails) is left for the step to
+    raise again in its turn, where it is reported; a batch that breaks off ends the look
+    ahead, and the steps read for themselves.
+    """
+    lookahead = conn.lookahead
+    assert isinstance(lookahead, Lookahead)
+    for _ in range(LOOKAHEAD_LEVELS):
+        wanted: list[Read] = []
+        lookahead.wanted = wanted
+        try:
+            for step in steps:
+                with contextlib.suppress(NotYetRead, Exception):
+                    attempt(step)
+        finally:
+            lookahead.wanted = None
+        for become in dict.fromkeys(sudo for _, sudo in wanted):
+            commands = [command for command, sudo in wanted if sudo == become]
+            try:
+                results = conn.run_many(commands, become=become)
+            except CommandError:
+                return
+            lookahead.answers.update(
+                ((c, become), r) for c, r in zip(commands, results, strict=True)
+            )
+        if not wanted:
+            return

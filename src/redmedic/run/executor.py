@@ -22,13 +22,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
 from redmedic.connection.base import Connection, RemoteFile
+from redmedic.connection.lookahead import Lookahead
 from redmedic.connection.retry import connect_with_retries
+from redmedic.connection.scripts import MarkerSequence, replaying
 from redmedic.errors import (
     ConnectError,
     DriftError,
@@ -63,8 +66,8 @@ from redmedic.model.plan import (
     takes_effect_live,
 )
 from redmedic.model.templating import Templar
-from redmedic.playbook import Playbook, Step, check_args
-from redmedic.run.batching import Batcher, FileKey, ReadAhead, ahead_reads
+from redmedic.playbook import Playbook, Step, check_args, names_read
+from redmedic.run.batching import Batcher, FileKey, ReadAhead, ahead_reads, look_ahead
 from redmedic.run.gate import Gate
 from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
@@ -213,6 +216,7 @@ class HostRun:
         self.masker = Masker([*own, *options.secrets])
         self.planned_files: dict[str, RemoteFile] = {}
         self.read_ahead = ReadAhead()  # what the diagnose batches fetched for later steps
+        self.markers: dict[int, MarkerSequence] = {}  # per step (id), while planning
         self.findings: list[Finding] = []
         self.vars: dict[str, Any] = {}
 
@@ -329,17 +333,43 @@ class HostRun:
         return ahead_reads(fix, registered, self)
 
     def plan(self, conn: Connection) -> list[_Planned]:
-        """Plan each selected fix step in order, on the files earlier steps will have written."""
+        """Plan each selected fix step in order, on the files earlier steps will have written.
+
+        The steps' reads are looked ahead first (`batching.look_ahead`): one batch per
+        level for all of them instead of a round trip or two per step.
+        """
         conn.traffic.phase = "plan"
         planned = []
-        for step in self.playbook.fix:
-            if not self.options.selects(step):
-                self.register(step, StepResult(), changed=False, skipped=True)
-                continue
-            changes = self.plan_step(conn, step)
-            planned.append(_Planned(step, changes, self.become_for(step)))
-        self.read_ahead.files.clear()  # handlers and verify run later: they read afresh
+        conn.lookahead = Lookahead()
+        try:
+            look_ahead(conn, self.lookahead_steps(), lambda step: self.attempt(conn, step))
+            for step in self.playbook.fix:
+                if not self.options.selects(step):
+                    self.register(step, StepResult(), changed=False, skipped=True)
+                    continue
+                changes = self.plan_step(conn, step)
+                planned.append(_Planned(step, changes, self.become_for(step)))
+        finally:
+            conn.lookahead = None  # handlers and verify run later: they read afresh
+            self.read_ahead.files.clear()
+            self.markers.clear()
         return planned
+
+    def lookahead_steps(self) -> list[Step]:
+        """The selected fix steps whose arguments and conditions read nothing a fix step
+        registers (those render only in their turn)."""
+        steps = (*self.playbook.fix, *self.playbook.handlers)
+        registered = {step.register for step in steps if step.register}
+        return [
+            step
+            for step in self.playbook.fix
+            if self.options.selects(step) and not names_read(self.templar, step) & registered
+        ]
+
+    def attempt(self, conn: Connection, step: Step) -> None:
+        """Diagnose `step` as planning will, reporting nothing (the look-ahead's try)."""
+        if self.should_run(step):
+            self.diagnose_and_plan(conn, step)
 
     def checked(self, conn: Connection, planned: list[_Planned]) -> HostResult:
         """Under --check: what would change (the handlers' changes too), kept if asked."""
@@ -441,7 +471,8 @@ class HostRun:
         is what is reported and registered."""
         step_type = self.registry[step.type]
         args = self.step_args(step)
-        found = step_type.diagnose(args, self.context(conn, step))
+        with self.same_markers(conn, step):
+            found = step_type.diagnose(args, self.context(conn, step))
         if step.phase not in ("fix", "handlers"):
             return _Outcome(step_type.registered(found), [])
         try:
@@ -450,6 +481,13 @@ class HostRun:
             raise StepError(self.host.name, str(exc), step=step.name) from None
         question = step_type.question(args, found) if changes else None
         return _Outcome(step_type.registered(found), changes, question)
+
+    def same_markers(self, conn: Connection, step: Step) -> AbstractContextManager[None]:
+        """While planning, a step draws the same section markers on every pass, so the
+        scripts it builds match the ones its look-ahead pass had answered."""
+        if conn.lookahead is None:
+            return nullcontext()
+        return replaying(self.markers.setdefault(id(step), MarkerSequence()))
 
     def register(
         self, step: Step, result: StepResult, *, changed: bool, skipped: bool = False
