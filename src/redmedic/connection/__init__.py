@@ -10,6 +10,7 @@ the `Connection` API, so unit tests can hand them a scripted fake instead.
 
 from __future__ import annotations
 
+from redmedic.connection import _paramiko  # noqa: F401  # first: paramiko without invoke
 from redmedic.connection.base import CommandResult, Connection, ConnectOptions, RemoteFile
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.ssh import SSHConnection
