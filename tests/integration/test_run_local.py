@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,7 +18,7 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.connection import LocalConnection
-from redmedic.events import ChangePlanned, HostFinished
+from redmedic.events import ChangePlanned, HostFinished, StepDone
 from redmedic.model.inventory import Host
 from redmedic.playbook import load_playbook
 from redmedic.run.executor import RunOptions
@@ -361,3 +364,49 @@ def test_a_fix_that_cannot_be_planned_fails_the_host_naming_its_step(
     assert "Listen on all interfaces" in str(finished["message"])
     assert "does not exist — set `create: true` to create it" in str(finished["message"])
     assert not site["conf"].exists()
+
+
+def test_a_probe_from_this_machine_runs_while_the_connection_opens(tmp_path: Path) -> None:
+    # Given a host whose connection takes a while to open and a diagnose that first asks
+    # from this machine, when I run it, then that probe reaches the port before the
+    # connection is open, and it is still reported in its turn with what it found.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[float] = []
+
+    def accept() -> None:
+        client, _ = listener.accept()
+        accepted.append(time.monotonic())
+        client.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    opened: list[float] = []
+
+    def slow_connector(host: Host, options: object) -> CountingConnection:
+        time.sleep(1.0)  # the handshake of a far-away host
+        opened.append(time.monotonic())
+        return CountingConnection(host, options)  # type: ignore[arg-type]
+
+    playbook = tmp_path / "early.yaml"
+    playbook.write_text(
+        "name: early\nhosts: all\ndiagnose:\n"
+        f"  - {{name: From here, tcp_probe: {{address: 127.0.0.1, port: {port},"
+        " vantage: [control]}, register: here}\n"
+        "  - {name: Then the host, shell: 'echo {{ here.rc }}'}\n"
+    )
+    events: list[object] = []
+    try:
+        result = run_playbook(
+            load_playbook(playbook, builtin_step_types()),
+            [Host("box", "127.0.0.1", connection="local")],
+            RunOptions(check=True),
+            registry=builtin_step_types(),
+            reporter=events.append,
+            connector=slow_connector,
+        )
+    finally:
+        listener.close()
+    assert result.hosts[0].status.value == "ok", result.hosts[0].message
+    assert accepted and opened and accepted[0] < opened[0]
+    done = [e.step for e in events if isinstance(e, StepDone)]
+    assert done == ["From here", "Then the host"]

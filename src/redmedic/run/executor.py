@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from redmedic.connection import ConnectOptions, connect
@@ -68,6 +69,7 @@ from redmedic.model.plan import (
 from redmedic.model.templating import Templar
 from redmedic.playbook import Playbook, Step, check_args, names_read
 from redmedic.run.batching import Batcher, FileKey, ReadAhead, ahead_reads, look_ahead
+from redmedic.run.early import EarlySteps, Unconnected
 from redmedic.run.gate import Gate
 from redmedic.safety.apply import Applied, apply, undo
 from redmedic.safety.planfile import SavedHost
@@ -217,6 +219,7 @@ class HostRun:
         self.planned_files: dict[str, RemoteFile] = {}
         self.read_ahead = ReadAhead()  # what the diagnose batches fetched for later steps
         self.markers: dict[int, MarkerSequence] = {}  # per step (id), while planning
+        self.early = EarlySteps()  # steps asking from here, started while connecting
         self.findings: list[Finding] = []
         self.vars: dict[str, Any] = {}
 
@@ -232,6 +235,7 @@ class HostRun:
         conn: Connection | None = None
         try:
             self.load_variables()
+            self.start_early()
             conn = self.connect()
             failure = self.diagnose(conn)
             if failure:
@@ -310,6 +314,25 @@ class HostRun:
             on_retry=self.note_retry,
             sleep=self.cancel.wait,
         )
+
+    def start_early(self) -> None:
+        """Start the diagnose steps that need no connection (`run.early`) now."""
+        steps = (*self.playbook.diagnose, *self.playbook.fix, *self.playbook.verify)
+        registered = {step.register for step in (*steps, *self.playbook.handlers)}
+        unconnected = Unconnected(self.host)
+        for step in self.playbook.diagnose:
+            if names_read(self.templar, step) & registered:
+                continue
+            try:
+                if not self.should_run(step):
+                    continue
+                step_type, args = self.registry[step.type], self.step_args(step)
+                if step_type.needs_host(args):
+                    continue
+            except RedmedicError:
+                continue  # reported in its turn
+            ctx = self.context(unconnected, step)
+            self.early.start(step, partial(step_type.diagnose, args, ctx))
 
     def note_retry(self, attempt: int, delay: float, error: ConnectError) -> None:
         """Tell the user (-v) that the connection is tried again, and why."""
@@ -471,8 +494,10 @@ class HostRun:
         is what is reported and registered."""
         step_type = self.registry[step.type]
         args = self.step_args(step)
-        with self.same_markers(conn, step):
-            found = step_type.diagnose(args, self.context(conn, step))
+        started, found = self.early.take(step)
+        if not started:
+            with self.same_markers(conn, step):
+                found = step_type.diagnose(args, self.context(conn, step))
         if step.phase not in ("fix", "handlers"):
             return _Outcome(step_type.registered(found), [])
         try:

@@ -146,6 +146,11 @@ class StepType(ABC, Generic[ArgsT, FoundT]):
         """
         return None
 
+    def needs_host(self, args: ArgsT) -> bool:
+        """False when `diagnose` never uses `ctx.conn` (it asks from this machine): the
+        executor then starts it while the host's connection is still being opened."""
+        return True
+
     def reads(self, args: ArgsT) -> tuple[str, ...]:
         """Files this step will read with `ctx.read_file`, known from its arguments alone.
 

@@ -105,6 +105,11 @@ class TcpProbeArgs(StepArgs):
     def _distinct(cls, value: list[Vantage]) -> list[Vantage]:
         return list(dict.fromkeys(value))
 
+    @property
+    def from_host(self) -> bool:
+        """Whether a vantage is the host's own (through the connection)."""
+        return "host" in self.vantage
+
 
 class RedisProbeArgs(TcpProbeArgs):
     password: str | None = Field(
@@ -338,6 +343,9 @@ class TcpProbe(StepType[TcpProbeArgs, Probed]):
     summary = "TCP connect to the Redis port from this machine and from the host itself."
     read_only = True
 
+    def needs_host(self, args: TcpProbeArgs) -> bool:
+        return args.from_host
+
     def diagnose(self, args: TcpProbeArgs, ctx: StepContext) -> Probed:
         return probed(
             _probe_all(
@@ -360,6 +368,9 @@ class RedisProbe(StepType[RedisProbeArgs, Probed]):
     Args = RedisProbeArgs
     summary = "PING Redis (optionally a write) from this machine and from the host itself."
     read_only = True
+
+    def needs_host(self, args: RedisProbeArgs) -> bool:
+        return args.from_host
 
     def diagnose(self, args: RedisProbeArgs, ctx: StepContext) -> Probed:
         if args.password:

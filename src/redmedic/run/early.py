@@ -1,0 +1,66 @@
+"""Steps that ask from this machine run while the host's connection is being opened.
+
+Opening an SSH connection waits for about six round trips (TCP, key exchange, login). A
+diagnose step that never uses the connection — a probe of Redis from the control machine
+(`StepType.needs_host` is False) — does not have to wait for them: it starts when the host
+does, in a thread of its own, and its answer (or its error) is taken in the step's turn,
+where it is reported as if it had run then. Only steps whose arguments and conditions read
+nothing any step registers are started early: they render the same before and after.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from redmedic.connection.base import Connection
+from redmedic.playbook import Step
+
+
+class Unconnected(Connection):
+    """The connection an early step sees: using it is a bug in its `needs_host`."""
+
+    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        raise AssertionError("a step that said it needs no host connection used it")
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Run:
+    thread: threading.Thread
+    found: object = None
+    error: BaseException | None = None
+
+
+@dataclass
+class EarlySteps:
+    """The steps of one host started ahead of their turn, by step (id)."""
+
+    runs: dict[int, _Run] = field(default_factory=dict)
+
+    def start(self, step: Step, diagnose: Callable[[], object]) -> None:
+        run = _Run(threading.Thread(target=lambda: self._run(run, diagnose), daemon=True))
+        run.thread.name = f"redmedic-early-{step.name}"[:60]
+        self.runs[id(step)] = run
+        run.thread.start()
+
+    @staticmethod
+    def _run(run: _Run, diagnose: Callable[[], object]) -> None:
+        try:
+            run.found = diagnose()
+        except BaseException as exc:  # handed to the step's turn, raised there
+            run.error = exc
+
+    def take(self, step: Step) -> tuple[bool, object]:
+        """(True, what diagnose found) if `step` was started early (raising what it raised);
+        (False, None) if not. A step is taken once: if it runs again, it runs afresh."""
+        run = self.runs.pop(id(step), None)
+        if run is None:
+            return False, None
+        run.thread.join()
+        if run.error is not None:
+            raise run.error
+        return True, run.found
