@@ -410,3 +410,43 @@ def test_a_probe_from_this_machine_runs_while_the_connection_opens(tmp_path: Pat
     assert accepted and opened and accepted[0] < opened[0]
     done = [e.step for e in events if isinstance(e, StepDone)]
     assert done == ["From here", "Then the host"]
+
+
+class SlowConnection(LocalConnection):
+    """A real local connection whose every exec takes half a second, and says when it ran."""
+
+    spans: ClassVar[list[tuple[float, float]]] = []
+
+    def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
+        start = time.monotonic()
+        time.sleep(0.5)
+        done = super()._exec(command, stdin, timeout)
+        SlowConnection.spans.append((start, time.monotonic()))
+        return done
+
+
+def test_independent_reads_of_the_host_share_their_wait(tmp_path: Path) -> None:
+    # Given two diagnose steps that each read the host and need nothing from each other,
+    # when I run them on a slow host, then their reads are under way at the same time, and
+    # each is reported in its turn.
+    playbook = tmp_path / "both.yaml"
+    playbook.write_text(
+        "name: both\nhosts: all\ndiagnose:\n"
+        "  - {name: First, tcp_probe: {port: 9, vantage: [host], timeout: 1}}\n"
+        "  - {name: Second, tcp_probe: {port: 10, vantage: [host], timeout: 1}}\n"
+    )
+    SlowConnection.spans.clear()
+    events: list[object] = []
+    result = run_playbook(
+        load_playbook(playbook, builtin_step_types()),
+        [Host("box", "127.0.0.1", connection="local")],
+        RunOptions(check=True),
+        registry=builtin_step_types(),
+        reporter=events.append,
+        connector=lambda h, options: SlowConnection(h, options),
+    )
+    assert result.hosts[0].status.value in ("ok", "failed"), result.hosts[0].message
+    first, second = sorted(SlowConnection.spans)
+    assert second[0] < first[1]  # the second read began before the first had come back
+    done = [e.step for e in events if isinstance(e, StepDone)]
+    assert done == ["First", "Second"]

@@ -1,11 +1,14 @@
-"""Steps that ask from this machine run while the host's connection is being opened.
+"""Diagnose steps that wait for no other step start at once, each in a thread of its own.
 
-Opening an SSH connection waits for about six round trips (TCP, key exchange, login). A
-diagnose step that never uses the connection — a probe of Redis from the control machine
-(`StepType.needs_host` is False) — does not have to wait for them: it starts when the host
-does, in a thread of its own, and its answer (or its error) is taken in the step's turn,
-where it is reported as if it had run then. Only steps whose arguments and conditions read
-nothing any step registers are started early: they render the same before and after.
+Opening an SSH connection waits for about six round trips (TCP, key exchange, login), and
+each remote read for one or more. A diagnose step that never uses the connection — a probe
+of Redis from the control machine (`StepType.needs_host` is False) — starts when the host
+does, while the connection opens; once it is open, the other steps no batch takes start
+too, so a tunnelled probe and the facts exec share their round trips (one SSH connection
+carries many channels at once). Each answer (or error) is taken in the step's turn, where
+it is reported as if the step had run then. Only steps whose arguments and conditions read
+nothing any step registers start early: they render the same before and in their turn, and
+diagnose steps only read the host, so their order does not change what they find.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class EarlySteps:
             run.found = diagnose()
         except BaseException as exc:  # handed to the step's turn, raised there
             run.error = exc
+
+    def started(self, step: Step) -> bool:
+        return id(step) in self.runs
 
     def take(self, step: Step) -> tuple[bool, object]:
         """(True, what diagnose found) if `step` was started early (raising what it raised);

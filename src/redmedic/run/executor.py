@@ -235,8 +235,9 @@ class HostRun:
         conn: Connection | None = None
         try:
             self.load_variables()
-            self.start_early()
+            self.start_early(None)
             conn = self.connect()
+            self.start_early(conn)
             failure = self.diagnose(conn)
             if failure:
                 conn.close()
@@ -315,23 +316,29 @@ class HostRun:
             sleep=self.cancel.wait,
         )
 
-    def start_early(self) -> None:
-        """Start the diagnose steps that need no connection (`run.early`) now."""
+    def start_early(self, conn: Connection | None) -> None:
+        """Start the diagnose steps that wait for no other step (`run.early`): before the
+        connection opens (conn None) those that need none, once it is open the others that
+        no batch takes (a batch is one round trip for its steps already)."""
         steps = (*self.playbook.diagnose, *self.playbook.fix, *self.playbook.verify)
         registered = {step.register for step in (*steps, *self.playbook.handlers)}
-        unconnected = Unconnected(self.host)
         for step in self.playbook.diagnose:
-            if names_read(self.templar, step) & registered:
+            if self.early.started(step) or names_read(self.templar, step) & registered:
                 continue
             try:
                 if not self.should_run(step):
                     continue
-                step_type, args = self.registry[step.type], self.step_args(step)
-                if step_type.needs_host(args):
+                step_type = self.registry[step.type]
+                if not step_type.may_start_early:
+                    continue
+                args = self.step_args(step)
+                if conn is None and step_type.needs_host(args):
+                    continue
+                if conn is not None and step_type.batch_command(args) is not None:
                     continue
             except RedmedicError:
                 continue  # reported in its turn
-            ctx = self.context(unconnected, step)
+            ctx = self.context(conn or Unconnected(self.host), step)
             self.early.start(step, partial(step_type.diagnose, args, ctx))
 
     def note_retry(self, attempt: int, delay: float, error: ConnectError) -> None:

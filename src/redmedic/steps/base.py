@@ -146,9 +146,14 @@ class StepType(ABC, Generic[ArgsT, FoundT]):
         """
         return None
 
+    # True when `diagnose` reads only its arguments and the host (never `ctx.vars`): the
+    # executor may then start it before its turn, when its arguments and conditions read
+    # nothing any step registers (`run/early.py`).
+    may_start_early: ClassVar[bool] = False
+
     def needs_host(self, args: ArgsT) -> bool:
-        """False when `diagnose` never uses `ctx.conn` (it asks from this machine): the
-        executor then starts it while the host's connection is still being opened."""
+        """False when `diagnose` never uses `ctx.conn` (it asks from this machine): a step
+        that may start early then starts while the host's connection is being opened."""
         return True
 
     def reads(self, args: ArgsT) -> tuple[str, ...]:

@@ -340,6 +340,7 @@ class TcpProbe(StepType[TcpProbeArgs, Probed]):
 
     name = "tcp_probe"
     Args = TcpProbeArgs
+    may_start_early = True
     summary = "TCP connect to the Redis port from this machine and from the host itself."
     read_only = True
 
@@ -366,6 +367,7 @@ class RedisProbe(StepType[RedisProbeArgs, Probed]):
 
     name = "redis_probe"
     Args = RedisProbeArgs
+    may_start_early = True
     summary = "PING Redis (optionally a write) from this machine and from the host itself."
     read_only = True
 

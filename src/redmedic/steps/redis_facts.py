@@ -166,6 +166,7 @@ class RedisFacts(StepType[RedisFactsArgs, Gathered]):
     """
 
     name = "redis_facts"
+    may_start_early = True
     Args = RedisFactsArgs
     summary = "Gather a Redis host's state (unit, process, config, sockets, limits, logs) at once."
     read_only = True
