@@ -30,6 +30,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from bench.latency import Link, free_address, running_forwarder  # noqa: E402
 from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult  # noqa: E402
 from redmedic.redis.probes.redis import PROBE_KEY_PREFIX, redis_probe  # noqa: E402
 from redmedic.redis.probes.tcp import tcp_probe  # noqa: E402
@@ -125,6 +126,27 @@ def test_a_password_sent_to_a_server_without_one_is_ok_and_says_so_on_one_connec
     assert clients == 1
     assert leftovers == []
     assert_no_password(result)
+
+
+def test_a_probe_over_a_slow_network_waits_for_the_connect_and_one_round_trip() -> None:
+    """Given 50 ms of RTT between here and the server (the benchmark's forwarder, which
+    counts turns: bytes sent, then bytes answered), a write probe with a needless password
+    is one connection and one turn: its commands leave together. It used to take two
+    connections and four turns (AUTH; then PING, SET, DEL), 6 RTT instead of 2."""
+    rtt = 0.05
+    with running_redis() as server:
+        address = next(free_address(server.port))
+        link = Link("redis", address, server.port, server.host, server.port)
+        with running_forwarder([link], rtt) as forwarder:
+            result = redis_probe(address, server.port, password=PASSWORD, write=True)
+            deadline = time.monotonic() + 10.0
+            while (forwarder.open or not forwarder.closed) and time.monotonic() < deadline:
+                time.sleep(0.01)  # a connection is recorded once both sides have closed
+            turns = [seen.turns for seen in forwarder.closed]
+
+    assert result.outcome is ProbeOutcome.OK, result
+    assert turns == [1]
+    assert result.elapsed_ms >= 2 * rtt * 1000
 
 
 # --- the network layer ---------------------------------------------------------------
