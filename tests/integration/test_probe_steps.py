@@ -10,16 +10,19 @@ operator sees when running a playbook; the pure rules behind them are tested at 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redmedic.cli import main
-from redmedic.connection import LocalConnection
+from redmedic.connection import ConnectOptions, LocalConnection, connect
 from redmedic.model.inventory import Host
 from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult
 from redmedic.steps.probe import (
+    RedisProbe,
+    RedisProbeArgs,
     classify_host_connect,
     explain_tunnel_failure,
     findings_for,
@@ -27,7 +30,8 @@ from redmedic.steps.probe import (
     probe_result,
     probed,
 )
-from tests.integration.test_probes import fill_past_maxmemory
+from redmedic.testing import step_context
+from tests.integration.test_probes import accepted, client, fill_past_maxmemory
 from tests.support.loopback import LoginUser, SshdHost, SshSession
 from tests.support.redis_server import RedisServer, free_port, running_redis
 
@@ -153,6 +157,41 @@ def test_a_full_server_answers_ping_but_the_write_probe_finds_oom(play: Any) -> 
     (line,) = output_of(events)
     assert line.startswith(f"host 127.0.0.1:{server.port} oom: writes refused: OOM command")
     assert causes(events) == ["oom"]
+
+
+def test_a_probe_through_the_tunnel_waits_for_two_round_trips_on_one_connection(
+    ssh_host: Host, ssh_options: ConnectOptions
+) -> None:
+    """Given a Redis without a password, and an inventory that gives one, when the host
+    probe writes, then the server sees one client and the SSH connection one tunnel.
+
+    This used to be the costliest probe: AUTH refused, then a second tunnel and client to
+    retry without the password (8 turns, 6 waited for). Now the turns on the SSH socket
+    are the tunnel's open and the pipelined AUTH, PING, SET, DEL (both waited for), and
+    the tunnel's close, which sshd answers while the run goes on (so it is waited for
+    here, bounded, before counting)."""
+    with (
+        running_redis() as server,
+        client(server) as check,
+        connect(ssh_host, ssh_options) as conn,
+    ):
+        args = RedisProbeArgs(port=server.port, password=PASSWORD, write=True, vantage=["host"])
+        before, channels = accepted(check), conn.traffic.channels
+        conn.traffic.phase = "probe"
+        found = RedisProbe().diagnose(args, step_context(conn))
+        deadline = time.monotonic() + 10.0
+        while conn.traffic.trips.get("probe", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        turns, opened = conn.traffic.trips["probe"], conn.traffic.channels - channels
+        clients = accepted(check) - before
+
+    seen = found.results["host"]
+    assert seen.outcome is ProbeOutcome.OK, seen
+    assert seen.detail == (
+        "PONG; probe key written and deleted; "
+        "the server has no password configured (AUTH not needed)"
+    )
+    assert (clients, opened, turns) == (1, 1, 3)
 
 
 def test_a_probe_in_verify_fails_the_host_with_rc_1(play: Any) -> None:

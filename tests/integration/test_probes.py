@@ -11,26 +11,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from redis.connection import DefaultParser
 
 # The repository root is not on sys.path when pytest runs from the venv's script.
 _REPO_ROOT = str(Path(__file__).resolve().parents[2])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from bench.latency import Link, free_address, running_forwarder  # noqa: E402
 from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult  # noqa: E402
-from redmedic.redis.probes.redis import PROBE_KEY_PREFIX, classify_redis_error, redis_probe  # noqa: E402
+from redmedic.redis.probes.redis import PROBE_KEY_PREFIX, redis_probe  # noqa: E402
 from redmedic.redis.probes.tcp import tcp_probe  # noqa: E402
 from tests.support.redis_server import (  # noqa: E402
     HOST,
@@ -55,6 +57,12 @@ def assert_no_password(*results: ProbeResult) -> None:
 
 def client(server: RedisServer, password: str | None = None) -> redis.Redis:
     return redis.Redis(host=server.host, port=server.port, password=password, protocol=2)
+
+
+def accepted(check: redis.Redis) -> int:
+    """How many clients the server has accepted so far; asked on ``check``'s one held
+    connection, so asking again adds none."""
+    return int(check.info("stats")["total_connections_received"])
 
 
 # --- the healthy cases -------------------------------------------------------------
@@ -101,13 +109,44 @@ def test_an_acl_user_with_the_right_password_gets_a_pong() -> None:
     assert_no_password(result)
 
 
-def test_a_password_sent_to_a_server_without_one_is_ok_and_says_so() -> None:
-    with running_redis() as server:
-        result = redis_probe(server.host, server.port, password=PASSWORD)
+def test_a_password_sent_to_a_server_without_one_is_ok_and_says_so_on_one_connection() -> None:
+    """The server refuses the AUTH and answers the PING, SET and DEL sent behind it: those
+    are what a client without a password gets, so no second connection asks again."""
+    with running_redis() as server, client(server) as check:
+        before = accepted(check)
+        result = redis_probe(server.host, server.port, password=PASSWORD, write=True)
+        clients = accepted(check) - before
+        leftovers = check.keys(PROBE_KEY_PREFIX + "*")
 
     assert result.outcome is ProbeOutcome.OK, result
-    assert "no password configured" in result.detail
+    assert result.detail == (
+        "PONG; probe key written and deleted; "
+        "the server has no password configured (AUTH not needed)"
+    )
+    assert clients == 1
+    assert leftovers == []
     assert_no_password(result)
+
+
+def test_a_probe_over_a_slow_network_waits_for_the_connect_and_one_round_trip() -> None:
+    """Given 50 ms of RTT between here and the server (the benchmark's forwarder, which
+    counts turns: bytes sent, then bytes answered), a write probe with a needless password
+    is one connection and one turn: its commands leave together. It used to take two
+    connections and four turns (AUTH; then PING, SET, DEL), 6 RTT instead of 2."""
+    rtt = 0.05
+    with running_redis() as server:
+        address = next(free_address(server.port))
+        link = Link("redis", address, server.port, server.host, server.port)
+        with running_forwarder([link], rtt) as forwarder:
+            result = redis_probe(address, server.port, password=PASSWORD, write=True)
+            deadline = time.monotonic() + 10.0
+            while (forwarder.open or not forwarder.closed) and time.monotonic() < deadline:
+                time.sleep(0.01)  # a connection is recorded once both sides have closed
+            turns = [seen.turns for seen in forwarder.closed]
+
+    assert result.outcome is ProbeOutcome.OK, result
+    assert turns == [1]
+    assert result.elapsed_ms >= 2 * rtt * 1000
 
 
 # --- the network layer ---------------------------------------------------------------
@@ -224,11 +263,15 @@ def test_a_password_protected_server_probed_without_one_is_auth_required() -> No
 
 
 def test_a_wrong_password_is_auth_failed_and_never_echoed() -> None:
+    """The write probe's SET went out with the refused AUTH, and was refused too."""
     with running_redis("--requirepass", "the-real-one") as server:
-        result = redis_probe(server.host, server.port, password=PASSWORD)
+        result = redis_probe(server.host, server.port, password=PASSWORD, write=True)
+        with client(server, "the-real-one") as check:
+            sets = check.info("commandstats").get("cmdstat_set", {}).get("calls", 0)
 
     assert result.outcome is ProbeOutcome.AUTH_FAILED, result
     assert result.detail.startswith("WRONGPASS")
+    assert sets == 0
     assert_no_password(result)
 
 
@@ -293,10 +336,17 @@ def test_a_full_server_answers_ping_but_the_write_probe_finds_oom() -> None:
         fill_past_maxmemory(server)
         read_only = redis_probe(server.host, server.port)
         written = redis_probe(server.host, server.port, write=True)
+        needless_password = redis_probe(server.host, server.port, password=PASSWORD, write=True)
 
     assert read_only.ok, "PING alone cannot see a full memory"
-    assert written.outcome is ProbeOutcome.OOM, written
-    assert "OOM command not allowed when used memory > 'maxmemory'" in written.detail
+    for result in (written, needless_password):
+        assert result.outcome is ProbeOutcome.OOM, result
+        assert result.detail.startswith(
+            "writes refused: OOM command not allowed when used memory > 'maxmemory'"
+        )
+    assert needless_password.detail.endswith(
+        "; the server has no password configured (AUTH not needed)"
+    )
 
 
 def test_a_server_loading_its_dataset_is_loading(tmp_path: Path) -> None:
@@ -364,33 +414,56 @@ def test_tls_spoken_to_a_plaintext_port_is_tls() -> None:
 # --- protected mode ------------------------------------------------------------------
 
 
-def first_reply_from(server: RedisServer, source: str) -> str:
-    """What the server sends a client from ``source`` before it closes, read to EOF."""
-    with socket.socket() as sock:
-        sock.settimeout(2.0)
-        sock.bind((source, 0))
-        sock.connect((server.host, server.port))
-        chunks = []
-        while chunk := sock.recv(4096):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
+@contextlib.contextmanager
+def relay_from(source: str, server: RedisServer) -> Iterator[int]:
+    """A loopback port whose one connection reaches ``server`` from ``source``.
+
+    To Redis the relayed client is not local, so it meets protected mode as a remote
+    client does, while redis_probe itself still connects to loopback. Bytes are copied
+    as they come, both ways, until either side closes; every wait is bounded."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        listener.settimeout(10.0)
+        relay = threading.Thread(target=_relay_one, args=(listener, source, server))
+        relay.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            relay.join(timeout=15.0)
+
+
+def _relay_one(listener: socket.socket, source: str, server: RedisServer) -> None:
+    with contextlib.suppress(OSError):
+        accepted_client, _ = listener.accept()
+        with (
+            accepted_client as near,
+            socket.create_connection((server.host, server.port), 5.0, (source, 0)) as far,
+        ):
+            while True:
+                ready, _, _ = select.select([near, far], [], [], 5.0)
+                if not ready:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    (far if sock is near else near).sendall(data)
 
 
 def test_protected_mode_denial_from_a_real_server_is_protected_mode() -> None:
-    """Redis 7.0 treats only 127.0.0.1 and ::1 as local, so a client bound to 127.0.0.2
-    gets the real DENIED reply without leaving loopback. redis_probe cannot choose its
-    source address, so this checks the real text through redis-py's own parser."""
+    """Redis 7.0 treats only 127.0.0.1 and ::1 as local; redis_probe cannot choose its
+    source address, so a relay connects from 127.0.0.2. The probe's pipelined commands
+    meet the server's DENIED and its close."""
     with running_redis("--protected-mode", "yes") as server:
         try:
-            reply = first_reply_from(server, source="127.0.0.2")
+            socket.create_connection((HOST, server.port), 2.0, ("127.0.0.2", 0)).close()
         except OSError as exc:
             pytest.skip(f"cannot use 127.0.0.2 as a source address: {exc}")
+        with relay_from("127.0.0.2", server) as port:
+            remote = redis_probe(HOST, port, password=PASSWORD, write=True)
         from_loopback = redis_probe(server.host, server.port)
 
-    assert reply.startswith("-DENIED Redis is running in protected mode"), reply
-    parsed = DefaultParser.parse_error(reply[1:].rstrip("\r\n"))  # type: ignore[no-untyped-call]
-    outcome, detail = classify_redis_error(parsed)
-    assert type(parsed) is redis.exceptions.ResponseError
-    assert outcome is ProbeOutcome.PROTECTED_MODE
-    assert detail.startswith("DENIED")
+    assert remote.outcome is ProbeOutcome.PROTECTED_MODE, remote
+    assert remote.detail.startswith("DENIED Redis is running in protected mode"), remote
     assert from_loopback.ok, "protected mode never blocks 127.0.0.1"

@@ -29,7 +29,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.utils import format_error_message
 
 from redmedic.redis.probes.outcome import ProbeOutcome, ProbeResult, one_line, redact
-from redmedic.redis.probes.redis import classify_redis_error, redis_probe, server_text
+from redmedic.redis.probes.redis import (
+    classify_redis_error,
+    probe_commands,
+    redis_probe,
+    server_text,
+)
 from redmedic.redis.probes.tcp import tcp_probe
 
 # Redis 7.0.15's reply to a non-loopback client, verbatim (captured from a live server).
@@ -133,6 +138,19 @@ def test_auth_sent_to_a_server_without_a_password_is_ok_with_a_note() -> None:
     assert isinstance(exc, AuthenticationError)
     assert outcome is ProbeOutcome.OK
     assert "no password configured" in detail
+
+
+def test_the_probe_pipeline_puts_auth_first_and_the_write_last() -> None:
+    """All of it leaves in one write; the replies come back in this order."""
+    assert probe_commands(None, None, None) == [("PING",)]
+    assert probe_commands("pw", None, None) == [("AUTH", "pw"), ("PING",)]
+    assert probe_commands("pw", "prober", "k") == [
+        ("AUTH", "prober", "pw"),
+        ("PING",),
+        ("SET", "k", "1", "PX", 10_000),
+        ("DEL", "k"),
+    ]
+    assert probe_commands(None, "prober", "k")[0] == ("PING",), "no AUTH without a password"
 
 
 @pytest.mark.parametrize(

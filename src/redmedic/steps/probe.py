@@ -13,10 +13,12 @@ How `host` is reached, and why:
 
 * `redis_probe` speaks Redis through the connection's tunnel (`conn.forward`, an SSH
   direct-tcpip channel), so the same redis-py probe and classification serve both
-  vantages. A tunnel whose target refuses is accepted locally and then closed, which
-  redis-py reports as "closed by server" or "connection reset" — indistinguishable from a
-  refusal, or from sshd refusing to forward at all. So when the tunnel gets no Redis
-  reply, one TCP connect run on the host itself names the cause.
+  vantages. A probe costs one channel: its open and the probe's one pipelined exchange
+  are the two round trips it waits for. A tunnel whose target refuses is accepted
+  locally and then closed, which redis-py reports as "closed by server" or "connection
+  reset" — indistinguishable from a refusal, or from sshd refusing to forward at all.
+  So when the tunnel gets no Redis reply, one TCP connect run on the host itself names
+  the cause.
 * `tcp_probe` runs that on-host connect directly: through a tunnel every TCP connect
   "succeeds" (the local end accepts before the remote end is tried), so only a command on
   the host can say whether the port takes connections.

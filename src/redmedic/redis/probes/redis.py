@@ -4,6 +4,12 @@ The probe speaks to the server exactly once, on one connection, with redis-py's
 retries disabled, so a verdict costs at most a few ``timeout`` periods and every
 failure is the server's first answer rather than a retry's. Choices that matter:
 
+* One round trip: AUTH, PING (and SET, DEL) leave in one write and their replies are
+  read in order (a pipeline), because at 50 ms RTT every reply waited for costs 50 ms,
+  on the way from this machine as through the host's SSH tunnel. The first error reply
+  is the verdict, with one exception: AUTH refused because the server has no password.
+  Redis answers every command it was sent, so the PING, SET and DEL behind that AUTH
+  are the answers a client without a password gets: no second connection asks again.
 * A bare :class:`redis.connection.Connection`, not a ``Redis`` client. The client's
   pool checks a fresh socket for unread data and, finding the error a server sends
   on accept (``-DENIED``, ``-ERR max number of clients reached``), throws the text
@@ -12,7 +18,9 @@ failure is the server's first answer rather than a retry's. Choices that matter:
   <password>`` succeeds silently on a server without a password and turns NOAUTH into
   a long "HELLO must be called..." text; plain ``AUTH`` reports both as the classic
   messages (and works on servers older than 6.0, which lack HELLO).
-* No ``CLIENT SETINFO`` (``driver_info=None``): one less round trip, one less error.
+* The connection itself sends nothing: no ``CLIENT SETINFO`` (``driver_info=None``),
+  and no credentials, because redis-py's ``connect()`` would send AUTH and wait for
+  its reply; the probe sends AUTH itself, at the head of the pipeline.
 * TLS certificates are not verified: the question is "does this port talk TLS and
   Redis", not "is the certificate trusted", which is a separate check.
 
@@ -29,12 +37,15 @@ import secrets
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, cast
 
+from redis._parsers import _RESP2Parser
 from redis.backoff import NoBackoff
 from redis.connection import Connection, SSLConnection
 from redis.exceptions import (
+    AuthenticationWrongNumberOfArgsError,
     BusyLoadingError,
     InvalidResponse,
     MaxConnectionsError,
@@ -226,15 +237,23 @@ def _is_tls_handshake_timeout(exc: BaseException) -> bool:
     )
 
 
+Command = tuple[str | int, ...]
+"""One Redis command: its name, then its arguments."""
+
+# What the probe catches: redis-py's errors, the socket's, and the IDNA codec's.
+_FAILURES = (RedisError, OSError, UnicodeError)
+
+
 class _Wire(Protocol):
-    """The four calls the probe makes on a redis-py connection, typed.
+    """The calls the probe makes on a redis-py connection, typed.
 
     redis-py leaves these methods unannotated; naming them here keeps the rest of
     the module checked by mypy --strict.
     """
 
     def connect(self) -> None: ...
-    def send_command(self, *args: str | int) -> None: ...
+    def pack_commands(self, commands: Sequence[Command]) -> list[bytes]: ...
+    def send_packed_command(self, command: list[bytes], check_health: bool = ...) -> None: ...
     def read_response(self) -> object: ...
     def disconnect(self) -> None: ...
 
@@ -250,28 +269,38 @@ class _Target:
     timeout: float
     tls: bool
 
-    def without_password(self) -> _Target:
-        return replace(self, password=None, username=None)
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What one exchange got: its first failure (None: every reply was fine), and
+    whether AUTH was refused only because the server has no password configured."""
+
+    failure: BaseException | None
+    auth_not_needed: bool = False
 
 
 def _probe(target: _Target, write: bool) -> tuple[ProbeOutcome, str]:
-    failure = _exchange(target, write)
+    answer = _exchange(target, write)
+    if target.username and isinstance(answer.failure, AuthenticationWrongNumberOfArgsError):
+        # Redis < 6.0 knows no user names: AUTH with the password alone, as redis-py does.
+        return _probe(replace(target, username=None), write)
+    outcome, detail = _verdict(target, write, answer.failure)
+    if answer.auth_not_needed:
+        return outcome, f"{detail}; {_NO_PASSWORD_NOTE}"
+    return outcome, detail
+
+
+def _verdict(
+    target: _Target, write: bool, failure: BaseException | None
+) -> tuple[ProbeOutcome, str]:
     if failure is None:
         return ProbeOutcome.OK, "PONG; probe key written and deleted" if write else "PONG"
     outcome, detail = classify_redis_error(failure)
-    if target.password and _says_no_password_configured(server_text(failure)):
-        return _retry_without_password(target, write)
     if not target.tls and _wrong_protocol_suspected(failure, outcome):
         return _refine_plaintext_failure(target, outcome, detail)
     if target.tls and _is_tls_handshake_timeout(failure):
         return _refine_tls_handshake_timeout(target, outcome, detail)
     return outcome, detail
-
-
-def _retry_without_password(target: _Target, write: bool) -> tuple[ProbeOutcome, str]:
-    """The server has no password: check it really answers without one, and say so."""
-    outcome, detail = _probe(target.without_password(), write)
-    return outcome, f"{detail}; {_NO_PASSWORD_NOTE}"
 
 
 def _wrong_protocol_suspected(failure: BaseException, outcome: ProbeOutcome) -> bool:
@@ -306,35 +335,88 @@ def _refine_tls_handshake_timeout(
     return outcome, detail
 
 
-def _exchange(target: _Target, write: bool) -> BaseException | None:
-    """Connect, PING, optionally SET+DEL; return the first failure instead of raising."""
+def probe_commands(
+    password: str | None, username: str | None, write_key: str | None
+) -> list[Command]:
+    """The probe's pipeline, in order: AUTH (with a password; the user name only with
+    one), PING, and with ``write_key`` a SET that expires on its own, then its DEL."""
+    commands: list[Command] = []
+    if password:
+        commands.append(("AUTH", username, password) if username else ("AUTH", password))
+    commands.append(("PING",))
+    if write_key:
+        commands += [("SET", write_key, "1", "PX", _PROBE_KEY_TTL_MS), ("DEL", write_key)]
+    return commands
+
+
+def _exchange(target: _Target, write: bool) -> _Answer:
+    """Connect, send every command in one write, read the replies: one round trip.
+
+    Returns the first failure instead of raising it.
+    """
+    key = PROBE_KEY_PREFIX + secrets.token_hex(8) if write else None
+    commands = probe_commands(target.password, target.username, key)
     conn = _connection(target)
     try:
         conn.connect()
-        _command(conn, "PING")
-        if write:
-            key = PROBE_KEY_PREFIX + secrets.token_hex(8)
-            _command(conn, "SET", key, "1", "PX", _PROBE_KEY_TTL_MS)
-            _command(conn, "DEL", key)
-    except (RedisError, OSError, UnicodeError) as exc:
-        return exc
+        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        return _read_replies(conn, commands)
+    except _FAILURES as exc:
+        return _Answer(exc)
     finally:
         conn.disconnect()
-    return None
+
+
+def _read_replies(conn: _Wire, commands: Sequence[Command]) -> _Answer:
+    """One reply per command, in order, up to the first failure."""
+    auth_not_needed = False
+    for command in commands:
+        try:
+            conn.read_response()
+        except _FAILURES as exc:
+            if command[0] == "AUTH" and _says_no_password_configured(server_text(exc)):
+                auth_not_needed = True
+                continue
+            return _Answer(exc, auth_not_needed)
+    return _Answer(None, auth_not_needed)
+
+
+_ERR_CLASSES = cast("dict[str, type[RedisError]]", _RESP2Parser.EXCEPTION_CLASSES["ERR"])
+_EXCEPTION_CLASSES = {
+    **_RESP2Parser.EXCEPTION_CLASSES,
+    "ERR": {
+        text: error
+        for text, error in _ERR_CLASSES.items()
+        if not _says_no_password_configured(text)
+    },
+}
+
+
+class _PipelineParser(_RESP2Parser):
+    """redis-py's RESP2 parser, except that "AUTH ... without any password configured"
+    is an error reply like any other: returned by the parser, then raised by
+    ``read_response`` once its line is consumed.
+
+    redis-py maps that reply to AuthenticationError, a ConnectionError, which its parser
+    raises at once and rewinds its buffer for: every later read would get the same
+    reply again, and the PING, SET and DEL behind the AUTH could never be read.
+    """
+
+    EXCEPTION_CLASSES = _EXCEPTION_CLASSES
 
 
 def _connection(target: _Target) -> _Wire:
-    """One redis-py connection: no retries, RESP2, no CLIENT SETINFO, bounded waits."""
+    """One redis-py connection that sends nothing on connect: no credentials (AUTH is
+    the pipeline's first command), no retries, RESP2, no CLIENT SETINFO, bounded waits."""
     if target.tls:
         return SSLConnection(
             host=target.host,
             port=target.port,
-            password=target.password,
-            username=target.username,
             socket_timeout=target.timeout,
             socket_connect_timeout=target.timeout,
             retry=Retry(NoBackoff(), 0),
             protocol=2,
+            parser_class=_PipelineParser,
             driver_info=None,
             ssl_cert_reqs="none",
             ssl_check_hostname=False,
@@ -342,19 +424,13 @@ def _connection(target: _Target) -> _Wire:
     return Connection(  # type: ignore[no-untyped-call]  # redis-py: untyped __init__
         host=target.host,
         port=target.port,
-        password=target.password,
-        username=target.username,
         socket_timeout=target.timeout,
         socket_connect_timeout=target.timeout,
         retry=Retry(NoBackoff(), 0),
         protocol=2,
+        parser_class=_PipelineParser,
         driver_info=None,
     )
-
-
-def _command(conn: _Wire, *args: str | int) -> None:
-    conn.send_command(*args)
-    conn.read_response()
 
 
 def _speaks_tls(host: str, port: int, timeout: float) -> bool:
