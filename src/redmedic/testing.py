@@ -15,18 +15,10 @@ than its author expected. Every round trip is recorded too (a batch of commands 
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redmedic.connection.base import (
-    ENCODING,
-    ERRORS,
-    SCRIPT_READER,
-    CommandResult,
-    Connection,
-)
+from redmedic.connection.base import ENCODING, ERRORS, CommandResult, Connection, _Become
 from redmedic.connection.scripts import MARK
 from redmedic.model.inventory import Host
 from redmedic.model.templating import Templar
@@ -35,8 +27,6 @@ from redmedic.steps.base import StepContext
 
 Reply = tuple[int, str, str]
 
-_SCRIPT_SENT = re.compile(rb"redmedic-script (\d+)\n")
-
 
 class ScriptedConnection(Connection):
     """A connection whose commands are answered from `script` (first matching substring).
@@ -44,7 +34,7 @@ class ScriptedConnection(Connection):
     `commands` records every command in the order it ran (as the step wrote it, never a
     sudo wrapper) and `round_trips` the commands each exec carried: one for `run`, all of
     them for a `run_many` batch. An empty script makes a connection for steps that must
-    read no host.
+    read no host. The scripted host is a root login: a command with become runs as it is.
     """
 
     def __init__(self, script: Mapping[str, Reply] | None = None, host: Host | None = None) -> None:
@@ -52,13 +42,9 @@ class ScriptedConnection(Connection):
         self.script = dict(script or {})
         self.commands: list[str] = []
         self.round_trips: list[list[str]] = []
+        self._become = _Become.SELF  # what a root login's first become finds out
 
     def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
-        sent = _SCRIPT_SENT.search(stdin) if SCRIPT_READER in command else None
-        if sent:  # sudo's command came on stdin: record it as what the host runs
-            start = sent.end()
-            script = stdin[start : start + int(sent[1])].decode(ENCODING, ERRORS)
-            command = command.replace(shlex.quote(SCRIPT_READER), shlex.quote(script))
         self.round_trips.append([command])
         return self._answer(command)
 
@@ -66,8 +52,6 @@ class ScriptedConnection(Connection):
         self, commands: Sequence[str], *, become: bool = False, timeout: float | None = None
     ) -> list[CommandResult]:
         """Every command answered from the script, in ONE round trip (as on a real host)."""
-        if become:
-            self._become_mode()
         self.round_trips.append(list(commands))
         results = []
         for command in commands:

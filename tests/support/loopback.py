@@ -19,6 +19,8 @@ What it owns:
   printed: concurrent processes share it through a root-only file removed with the last
   lease.
 * ``ensure_other_user()`` -- a second local account ``redmedic-t2`` (no login), to become.
+* ``nopasswd_user()`` -- a third one, ``redmedic-t3``, that the login user may become without
+  a password (its own sudoers drop-in, removed when the context ends).
 * ``SshSession`` -- per test session: a client ed25519 key pair, an ``authorized_keys`` file
   for it (in a per-session directory sshd can read as the user), and ``start_sshd()`` to
   start any number of daemons, each with its own host key, address and log file, stopped by
@@ -166,15 +168,21 @@ def _unlock_account(password: str) -> None:
     """Give TEST_USER `password` (on chpasswd's stdin, never argv) and its sudoers rule."""
     _run(["chpasswd"], stdin=f"{TEST_USER}:{password}\n".encode())
     _run(["usermod", "--expiredate", "", TEST_USER])
-    if not SUDOERS_FILE.exists() or SUDOERS_FILE.read_text() != _SUDOERS_TEXT:
-        draft = SUDOERS_FILE.with_name(".redmedic-test-login.draft")
-        draft.write_text(_SUDOERS_TEXT)
-        os.chmod(draft, 0o440)
-        try:
-            _run(["visudo", "-cf", str(draft)])
-            os.replace(draft, SUDOERS_FILE)
-        finally:
-            draft.unlink(missing_ok=True)
+    _install_sudoers(SUDOERS_FILE, _SUDOERS_TEXT)
+
+
+def _install_sudoers(path: Path, text: str) -> None:
+    """Make the sudoers drop-in `path` hold `text`, checked by visudo before it counts."""
+    if path.exists() and path.read_text() == text:
+        return
+    draft = path.with_name(f".{path.name}.draft")  # sudo skips names with a dot
+    draft.write_text(text)
+    os.chmod(draft, 0o440)
+    try:
+        _run(["visudo", "-cf", str(draft)])
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 def _shared_password() -> str:
@@ -248,6 +256,14 @@ def release_test_user() -> None:
 
 OTHER_USER = "redmedic-t2"
 OTHER_HOME = STATE_DIR / "other-home"
+NOPASSWD_USER = "redmedic-t3"
+NOPASSWD_HOME = STATE_DIR / "nopasswd-home"
+NOPASSWD_SUDOERS = Path("/etc/sudoers.d/redmedic-test-nopasswd")
+_NOPASSWD_TEXT = f"""\
+# Written by redmedic's test fixtures (tests/support/loopback.py, nopasswd_user): the
+# tier-1 login user may become {NOPASSWD_USER} without a password, while a test needs it.
+{TEST_USER} ALL=({NOPASSWD_USER}) NOPASSWD: ALL
+"""
 
 
 def ensure_other_user() -> LoginUser:
@@ -256,19 +272,40 @@ def ensure_other_user() -> LoginUser:
 
     Its home is private (0700) so a file there can only be read as that user or root.
     """
+    return _service_account(OTHER_USER, OTHER_HOME)
+
+
+@contextlib.contextmanager
+def nopasswd_user() -> Iterator[LoginUser]:
+    """NOPASSWD_USER, a third account that cannot log in, which TEST_USER may become
+    without a password (sudo NOPASSWD) while the context lasts.
+
+    Its rule is a drop-in of its own, removed on exit: other runs' fixtures rewrite
+    SUDOERS_FILE as their version has it, and become tests elsewhere expect a password.
+    """
+    user = _service_account(NOPASSWD_USER, NOPASSWD_HOME)
+    _install_sudoers(NOPASSWD_SUDOERS, _NOPASSWD_TEXT)
+    try:
+        yield user
+    finally:
+        NOPASSWD_SUDOERS.unlink(missing_ok=True)
+
+
+def _service_account(name: str, home: Path) -> LoginUser:
+    """Create (or repair) the no-login account `name` with the private home `home`."""
     with _locked(STATE_DIR / ".setup.lock"):
         try:
-            entry = pwd.getpwnam(OTHER_USER)
+            entry = pwd.getpwnam(name)
         except KeyError:
             _run(
-                ["useradd", "--system", "--home-dir", str(OTHER_HOME),
-                 "--shell", "/usr/sbin/nologin", "--user-group", OTHER_USER]
+                ["useradd", "--system", "--home-dir", str(home),
+                 "--shell", "/usr/sbin/nologin", "--user-group", name]
             )  # fmt: skip
-            entry = pwd.getpwnam(OTHER_USER)
-        OTHER_HOME.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chown(OTHER_HOME, entry.pw_uid, entry.pw_gid)
-        os.chmod(OTHER_HOME, 0o700)
-    return LoginUser(OTHER_USER, "", OTHER_HOME, entry.pw_uid, entry.pw_gid)
+            entry = pwd.getpwnam(name)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        os.chmod(home, 0o700)
+    return LoginUser(name, "", home, entry.pw_uid, entry.pw_gid)
 
 
 # -- keys ----------------------------------------------------------------------------------

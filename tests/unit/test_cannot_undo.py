@@ -48,7 +48,7 @@ def test_rolling_back_a_command_without_an_undo_is_reported_and_is_not_a_success
 
     def connector(host: Host, options: ConnectOptions) -> Connection:
         conn = ScriptedConnection(
-            {"id -u": (0, "uid=0\nself\n", ""), "systemctl stop redis-server": (0, "", "")},
+            {"systemctl stop redis-server": (0, "", "")},
             host=host,
         )
         conns.append(conn)

@@ -1,8 +1,9 @@
-"""The connection layer's pure parts: parsers, host-key verdicts, sudo decisions.
+"""The connection layer's pure parts: parsers, host-key verdicts, the sudo wrapper.
 
 The base `Connection` is driven here by a scripted `_exec` (command in, canned answer out),
-so sudo handling and the file-operation protocol are checked without any host. The file
-scripts themselves run for real against a temp dir through `LocalConnection`.
+so the file-operation protocol is checked without any host. The file scripts themselves
+run for real against a temp dir through `LocalConnection`; so does the first become
+command's script (test_become_script.py).
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ import pytest
 from redmedic.connection import CommandResult, Connection, ConnectOptions, RemoteFile
 from redmedic.connection import hostkeys as hk
 from redmedic.connection.base import (
-    SCRIPT_READER,
-    script_on_stdin,
     short_command,
     sudo_command,
 )
 from redmedic.connection.local import LocalConnection
 from redmedic.connection.scripts import marker_line, new_marker, parse_stat_line, split_sections
-from redmedic.errors import BecomeError, CommandError, DriftError
+from redmedic.errors import CommandError, DriftError
 from redmedic.model.inventory import Host
 from redmedic.model.sshconfig import SshOptions
-
-SECRET = "s3cret-Become-pw"
 
 # --- small values ----------------------------------------------------------------------
 
@@ -280,86 +277,10 @@ class Scripted(Connection):
         pass
 
 
-def sudo_host(
-    *, uid: int = 1000, nopasswd: bool = False, password: str = SECRET, allowed: bool = True
-) -> Callable[[str, bytes], tuple[int, str, str]]:
-    """A pretend host with sudo configured as told."""
-
-    def answer(command: str, stdin: bytes) -> tuple[int, str, str]:
-        if command.startswith("LC_ALL=C; export LC_ALL"):  # the become probe
-            if uid == 0:
-                return 0, "uid=0\nself\n", ""
-            if nopasswd:
-                return 0, f"uid={uid}\nnopasswd\n", ""
-            said = f"uid={uid}\nsudo: a password is required\n"
-            if "sudo -S -k -p '' true" not in command:  # no password to check
-                return 0, said, ""
-            if not allowed:
-                denied = "u is not in the sudoers file.  This incident will be reported."
-                return 0, f"{said}sudo:\n{denied}\n", ""
-            if stdin == f"{password}\n".encode():
-                return 0, f"{said}validated\n", ""
-            return 0, f"{said}sudo:\nSorry, try again.\nsudo: 1 incorrect password attempt\n", ""
-        return 0, f"ran: {command}", ""
-
-    return answer
-
-
 def host(**changes: object) -> Host:
     values: dict[str, object] = {"name": "web1", "address": "10.0.0.5", "user": "admin"}
     values.update(changes)
     return Host(**values)  # type: ignore[arg-type]
-
-
-def test_root_logins_do_not_use_sudo() -> None:
-    conn = Scripted(host(), sudo_host(uid=0))
-    assert conn.run("id", become=True).stdout == "ran: id"
-    assert conn.run("id", become=True).stdout == "ran: id"
-    assert len(conn.calls) == 3  # one probe, then the commands as they are
-
-
-def test_nopasswd_sudo_is_used_without_a_password() -> None:
-    conn = Scripted(host(become_password=SECRET), sudo_host(nopasswd=True))
-    conn.run("id", become=True)
-    command, stdin = conn.calls[-1]
-    assert command == sudo_command(SCRIPT_READER, with_password=False)
-    assert stdin == b"redmedic-script 2\nid"
-
-
-def test_a_sudo_password_is_validated_once_in_the_probe_then_sent_first_on_stdin() -> None:
-    conn = Scripted(host(become_password=SECRET), sudo_host())
-    result = conn.run("cat", become=True, stdin=b"payload")
-    conn.run("true", become=True)
-
-    assert result.command == "cat"  # what the caller wrote, not the wrapper
-    commands = [command for command, _ in conn.calls]
-    assert "sudo -S -k -p '' true" in commands[0]  # the probe checks the password too
-    assert conn.calls[0][1] == f"{SECRET}\n".encode()  # validation: password only
-    reader, script = script_on_stdin("cat")  # the command on stdin, after the password
-    assert conn.calls[1] == (
-        sudo_command(reader, with_password=True),
-        f"{SECRET}\n".encode() + script + b"payload",
-    )
-    assert len(conn.calls) == 3  # one probe (with the validation) per connection
-    assert all(SECRET not in command for command in commands)
-
-
-@pytest.mark.parametrize(
-    ("conn_host", "answer", "message"),
-    [
-        (host(become_password="wrong"), sudo_host(), "sudo password was rejected"),
-        (host(), sudo_host(), "sudo needs a password — set ansible_become_password"),
-        (host(become_password=SECRET), sudo_host(allowed=False), "may not run commands as root"),
-    ],
-)
-def test_sudo_problems_become_become_errors_without_secrets(
-    conn_host: Host, answer: Callable[[str, bytes], tuple[int, str, str]], message: str
-) -> None:
-    conn = Scripted(conn_host, answer)
-    with pytest.raises(BecomeError, match=message) as caught:
-        conn.run("true", become=True)
-    assert SECRET not in str(caught.value) and "wrong" not in str(caught.value)
-    assert len(conn.calls) <= 2  # the real command never ran
 
 
 def test_file_protocol_answers_become_values_and_errors() -> None:

@@ -36,7 +36,7 @@ def roll_back(retries: int, refusals: int) -> tuple[Status, list[Event], list[st
         if attempts <= refusals:
             raise ConnectError(host.name, "connection to 127.0.0.1:22 refused")
         conn = ScriptedConnection(
-            {"id -u": (0, "uid=0\nself\n", ""), "systemctl stop redis-server": (0, "", "")},
+            {"systemctl stop redis-server": (0, "", "")},
             host=host,
         )
         ran.append("connected")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import secrets
 import shlex
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -104,7 +103,8 @@ class CommandResult:
 
 class _Become(Enum):
     """How this connection becomes the become user (root unless `ansible_become_user`),
-    decided once per connection on first use."""
+    found out on the host by the first become command (`become_script`); the values are
+    that script's verdicts."""
 
     SELF = "self"  # already that user (root logged in as root): run commands as they are
     NOPASSWD = "nopasswd"  # sudo -n works
@@ -178,34 +178,54 @@ def sudo_command(command: str, *, with_password: bool, user: str | None = None) 
     return f"sudo -n {_sudo_user(user)}-- {inner}"
 
 
-def become_probe(user: str | None, *, validate: bool = False) -> str:
-    """One round trip: are we already `user` (root when None), is there sudo, does it need
-    a password to become `user` — and, with `validate`, is the password on stdin right?
+def become_script(user: str | None, marker: str, *, with_password: bool) -> str:
+    """The first become command of a connection, run as the login user: it finds out on the
+    host how to become `user` (root when None) and runs the command that way, in ONE exec.
 
-    Why the password check is folded in: it was a second exec (3 round trips on a slow
-    network) on every host that becomes with a password. Its stdin holds the password line
-    and nothing else, so a wrong password can never make sudo read data as more attempts;
-    sudo's complaint follows a `sudo:` line for the caller to judge.
+    Why on the host: a probe exec of its own cost every host 3 round trips more. The script
+    prints `MARKER VERDICT` as its first stdout line, before anything of the command runs
+    (so no output of the command can pose as it; `marker` is random and travels on stdin,
+    never in an argv), then:
+
+    - `self`: already that user: the command runs as it is;
+    - `nopasswd`: `sudo -n` works: the command runs under it;
+    - `password`: the password is right: the command runs under `sudo -S`;
+    - `nosudo`, `refused` (+ what sudo said): nothing of the command runs, as nobody.
+
+    Its stdin: with a password, the password line twice, then the command (`script_on_stdin`)
+    and the command's own input. The first line is checked by a sudo whose stdin holds that
+    line and nothing else: after a wrong password sudo reads the next lines as two more
+    attempts (three failed logins, ~5 s, perhaps a faillock lockout), so it must meet the
+    end of its input instead. The second line is for the sudo that runs the command, as in
+    every later become exec; the branches that need no password read both lines away first.
     """
+    as_user = _sudo_user(user)
     if user and user != "root":
         already = f'[ "$(id -un)" = {shlex.quote(user)} ]'
     else:
         already = '[ "$u" = 0 ]'
-    check = (
-        f"if out=$(sudo -S -k -p '' {_sudo_user(user)}true 2>&1); then echo validated; "
-        "else echo sudo:; printf '%s\\n' \"$out\"; fi\n"
-        if validate
-        else ""
-    )
-    return (
-        "LC_ALL=C; export LC_ALL\n"
+    skip = "read -r _; read -r _; " if with_password else ""
+    plain = f"/bin/sh -c {shlex.quote(SCRIPT_READER)}"
+    nopasswd = sudo_command(SCRIPT_READER, with_password=False, user=user)
+    script = (
+        f"m={shlex.quote(marker)}\n"
         "u=$(id -u) || exit 1\n"
-        'echo "uid=$u"\n'
-        f"{already} && {{ echo self; exit 0; }}\n"
-        "command -v sudo >/dev/null 2>&1 || { echo nosudo; exit 0; }\n"
-        f"sudo -n {_sudo_user(user)}true 2>&1 && {{ echo nopasswd; exit 0; }}\n"
-        f"{check}"
-        "exit 0\n"
+        f'if {already}; then {skip}echo "$m self"; exec {plain}; fi\n'
+        'command -v sudo >/dev/null 2>&1 || { echo "$m nosudo"; exit 0; }\n'
+        f"if said=$(LC_ALL=C sudo -n {as_user}true 2>&1); then\n"
+        f'  {skip}echo "$m nopasswd"; exec {nopasswd}\n'
+        "fi\n"
+    )
+    if not with_password:
+        return script + 'printf \'%s\\n\' "$m refused" "$said"\n'
+    check = f"printf '%s\\n' \"$pw\" | LC_ALL=C sudo -S -k -p '' {as_user}true 2>&1"
+    password = sudo_command(SCRIPT_READER, with_password=True, user=user)
+    return script + (
+        "IFS= read -r pw\n"
+        f"if checked=$({check}); then\n"
+        f'  echo "$m password"; exec {password}\n'
+        "fi\n"
+        'printf \'%s\\n\' "$m refused" "$said" "$checked"\n'
     )
 
 
@@ -213,6 +233,7 @@ _SUDO_UNKNOWN_USER = "unknown user"
 _NEEDS_PASSWORD = "sudo needs a password — set ansible_become_password (or pass -K to be asked)"
 _SUDO_DENIED = ("not in the sudoers", "not allowed to", "may not run sudo")
 _SUDO_BAD_PASSWORD = ("incorrect password", "no password was provided", "Sorry, try again")
+_REJECTED = "sudo password was rejected — check ansible_become_password"
 
 
 class Connection(ABC):
@@ -226,7 +247,6 @@ class Connection(ABC):
         self.host = host
         self._command_timeout = command_timeout
         self._become: _Become | None = None
-        self._become_lock = threading.Lock()
         # What this connection cost on the wire (`-vvv`); the executor names the phases.
         self.traffic = Traffic()
         # While the executor plans: reads already answered in one batch (`lookahead`).
@@ -429,81 +449,95 @@ class Connection(ABC):
             timeout = self._command_timeout
         if not become:
             return self._exec(command, stdin, timeout)
-        how = self._become_mode()
+        try:
+            return self._run_become(command, stdin, timeout)
+        except CommandTimeout as exc:  # name the command, not the sudo or script around it
+            shown = f"`{short_command(command)}`"
+            raise CommandTimeout(self.host.name, shown, exc.timeout, exc.detail) from None
+
+    def _run_become(
+        self, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        how = self._become
+        if how is None:
+            return self._become_first(command, stdin, timeout)
         if how is _Become.SELF:
             return self._exec(command, stdin, timeout)
         with_password = how is _Become.PASSWORD
         prefix = self._password_line() if with_password else b""
         reader, script = script_on_stdin(command)  # sudo's argv is on the host's `ps` too
         wrapped = sudo_command(reader, with_password=with_password, user=self.host.become_user)
-        rc, out, err = self._exec(wrapped, prefix + script + stdin, timeout)
-        if rc == 1 and err.startswith(b"sudo: "):
-            self._raise_for_sudo(err.decode(ENCODING, ERRORS), validated=True)
-        return rc, out, err
+        return self._sudo_ran(*self._exec(wrapped, prefix + script + stdin, timeout))
 
     def _password_line(self) -> bytes:
         password = self.host.become_password or ""
         return password.encode(ENCODING) + b"\n"
 
-    def _become_mode(self) -> _Become:
-        """Decide once, on the first become, how to get root (thread-safe)."""
-        with self._become_lock:
-            if self._become is None:
-                self._become = self._probe_become()
-            return self._become
+    def _become_first(
+        self, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        """Run the first become command inside `become_script` (one exec, not a probe exec
+        and then the command), and keep the way it found for every later become.
 
-    def _probe_become(self) -> _Become:
-        user = self.host.become_user
-        target = user or "root"
-        validate = self.host.become_password is not None
-        stdin = self._password_line() if validate else b""
-        probe = become_probe(user, validate=validate)
-        rc, out, err = self._exec(probe, stdin, self._command_timeout)
-        text = out.decode(ENCODING, ERRORS)
-        lines = text.splitlines()
-        if rc != 0 or not lines or not lines[0].startswith("uid="):
+        No lock: a become that starts before the first has answered runs the script too
+        (the same verdict, one exec either way), and the way is one attribute, set whole.
+        """
+        marker = "redmedic-become-" + secrets.token_hex(16)
+        with_password = self.host.become_password is not None
+        passwords = self._password_line() * 2 if with_password else b""
+        _, script = script_on_stdin(command)
+        probe = become_script(self.host.become_user, marker, with_password=with_password)
+        rc, out, err = self._exec(probe, passwords + script + stdin, timeout)
+        first, _, rest = out.partition(b"\n")
+        head, _, verdict = first.decode(ENCODING, ERRORS).partition(" ")
+        if head != marker:  # the script broke off before it knew anything
             raise self._command_error("cannot find out the login user's id", rc, out, err)
-        if "self" in lines:
-            return _Become.SELF
-        if "nosudo" in lines:
-            raise BecomeError(
+        how = next((way for way in _Become if way.value == verdict), None)
+        if how is None:
+            raise self._refusal(verdict, rest.decode(ENCODING, ERRORS))
+        self._become = how
+        return (rc, rest, err) if how is _Become.SELF else self._sudo_ran(rc, rest, err)
+
+    def _refusal(self, verdict: str, said: str) -> BecomeError:
+        """Why `become_script` ran nothing: no sudo, or sudo's own words (`said`)."""
+        if verdict == "nosudo":
+            target = self.host.become_user or "root"
+            return BecomeError(
                 self.host.name,
                 f"become needs sudo, which is not installed — install sudo or log in as {target}",
             )
-        if "nopasswd" in lines:
-            return _Become.NOPASSWD
-        said = "\n".join(lines[1:])
-        if any(phrase in said for phrase in (*_SUDO_DENIED, _SUDO_UNKNOWN_USER)):
-            self._raise_for_sudo(said, validated=False)
-        if not validate:
-            raise BecomeError(self.host.name, _NEEDS_PASSWORD)
-        if "validated" not in lines:
-            complaint = "\n".join(lines[lines.index("sudo:") + 1 :]) if "sudo:" in lines else said
-            self._raise_for_sudo(complaint, validated=False)
-        return _Become.PASSWORD
+        wrong = _NEEDS_PASSWORD if self.host.become_password is None else _REJECTED
+        return self._sudo_refused(said) or BecomeError(self.host.name, wrong)
 
-    def _raise_for_sudo(self, said: str, *, validated: bool) -> None:
-        """Turn sudo's own complaint into a BecomeError; the password is never quoted."""
-        user = self.host.user or "the login user"
-        target = self.host.become_user or "root"
+    def _sudo_ran(self, rc: int, out: bytes, err: bytes) -> tuple[int, bytes, bytes]:
+        """A command's result under sudo, unless sudo itself said why it ran nothing."""
+        if rc == 1 and err.startswith(b"sudo: "):
+            said = err.decode(ENCODING, ERRORS)
+            error = self._sudo_refused(said)
+            if error is None and any(phrase in said for phrase in _SUDO_BAD_PASSWORD):
+                error = BecomeError(self.host.name, _REJECTED)
+            if error is None and "a password is required" in said:
+                error = BecomeError(self.host.name, _NEEDS_PASSWORD)
+            if error is not None:
+                raise error
+        return rc, out, err
+
+    def _sudo_refused(self, said: str) -> BecomeError | None:
+        """sudo refusing these users whatever the password; the password is never quoted."""
         if _SUDO_UNKNOWN_USER in said:
-            raise BecomeError(
+            return BecomeError(
                 self.host.name,
-                f"the become user {target} does not exist here — check ansible_become_user "
-                "(or --become-user)",
+                f"the become user {self.host.become_user or 'root'} does not exist here — "
+                "check ansible_become_user (or --become-user)",
             )
         if any(phrase in said for phrase in _SUDO_DENIED):
-            raise BecomeError(
+            return BecomeError(
                 self.host.name,
-                f"sudo refused: {user} may not run commands as {target} here — "
-                "add a sudoers rule or use another ansible_user",
+                f"sudo refused: {self.host.user or 'the login user'} may not run commands as "
+                f"{self.host.become_user or 'root'} here — add a sudoers rule or use another "
+                "ansible_user",
             )
-        if any(phrase in said for phrase in _SUDO_BAD_PASSWORD) or not validated:
-            raise BecomeError(
-                self.host.name, "sudo password was rejected — check ansible_become_password"
-            )
-        if "a password is required" in said:
-            raise BecomeError(self.host.name, _NEEDS_PASSWORD)
+        return None
 
     def _command_error(self, what: str, rc: int, out: bytes, err: bytes) -> CommandError:
         detail = CommandResult("", rc, out.decode(ENCODING, ERRORS), err.decode(ENCODING, ERRORS))
