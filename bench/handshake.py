@@ -12,9 +12,18 @@ and counted by the forwarder's turns (client bytes answered by server bytes):
   auth none    transport.auth_none(user): the "which methods?" probe (redmedic skips it)
   auth key     transport.auth_publickey(user, key): service request, then the signed request
   open         transport.open_session()
-  exec         channel.exec_command(...): paramiko waits for the server's reply
+  exec         redmedic's exec_request + exec_answer (connection/execrequest.py): the exec
+               request sent, its answer awaited
   output       stdin sent, EOF, output read to the exit status
   open+exec+output again, on the same transport (what a second command costs)
+  ... (exec_command)    the same with paramiko's own channel.exec_command (redmedic before)
+  ... (stdin at once)   exec_request, then the stdin right behind it without awaiting the
+               answer (as OpenSSH's client does): it still waits, inside sendall, for the
+               window sshd grants only when the command starts
+  ... (command in env)  not redmedic: the command in an `env` request (LC_REDMEDIC_SCRIPT,
+               the sshd here has `AcceptEnv LC_*` as Debian's default config does), then
+               exec_request for `eval "$LC_REDMEDIC_SCRIPT"` and the EOF at once: nothing
+               has to wait for the window
 
 The auth none step runs on a connection of its own (it is not part of redmedic's login),
 so the other steps' counts are redmedic's path. Each round runs once without added
@@ -43,7 +52,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.latency import Forwarder, Link, free_address, running_forwarder  # noqa: E402
+from redmedic.connection.execrequest import exec_answer, exec_request  # noqa: E402
 from tests.support.loopback import SshSession, ensure_test_user  # noqa: E402
+
+_PARAMIKO = " (exec_command)"
+_AT_ONCE = " (stdin at once)"
+_IN_ENV = " (command in env)"
+_VARIANTS = ("", " again", _PARAMIKO, _AT_ONCE, _IN_ENV)
 
 
 def _turns(forwarder: Forwarder) -> int:
@@ -83,16 +98,27 @@ def one_connection(
         steps.done("auth none")
     transport.auth_publickey(user, key)
     steps.done("auth key")
-    for again in ("", " again"):
+    for again in _VARIANTS:
         channel = transport.open_session()
         steps.done("open" + again)
-        channel.exec_command("/bin/sh -s")
+        if again == _PARAMIKO:
+            channel.exec_command("/bin/sh -s")
+        elif again == _IN_ENV:
+            channel.set_environment_variable("LC_REDMEDIC_SCRIPT", "echo hi\n")
+            exec_request(channel, 'eval "$LC_REDMEDIC_SCRIPT"')
+        else:
+            exec_request(channel, "/bin/sh -s")
+            if again != _AT_ONCE and not exec_answer(channel, 30.0):
+                raise RuntimeError("sshd refused the exec request")
         steps.done("exec" + again)
-        channel.sendall(b"echo hi\n")
+        if again != _IN_ENV:
+            channel.sendall(b"echo hi\n")
         channel.shutdown_write()
-        while channel.recv(65536):
-            pass
-        channel.recv_exit_status()
+        output = b""
+        while data := channel.recv(65536):
+            output += data
+        if channel.recv_exit_status() != 0 or output != b"hi\n":
+            raise RuntimeError(f"the command{again} printed {output!r}")
         steps.done("output" + again)
         channel.close()
     transport.close()
@@ -109,7 +135,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="redmedic-handshake-") as tmp,
         SshSession(Path(tmp), user) as session,
     ):
-        sshd = session.start_sshd(name="handshake")
+        sshd = session.start_sshd(name="handshake", extra_config="AcceptEnv LC_*")
         address = next(free_address(sshd.port))
         link = Link("handshake", address, sshd.port, sshd.address, sshd.port)
         key = paramiko.PKey.from_path(session.client_key)
@@ -128,7 +154,8 @@ def main() -> int:
     print(f"paramiko {paramiko.__version__}, {rtt:g} ms RTT, median of {args.repeat}\n")
     print(f"| step | turns | ms at 0 ms | ms at {rtt:g} ms | waited RTTs |\n|---|--:|--:|--:|--:|")
     order = ["tcp+kex", "auth none", "auth key", "open", "exec", "output"]
-    order += [f"{name} again" for name in ("open", "exec", "output")]
+    for again in _VARIANTS[1:]:
+        order += [f"{name}{again}" for name in ("open", "exec", "output")]
     for name in order:
         turns = statistics.median(t for t, _ in samples[(rtt, name)])
         slow = statistics.median(m for _, m in samples[(rtt, name)])

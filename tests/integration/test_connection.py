@@ -518,6 +518,31 @@ def test_a_dropped_connection_is_a_connect_error(conn: SSHConnection) -> None:
         conn.run("true")
 
 
+def test_a_command_sshd_refuses_to_start_is_one_clear_error_not_a_hang(
+    ssh_session: SshSession, ssh_host: Host, tmp_path: Path
+) -> None:
+    # The login user at its process limit: sshd cannot fork the command and answers the
+    # exec request with a failure (what OpenSSH's ssh prints as "exec request failed").
+    full = ssh_session.start_sshd(name="nproc", max_user_processes=1)
+    known = tmp_path / "known_hosts"
+    known.write_text(full.known_hosts_line + "\n")
+    host = replace(ssh_host, address=full.address, port=full.port)
+
+    with connect(host, ConnectOptions(known_hosts_files=(str(known),))) as conn:
+        started = time.monotonic()
+        with pytest.raises(ConnectError) as refused:
+            conn.run("echo hello", timeout=60)
+        waited = time.monotonic() - started
+
+    assert str(refused.value) == (
+        f"{host.name}: sshd refused to start a command (it answered the exec request with a "
+        "failure) — the login user may be at its process limit (ulimit -u) or the host out "
+        "of memory; the host's sshd log says why"
+    )
+    assert waited < 30, "a refusal is an answer: nothing to wait for"
+    assert "fork: Resource temporarily unavailable" in full.log_text()
+
+
 # --- port forwarding -------------------------------------------------------------------
 
 

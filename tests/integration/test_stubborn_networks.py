@@ -2,7 +2,9 @@
 
 Given a host whose SSH port only starts listening after the first attempt, when I run with
 `--retries`, then redmedic notes the retry and reaches it; given a command that never
-finishes, then the host fails with the step named and the flag to raise, and the run ends.
+finishes, then the host fails with the step named and the flag to raise, and the run ends;
+given a host that freezes before it answers the request to start a command, or while a
+command runs, then the command timeout or the ServerAlive limit ends the wait.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +23,7 @@ import pytest
 
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
-from redmedic.errors import ConnectError
+from redmedic.errors import CommandError, ConnectError
 from redmedic.events import ConnectRetried, Event
 from redmedic.model.inventory import Host
 from redmedic.model.sshconfig import SshOptions
@@ -28,7 +31,13 @@ from redmedic.playbook import load_playbook
 from redmedic.run.executor import RunOptions, Status
 from redmedic.run.fleet import run_playbook
 from redmedic.steps import load_step_types
-from tests.support.loopback import LoginUser, SshdHost, SshSession, free_loopback_port
+from tests.support.loopback import (
+    LoginUser,
+    SshdHost,
+    SshSession,
+    free_loopback_port,
+    known_hosts_line,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -216,6 +225,83 @@ def test_a_hanging_command_fails_its_host_naming_the_step_and_the_flag(
     assert code == 1
     assert expected in out
     assert "raise --command-timeout" in out
+
+
+class FreezingProxy:
+    """A TCP forwarder to an sshd that can freeze, like a host hung mid-conversation.
+
+    `freeze_at(n)`: the n-th client chunk from now on is held and from then on nothing is
+    forwarded either way; both TCP connections stay up (a hung VM's kernel still ACKs).
+    """
+
+    def __init__(self, address: str, to: SshdHost) -> None:
+        self.server = socket.create_server((address, 0))
+        self.address, self.port = address, self.server.getsockname()[1]
+        self.to = to
+        self.stop, self.frozen = threading.Event(), threading.Event()
+        self._left: int | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze_at(self, chunk: int) -> None:
+        with self._lock:
+            self._left = chunk
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):  # closed by close()
+            client, _ = self.server.accept()
+            upstream = socket.create_connection((self.to.address, self.to.port))
+            for src, dst, counted in ((client, upstream, True), (upstream, client, False)):
+                args = (src, dst, counted)
+                threading.Thread(target=self._forward, args=args, daemon=True).start()
+
+    def _freezes_now(self) -> bool:
+        with self._lock:
+            if self._left is not None:
+                self._left -= 1
+                if self._left == 0:
+                    self.frozen.set()
+        return self.frozen.is_set()
+
+    def _forward(self, src: socket.socket, dst: socket.socket, counted: bool) -> None:
+        src.settimeout(0.1)
+        with contextlib.suppress(OSError):
+            while not self.stop.is_set():
+                try:
+                    data = src.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data or (counted and self._freezes_now()) or self.frozen.is_set():
+                    break
+                dst.sendall(data)
+        self.stop.wait()  # frozen (or done): hold the connection open until close()
+        src.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.close()
+
+
+def test_a_host_that_freezes_before_starting_a_command_fails_at_the_command_timeout(
+    sshd: SshdHost, ssh_session: SshSession, test_user: LoginUser, tmp_path: Path
+) -> None:
+    proxy = FreezingProxy(sshd.address, sshd)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(known_hosts_line(proxy.address, proxy.port, sshd.host_key) + "\n")
+    host = login(proxy.address, proxy.port, ssh_session, test_user, name="freezes")
+    try:
+        with connect(host, ConnectOptions(known_hosts_files=(str(known_hosts),))) as conn:
+            proxy.freeze_at(2)  # the channel open passes, its exec request never arrives
+            started = time.monotonic()
+            with pytest.raises(CommandError) as stuck:
+                conn.run("echo hello", timeout=2)
+            waited = time.monotonic() - started
+    finally:
+        proxy.close()
+
+    assert proxy.frozen.is_set()
+    assert "`echo hello` did not finish within 2 s (the host never started it)" in str(stuck.value)
+    assert waited < 30, "the command timeout bounds the wait for the exec request's answer"
 
 
 def descendants(pid: int) -> list[int]:

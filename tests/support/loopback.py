@@ -472,13 +472,24 @@ class SshSession:
             self._shared = None
 
     def start_sshd(
-        self, *, port: int = DEFAULT_PORT, name: str | None = None, extra_config: str = ""
+        self,
+        *,
+        port: int = DEFAULT_PORT,
+        name: str | None = None,
+        extra_config: str = "",
+        max_user_processes: int | None = None,
     ) -> SshdHost:
         """Start one more simulated host with a fresh host key on a free 127.0.1.N:port.
 
         `extra_config` lines come first, so they win over the defaults below them (sshd
         keeps the first value of an option), e.g. `AllowTcpForwarding no`.
+        `max_user_processes` is the daemon's RLIMIT_NPROC (`ulimit -u`), which its
+        sessions inherit: root's forks ignore it, the login user's count all of that
+        user's processes (1 makes every command's fork fail: sshd refuses the exec).
         """
+        limit = []
+        if max_user_processes is not None:
+            limit = ["prlimit", f"--nproc={max_user_processes}:{max_user_processes}", "--"]
         self._count += 1
         name = name or f"sim{self._count}"
         workdir = self.root / name
@@ -495,7 +506,7 @@ class SshSession:
             log = workdir / "sshd.log"
             log.unlink(missing_ok=True)
             process = subprocess.Popen(
-                [SSHD, "-D", "-f", str(config), "-E", str(log)],
+                [*limit, SSHD, "-D", "-f", str(config), "-E", str(log)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 import paramiko
 
 from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin, timeout_error
+from redmedic.connection.execrequest import exec_answer, exec_request
 from redmedic.connection.keepalive import Keepalive
 from redmedic.connection.outputcap import OutputCap
 from redmedic.connection.sshauth import SSH_ERRORS, reason
@@ -85,7 +86,9 @@ class SSHConnection(Connection):
 
         The login shell only sees `/bin/sh -c '...'`, so commands have POSIX sh semantics
         whatever the user's shell is. Waiting is event-driven: select() on the channel wakes
-        on stdout data and on EOF; stderr is drained on the same loop.
+        on stdout data and on EOF; stderr is drained on the same loop. The wait for the
+        server's answer to the exec request is bounded by the same deadline and liveness
+        checks (`execrequest`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -109,8 +112,22 @@ class SSHConnection(Connection):
         deadline: float | None,
     ) -> tuple[int, bytes, bytes]:
         reader, script = script_on_stdin(command)
-        channel.exec_command(f"/bin/sh -c {shlex.quote(reader)}")
+        exec_request(channel, f"/bin/sh -c {shlex.quote(reader)}")
         self.traffic.count("execs")
+        # Not Channel.exec_command: its wait for the answer has no timeout. The stdin waits
+        # for the answer too: sshd grants the channel's window only when the command starts
+        # (in the answer's flight), so an earlier send would only block inside sendall.
+        while (accepted := exec_answer(channel, _wait(deadline))) is None:
+            self._check_alive(command, timeout, deadline, "the host never started it")
+        if not accepted:
+            if not self._transport.is_active():
+                raise self._lost(EOFError("the transport closed"))
+            raise ConnectError(
+                self.host.name,
+                "sshd refused to start a command (it answered the exec request with a "
+                "failure) — the login user may be at its process limit (ulimit -u) or the "
+                "host out of memory; the host's sshd log says why",
+            )
         stdin = script + stdin
         sender = None
         if len(stdin) > _INLINE_STDIN:
@@ -123,9 +140,7 @@ class SSHConnection(Connection):
         # No channel timeout: recv() only runs once select() says data (or EOF) is there, and
         # a timeout would also cut short the stdin sender running in another thread.
         while True:
-            wait = (
-                _SLICE if deadline is None else max(0.0, min(_SLICE, deadline - time.monotonic()))
-            )
+            wait = _wait(deadline)
             if stdout_open:
                 ready, _, _ = select.select([channel], [], [], wait)
                 if ready:
@@ -140,20 +155,7 @@ class SSHConnection(Connection):
                 err.add(channel.recv_stderr(_BUFFER))
             if not stdout_open and channel.exit_status_ready():
                 break
-            if deadline is not None and time.monotonic() >= deadline:
-                raise timeout_error(
-                    self.host.name, command, timeout, "it may still be running on the host"
-                )
-            if not self._transport.is_active():
-                raise self._lost(EOFError("the transport closed"))
-            if self._keepalive is not None and self._keepalive.dead():
-                self._chain.close()
-                raise ConnectError(
-                    self.host.name,
-                    f"the host stopped answering: no reply to keepalives for "
-                    f"{self._keepalive.limit:g} s (ServerAliveInterval x ServerAliveCountMax)"
-                    " — is it frozen or cut off?",
-                )
+            self._check_alive(command, timeout, deadline, "it may still be running on the host")
         while channel.recv_stderr_ready():
             err.add(channel.recv_stderr(_BUFFER))
         if sender is not None:
@@ -162,6 +164,23 @@ class SSHConnection(Connection):
         if rc == -1 and not self._transport.is_active():
             raise self._lost(EOFError("the transport closed"))
         return rc, out.value(), err.value()
+
+    def _check_alive(
+        self, command: str, timeout: float | None, deadline: float | None, detail: str
+    ) -> None:
+        """Raise if the command outlived its deadline or the connection died or froze."""
+        if deadline is not None and time.monotonic() >= deadline:
+            raise timeout_error(self.host.name, command, timeout, detail)
+        if not self._transport.is_active():
+            raise self._lost(EOFError("the transport closed"))
+        if self._keepalive is not None and self._keepalive.dead():
+            self._chain.close()
+            raise ConnectError(
+                self.host.name,
+                f"the host stopped answering: no reply to keepalives for "
+                f"{self._keepalive.limit:g} s (ServerAliveInterval x ServerAliveCountMax)"
+                " — is it frozen or cut off?",
+            )
 
     def _lost(self, exc: BaseException) -> ConnectError:
         return ConnectError(
@@ -239,6 +258,13 @@ class SSHConnection(Connection):
             )
             threads.append(pump)
             pump.start()
+
+
+def _wait(deadline: float | None) -> float:
+    """How long one wait of the command loops may last: a slice, never past the deadline."""
+    if deadline is None:
+        return _SLICE
+    return max(0.0, min(_SLICE, deadline - time.monotonic()))
 
 
 def _send_stdin(channel: paramiko.Channel, data: bytes) -> None:
