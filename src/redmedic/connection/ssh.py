@@ -23,6 +23,7 @@ from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin
 from redmedic.connection.execrequest import exec_answer, exec_request
 from redmedic.connection.keepalive import Keepalive
 from redmedic.connection.outputcap import OutputCap
+from redmedic.connection.spare import SpareChannel
 from redmedic.connection.sshauth import SSH_ERRORS, reason
 from redmedic.connection.sshopen import PARAMIKO_LOGGER, Chain, connect_timeout, open_chain
 from redmedic.connection.traffic import Traffic
@@ -53,6 +54,7 @@ class SSHConnection(Connection):
         self._chain = chain
         self._transport = chain.target
         self._timeout = connect_timeout(host, options)
+        self._spare = SpareChannel(self._open_session)
         self._keepalive: Keepalive | None = None
         interval = host.ssh.server_alive_interval
         if interval:
@@ -91,17 +93,23 @@ class SSHConnection(Connection):
         checks (`execrequest`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            channel = self._transport.open_session(timeout=self._timeout)
-        except SSH_ERRORS as exc:
-            raise self._lost(exc) from None
-        self.traffic.count("channels")
+        channel = self._spare.take()
+        if channel is None:
+            try:
+                channel = self._open_session()
+            except SSH_ERRORS as exc:
+                raise self._lost(exc) from None
+        self._spare.ask()  # for the next command (`spare`)
+        self.traffic.count("channels")  # channels used: a spare never used is not counted
         try:
             return self._drive(channel, command, stdin, timeout, deadline)
         except SSH_ERRORS as exc:
             raise self._lost(exc) from None
         finally:
             channel.close()
+
+    def _open_session(self) -> paramiko.Channel:
+        return self._transport.open_session(timeout=self._timeout)
 
     def _drive(
         self,
