@@ -10,7 +10,10 @@ and counted by the forwarder's turns (client bytes answered by server bytes):
                handshake, both banners, KEXINIT, ECDH, NEWKEYS (where one ends and the next
                begins depends on thread timing, so they are one step)
   auth none    transport.auth_none(user): the "which methods?" probe (redmedic skips it)
-  auth key     transport.auth_publickey(user, key): service request, then the signed request
+  auth key (paramiko)  transport.auth_publickey(user, key): the service request, its accept
+               awaited, then the signed request (on the auth none connection, after it)
+  auth key     redmedic's connection/eagerauth.py: the signed request right behind the
+               service request
   open         transport.open_session()
   exec         redmedic's exec_request + exec_answer (connection/execrequest.py): the exec
                request sent, its answer awaited
@@ -52,6 +55,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.latency import Forwarder, Link, free_address, running_forwarder  # noqa: E402
+from redmedic.connection.eagerauth import auth_publickey  # noqa: E402
 from redmedic.connection.execrequest import exec_answer, exec_request  # noqa: E402
 from tests.support.loopback import SshSession, ensure_test_user  # noqa: E402
 
@@ -59,6 +63,7 @@ _PARAMIKO = " (exec_command)"
 _AT_ONCE = " (stdin at once)"
 _IN_ENV = " (command in env)"
 _VARIANTS = ("", " again", _PARAMIKO, _AT_ONCE, _IN_ENV)
+_PARAMIKO_AUTH = "auth key (paramiko)"
 
 
 def _turns(forwarder: Forwarder) -> int:
@@ -96,8 +101,11 @@ def one_connection(
         with contextlib.suppress(paramiko.BadAuthenticationType):
             transport.auth_none(user)
         steps.done("auth none")
-    transport.auth_publickey(user, key)
-    steps.done("auth key")
+        transport.auth_publickey(user, key)
+        steps.done(_PARAMIKO_AUTH)
+    else:
+        auth_publickey(transport, user, key)
+        steps.done("auth key")
     for again in _VARIANTS:
         channel = transport.open_session()
         steps.done("open" + again)
@@ -147,13 +155,13 @@ def main() -> int:
                     for probe in (False, True):
                         rows = one_connection(forwarder, address, sshd.port, user.name, key, probe)
                         for name, turns, ms in rows:
-                            if probe and name != "auth none":
+                            if probe and name not in ("auth none", _PARAMIKO_AUTH):
                                 continue
                             samples.setdefault((rtt_ms, name), []).append((turns, ms))
     rtt = args.rtt_ms
     print(f"paramiko {paramiko.__version__}, {rtt:g} ms RTT, median of {args.repeat}\n")
     print(f"| step | turns | ms at 0 ms | ms at {rtt:g} ms | waited RTTs |\n|---|--:|--:|--:|--:|")
-    order = ["tcp+kex", "auth none", "auth key", "open", "exec", "output"]
+    order = ["tcp+kex", "auth none", _PARAMIKO_AUTH, "auth key", "open", "exec", "output"]
     for again in _VARIANTS[1:]:
         order += [f"{name}{again}" for name in ("open", "exec", "output")]
     for name in order:

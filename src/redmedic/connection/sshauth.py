@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import paramiko
 from paramiko.pkey import PublicBlob, UnknownKeyType
 
+from redmedic.connection.eagerauth import auth_publickey
 from redmedic.errors import AuthError, ConnectError
 from redmedic.model.inventory import Host
 
@@ -125,7 +126,7 @@ def _try_all(
         if what not in tried:
             tried.append(what)
         try:
-            transport.auth_publickey(user, key)
+            auth_publickey(transport, user, key)
         except paramiko.BadAuthenticationType as exc:
             if "publickey" not in exc.allowed_types:
                 break
