@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from redmedic.safety.secrets import MASK
 
@@ -183,8 +184,15 @@ def _is_hex(raw: bytes, i: int) -> bool:
     return len(digits) == 2 and all(chr(b) in "0123456789abcdefABCDEF" for b in digits)
 
 
+@lru_cache(maxsize=128)
 def parse(text: str, path: str = "redis.conf") -> ConfFile:
-    """Parse a redis.conf text: every directive with its line number, and bad lines."""
+    """Parse a redis.conf text: every directive with its line number, and bad lines.
+
+    Kept for the same text: a host's config is parsed by the facts, by every redis.conf
+    step and by each look-ahead pass of them (`run.batching.look_ahead`), some twenty times
+    a host, and Debian's 2,000-line file costs milliseconds each time. A ConfFile is frozen,
+    so one parse can serve them all; 128 texts cover the hosts in flight (a few each).
+    """
     directives: list[Directive] = []
     errors: list[LineError] = []
     for number, line in enumerate(text.split("\n"), start=1):

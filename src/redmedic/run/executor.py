@@ -399,7 +399,7 @@ class HostRun:
     def attempt(self, conn: Connection, step: Step) -> None:
         """Diagnose `step` as planning will, reporting nothing (the look-ahead's try)."""
         if self.should_run(step):
-            self.diagnose_and_plan(conn, step)
+            self.diagnosed(conn, step, self.step_args(step))  # plan: pure, no reads
 
     def checked(self, conn: Connection, planned: list[_Planned]) -> HostResult:
         """Under --check: what would change (the handlers' changes too), kept if asked."""
@@ -501,10 +501,7 @@ class HostRun:
         is what is reported and registered."""
         step_type = self.registry[step.type]
         args = self.step_args(step)
-        started, found = self.early.take(step)
-        if not started:
-            with self.same_markers(conn, step):
-                found = step_type.diagnose(args, self.context(conn, step))
+        found = self.diagnosed(conn, step, args)
         if step.phase not in ("fix", "handlers"):
             return _Outcome(step_type.registered(found), [])
         try:
@@ -513,6 +510,14 @@ class HostRun:
             raise StepError(self.host.name, str(exc), step=step.name) from None
         question = step_type.question(args, found) if changes else None
         return _Outcome(step_type.registered(found), changes, question)
+
+    def diagnosed(self, conn: Connection, step: Step, args: StepArgs) -> Any:
+        """What the step type's diagnose found: taken from its early start, or read now."""
+        started, found = self.early.take(step)
+        if started:
+            return found
+        with self.same_markers(conn, step):
+            return self.registry[step.type].diagnose(args, self.context(conn, step))
 
     def same_markers(self, conn: Connection, step: Step) -> AbstractContextManager[None]:
         """While planning, a step draws the same section markers on every pass, so the
