@@ -410,6 +410,18 @@ def test_protected_mode_denies_remote_clients_without_a_password() -> None:
     assert "config /etc/redis/redis.conf: no requirepass (no password set)" in evidence
 
 
+def test_protected_modes_refusals_counted_in_info_are_not_taken_for_maxclients() -> None:
+    # Redis counts each DENIED client in rejected_connections, the counter maxclients
+    # refusals raise too: our own probe from this machine (or an earlier run's) is one.
+    sections = {
+        **HEALTHY,
+        "config": DEBIAN_CONF + "bind 0.0.0.0 -::*\n",
+        "info": info(rejected=3),
+    }
+    assert list(triage(sections, probe(DENIED))) == ["protected-mode"]
+    assert list(triage(sections, probe(REFUSED))) == ["protected-mode"]  # inferred from config
+
+
 def test_ufw_reject_rule_refuses_while_redis_listens_everywhere() -> None:
     found = triage({**HEALTHY, "ufw": UFW_REJECT}, probe(REFUSED))
     assert list(found) == ["firewall-ufw"]

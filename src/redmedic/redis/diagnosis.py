@@ -618,8 +618,10 @@ def _max_clients(ev: Evidence) -> Finding | None:
     refused_cli = "max number of clients reached" in cli_error
     if not (full or seen or logged or rejected or refused_cli):
         return None
-    if not (full or seen or logged or refused_cli) and _maxclients_raised(ev):
-        return None  # refused before a (live) raise: the fix is in place
+    if not (full or seen or logged or refused_cli) and (
+        _maxclients_raised(ev) or _denied_by_protected_mode(ev)
+    ):
+        return None  # refused before a (live) raise, or the DENIED clients counted too
     evidence = [v.evidence() for v in seen]
     if refused_cli:
         evidence.append(f"redis-cli on the host: {clip(cli_error)}")
@@ -634,6 +636,15 @@ def _max_clients(ev: Evidence) -> Finding | None:
         else "Redis has refused clients at its maxclients limit"
     )
     return Finding("max-clients", summary, tuple(evidence))
+
+
+def _denied_by_protected_mode(ev: Evidence) -> bool:
+    """Protected mode refuses remote clients here, so INFO's rejected_connections is no
+    sign of maxclients: Redis counts each DENIED client in it too (networking.c; the
+    triage's own probe from this machine is one, and earlier runs' probes)."""
+    control = ev.probes.control
+    denied = control is not None and control.outcome is ProbeOutcome.PROTECTED_MODE
+    return denied or _protected_mode_configured(ev.host)
 
 
 def _maxclients_raised(ev: Evidence) -> bool:
