@@ -8,7 +8,10 @@ too, so a tunnelled probe and the facts exec share their round trips (one SSH co
 carries many channels at once). Each answer (or error) is taken in the step's turn, where
 it is reported as if the step had run then. Only steps whose arguments and conditions read
 nothing any step registers start early: they render the same before and in their turn, and
-diagnose steps only read the host, so their order does not change what they find.
+diagnose steps only read the host, so their order does not change what they find — except
+in a server's own counters of its clients: a probe may now be counted in the INFO the facts
+read (a DENIED probe in rejected_connections), so no triage rule may take such a counter
+for a cause by itself (`redis.diagnosis`).
 """
 
 from __future__ import annotations
