@@ -1,6 +1,6 @@
 """The bare-paramiko floor: the least work any SSH tool can do for the benchmark's job.
 
-    python bench/floor.py JOB.json --mode channels|oneexec --forks N
+    python bench/floor.py JOB.json --mode channels|oneexec|triage --forks N
 
 Per host, on a thread pool of N: one TCP connection with TCP_NODELAY, strict host-key check
 against the job's known_hosts file, public-key login, then either
@@ -8,6 +8,10 @@ against the job's known_hosts file, public-key login, then either
 - `channels`: each of the 8 commands on its own channel, then `cat` of redis.conf on one
   more (9 round trips), or
 - `oneexec`: all 8 commands and the `cat` in one remote script (1 round trip),
+- `triage`: the shipped triage's reads (its facts script, redis.conf, the running values,
+  the overcommit setting) in one script under `sudo -S -k` (the password on stdin): the
+  least any tool can do for the triage's host work, knowing ahead what the triage only
+  learns on the way (the config path, the port),
 
 and the bind edit computed locally and printed as a unified diff. No templating, no
 validation, no rollback, no safety: it only shows what the wire and sshd cost.
@@ -29,6 +33,8 @@ from typing import Any
 import paramiko
 
 _MARK = "@@redmedic-bench"
+FILE_MARK = f"{_MARK} file"
+END_MARK = f"{_MARK} end"
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,12 @@ def _connect(
     return transport
 
 
-def _exec(transport: paramiko.Transport, command: str) -> tuple[int, bytes]:
+def _exec(transport: paramiko.Transport, command: str, stdin: bytes = b"") -> tuple[int, bytes]:
     channel = transport.open_session()
     try:
         channel.exec_command(command)
+        if stdin:
+            channel.sendall(stdin)
         channel.shutdown_write()
         out = channel.makefile("rb").read()
         channel.makefile_stderr("rb").read()
@@ -115,7 +123,12 @@ def run_host(
     except (OSError, paramiko.SSHException, EOFError) as exc:
         return Outcome(host["name"], [], "", f"connect: {exc}")
     try:
-        if mode == "channels":
+        if mode == "triage":
+            stdin = (host["become_password"] + "\n" + host["script"]).encode()
+            rc, out = _exec(transport, "sudo -S -k -p '' /bin/sh -s", stdin)
+            raw = out.partition(f"{FILE_MARK}\n".encode())[2].partition(END_MARK.encode())[0]
+            rcs = [rc]
+        elif mode == "channels":
             rcs = [_exec(transport, command)[0] for command in host["commands"]]
             rc, raw = _exec(transport, f"cat -- {conf_quoted(host['conf'])}")
             rcs.append(rc)
@@ -133,7 +146,7 @@ def run_host(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("job", help="job file written by bench/run.py")
-    parser.add_argument("--mode", choices=("channels", "oneexec"), default="channels")
+    parser.add_argument("--mode", choices=("channels", "oneexec", "triage"), default="channels")
     parser.add_argument("--forks", type=int, default=50)
     args = parser.parse_args()
     with open(args.job) as handle:

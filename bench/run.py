@@ -48,8 +48,12 @@ REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.floor import END_MARK as FLOOR_END_MARK  # noqa: E402
+from bench.floor import FILE_MARK as FLOOR_FILE_MARK  # noqa: E402
 from bench.latency import ForwarderProcess, Link, free_address  # noqa: E402
 from bench.triage_hosts import TriageRedis, inventory_vars, triage_redis  # noqa: E402
+from redmedic.connection.scripts import new_marker  # noqa: E402
+from redmedic.redis.facts import facts_script  # noqa: E402
 from tests.support.loopback import (  # noqa: E402
     DEFAULT_PORT,
     LoginUser,
@@ -71,12 +75,13 @@ REDMEDIC = PROJECT_PYTHON.parent / "redmedic"
 REAL_REDIS_CONF = Path("/etc/redis/redis.conf")
 FALLBACK_REDIS_CONF = REPO / "tests" / "data" / "redis.conf"  # the same Debian file
 EDIT_MARK = "+bind 0.0.0.0 -::*"
+TRIAGE_BIND = "bind 0.0.0.0 -::*"  # the triage's bind fix on these hosts (Redis 7)
 # One sshd listens per loopback address and port; 127.0.1.N gives 253 addresses, so larger
 # fleets put the next 250 hosts on the next port (still one host key per host).
 HOSTS_PER_PORT = 250
 ALL_TOOLS = ("redmedic", "floor", "floor-1exec", "pyinfra", "ansible")
 # Not run unless named in --tools: the shipped triage on hosts with the demo's broken Redis.
-EXTRA_TOOLS = ("triage",)
+EXTRA_TOOLS = ("triage", "floor-triage")
 # bench/prototype.py variants (not run unless named in --tools): what executor changes gain.
 PROTOTYPES = {
     "proto-today": ("steps", "today"),
@@ -330,6 +335,7 @@ def write_inputs(fleet: Fleet, k: int, workload: Workload) -> Inputs:
         fd = os.open(folder / "triage-inventory.yaml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:  # it holds the login user's sudo password
             handle.write(yaml.safe_dump(triage, sort_keys=False))
+        write_triage_job(folder / "triage-job.json", fleet, hosts, key)
     job = {
         "known_hosts": str(fleet.known_hosts),
         "key": key,
@@ -367,6 +373,46 @@ def write_inputs(fleet: Fleet, k: int, workload: Workload) -> Inputs:
     return Inputs(
         k, folder, folder / "inventory.yaml", folder / "job.json", folder / "pyinfra_inventory.py"
     )
+
+
+def write_triage_job(path: Path, fleet: Fleet, hosts: list[BenchHost], key: str) -> None:
+    """The triage floor's job (bench/floor.py --mode triage): per host the one script of
+    every read the triage makes, rendered with what the triage only learns on the way
+    (the config path and port): redmedic's own facts script, redis.conf, the running
+    values the live fixes read, the overcommit setting. Mode 0600: the sudo password."""
+    jobs = []
+    for host in hosts:
+        assert host.triage is not None
+        conf, port = str(host.triage.conf), host.triage.port
+        facts = facts_script(
+            new_marker(), unit=None, config=conf, port=port, lines=200, has_password=False
+        )
+        reads = (
+            f"echo '{FLOOR_FILE_MARK}'; cat -- {shlex.quote(conf)}; echo '{FLOOR_END_MARK}'\n"
+            f"printf 'CONFIG GET bind\\nCONFIG GET requirepass\\nCONFIG GET protected-mode\\n'"
+            f" | redis-cli -h 127.0.0.1 -p {port} --raw\n"
+            "cat /proc/sys/vm/overcommit_memory; ls /etc/sysctl.d\n"
+        )
+        jobs.append(
+            {
+                "name": host.name,
+                "address": host.address,
+                "port": host.port,
+                "user": fleet.user.name,
+                "conf": conf,
+                "become_password": fleet.user.password,
+                "script": f"{facts}\n{reads}",
+            }
+        )
+    job = {
+        "known_hosts": str(fleet.known_hosts),
+        "key": key,
+        "edit": {"regexp": "^bind ", "line": TRIAGE_BIND},
+        "hosts": jobs,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(job, handle, indent=1)
 
 
 def write_ansible_files(root: Path, fleet: Fleet, workload: Workload) -> tuple[Path, Path]:
@@ -485,6 +531,20 @@ def _tools(ansible_config: Path, ansible_playbook: Path) -> dict[str, Tool]:
                 str(f),
             ],
             counts_trips=True,
+        ),
+        "floor-triage": Tool(
+            "floor-triage",
+            "floor: paramiko, the triage's reads in 1 exec/host",
+            False,
+            lambda i, f, _: [
+                str(PROJECT_PYTHON),
+                str(BENCH / "floor.py"),
+                str(i.dir / "triage-job.json"),
+                "--mode",
+                "triage",
+                "--forks",
+                str(f),
+            ],
         ),
         "floor": Tool(
             "floor",
@@ -921,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"bench: starting {max(args.ks)} simulated hosts in {root}", file=sys.stderr)
         with running_fleet(max(args.ks), root) as fleet, contextlib.ExitStack() as stack:
-            if "triage" in names:
+            if "triage" in names or "floor-triage" in names:
                 with_triage_redis(fleet, stack)
             if args.rtt_ms is not None:
                 with_latency(fleet, args.rtt_ms, stack)
