@@ -137,17 +137,32 @@ def test_a_shell_found_ended_gives_way_to_an_exec_of_its_own(
     assert (conn.traffic.kept, conn.traffic.execs) == (kept_before, execs + 1)
 
 
-def test_concurrent_become_commands_all_run_once(kept: tuple[SSHConnection, str, str]) -> None:
+def test_concurrent_become_commands_each_run_once_and_none_stalls(
+    kept: tuple[SSHConnection, str, str],
+) -> None:
+    # Steps run side by side on one connection: one command at a time on the kept shell,
+    # the others on execs of their own; output on both streams at once, many times over
+    # (a lost wake-up between stdout and stderr once left a command waiting for ever).
     conn, runs_as, _ = kept
-    got: list[str] = []
+    got: list[tuple[str, str]] = []
+    failed: list[BaseException] = []
 
     def run(n: int) -> None:
-        got.append(conn.run(f"sleep 0.3; echo {n}; id -un", become=True).stdout)
+        for m in range(40):
+            try:
+                result = conn.run(f"echo {n}.{m}; echo e >&2; id -un", become=True, timeout=20)
+            except CommandError as exc:
+                failed.append(exc)
+                return
+            got.append((result.stdout, result.stderr))
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
 
-    assert sorted(got) == [f"{n}\n{runs_as}\n" for n in range(4)]
+    assert failed == []
+    expected = [(f"{n}.{m}\n{runs_as}\n", "e\n") for n in range(3) for m in range(40)]
+    assert sorted(got) == sorted(expected)
+    assert conn.traffic.kept > 0

@@ -166,8 +166,11 @@ class KeptShell:
         frames = Frames(self.nonce)
         while not frames.done:
             if frames.rc is None:
+                # recv_ready() too: paramiko's one wake-up pipe for both streams can be
+                # cleared by a stderr read racing a stdout arrival (OrPipe is not locked),
+                # and no EOF would ever wake a kept shell's select.
                 ready, _, _ = select.select([channel], [], [], wait())
-                if ready:
+                if ready or channel.recv_ready():
                     chunk = channel.recv(_BUFFER)
                     if not chunk:
                         raise self._ended(frames, wait, check_alive)
