@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redmedic.connection.base import ENCODING, ERRORS, CommandResult, Connection, _Become
+from redmedic.connection.base import ENCODING, ERRORS, Become, CommandResult, Connection
 from redmedic.connection.scripts import MARK
 from redmedic.model.inventory import Host
 from redmedic.model.templating import Templar
@@ -42,7 +42,7 @@ class ScriptedConnection(Connection):
         self.script = dict(script or {})
         self.commands: list[str] = []
         self.round_trips: list[list[str]] = []
-        self._become = _Become.SELF  # what a root login's first become finds out
+        self._become = Become.SELF  # what a root login's first become finds out
 
     def _exec(self, command: str, stdin: bytes, timeout: float | None) -> tuple[int, bytes, bytes]:
         self.round_trips.append([command])

@@ -16,6 +16,9 @@ Built on ``tests/support/loopback.py`` (simulated SSH hosts) and
 * ``ssh_options`` (function): ``ConnectOptions(known_hosts_files=(known_hosts_file,))`` —
   strict host-key checking stays on.
 * ``redis_on_loopback`` (function): a ``RedisServer`` bound to 127.0.0.1 only.
+* ``becoming`` (function, three params): (a ``Host`` as the inventory has it, the user its
+  become commands run as, the program that starts them) for sudo with a password, sudo
+  without one (a NOPASSWD become user) and the login user itself.
 
 Missing prerequisites (not root, no sshd, ...) skip these tests on a developer machine with
 the reason, but fail them in CI (``CI`` set), where they must run.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,11 +43,13 @@ if _REPO_ROOT not in sys.path:
 from redmedic.connection import ConnectOptions  # noqa: E402
 from redmedic.model.inventory import Host  # noqa: E402
 from tests.support.loopback import (  # noqa: E402
+    TEST_USER,
     LoginUser,
     SshdHost,
     SshSession,
     ensure_test_user,
     missing_prerequisites,
+    nopasswd_user,
     release_test_user,
 )
 from tests.support.redis_server import RedisServer, running_redis  # noqa: E402
@@ -112,6 +118,19 @@ def ssh_host(sshd: SshdHost, ssh_session: SshSession, test_user: LoginUser) -> H
 @pytest.fixture
 def ssh_options(known_hosts_file: Path) -> ConnectOptions:
     return ConnectOptions(known_hosts_files=(str(known_hosts_file),), connect_timeout=5.0)
+
+
+@pytest.fixture(params=["sudo with a password", "sudo without one", "already that user"])
+def becoming(request: pytest.FixtureRequest, ssh_host: Host) -> Iterator[tuple[Host, str, str]]:
+    """(the host as the inventory has it, the user its become commands run as, the program
+    that starts them: sudo, or the login shell)."""
+    if request.param == "sudo with a password":
+        yield ssh_host, "root", "sudo"
+    elif request.param == "sudo without one":  # no password given: it must not need one
+        with nopasswd_user() as user:
+            yield replace(ssh_host, become_user=user.name, become_password=None), user.name, "sudo"
+    else:  # the password is given, and must be left unused
+        yield replace(ssh_host, become_user=TEST_USER), TEST_USER, "sh"
 
 
 @pytest.fixture

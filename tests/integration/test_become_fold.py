@@ -11,7 +11,6 @@ password runs nothing, not even as me, and costs sudo one attempt, never three.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -20,22 +19,9 @@ from redmedic.connection import ConnectOptions, SSHConnection, connect
 from redmedic.connection.base import become_script, script_on_stdin
 from redmedic.errors import BecomeError
 from redmedic.model.inventory import Host
-from tests.support.loopback import TEST_USER, LoginUser, nopasswd_user
+from tests.support.loopback import LoginUser
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sudo with a password", "sudo without one", "already that user"])
-def becoming(request: pytest.FixtureRequest, ssh_host: Host) -> Iterator[tuple[Host, str, str]]:
-    """(the host as the inventory has it, the user its become commands run as, the program
-    that starts them: sudo, or the login shell)."""
-    if request.param == "sudo with a password":
-        yield ssh_host, "root", "sudo"
-    elif request.param == "sudo without one":  # no password given: it must not need one
-        with nopasswd_user() as user:
-            yield replace(ssh_host, become_user=user.name, become_password=None), user.name, "sudo"
-    else:  # the password is given, and must be left unused
-        yield replace(ssh_host, become_user=TEST_USER), TEST_USER, "sh"
 
 
 def test_the_first_become_command_costs_one_exec(

@@ -101,7 +101,7 @@ class CommandResult:
         return "\n".join(kept)
 
 
-class _Become(Enum):
+class Become(Enum):
     """How this connection becomes the become user (root unless `ansible_become_user`),
     found out on the host by the first become command (`become_script`); the values are
     that script's verdicts."""
@@ -246,7 +246,7 @@ class Connection(ABC):
     def __init__(self, host: Host, *, command_timeout: float | None = None) -> None:
         self.host = host
         self._command_timeout = command_timeout
-        self._become: _Become | None = None
+        self._become: Become | None = None
         # What this connection cost on the wire (`-vvv`); the executor names the phases.
         self.traffic = Traffic()
         # While the executor plans: reads already answered in one batch (`lookahead`).
@@ -461,13 +461,31 @@ class Connection(ABC):
         how = self._become
         if how is None:
             return self._become_first(command, stdin, timeout)
-        if how is _Become.SELF:
-            return self._exec(command, stdin, timeout)
-        with_password = how is _Become.PASSWORD
+        return self._exec_become(how, command, stdin, timeout)
+
+    def _exec_become(
+        self, how: Become, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        """Run a become command once the way is known: its own exec, as `become_launch`
+        wraps it. SSH overrides this to use its kept-open shell (`keptshell`) when it can."""
+        wrapped, prefix = self.become_launch(how, command)
+        result = self._exec(wrapped, prefix + stdin, timeout)
+        return result if how is Become.SELF else self._sudo_ran(*result)
+
+    def become_launch(self, how: Become, command: str) -> tuple[str, bytes]:
+        """(the shell text to run as the login user, the stdin to send before the command's
+        own) that runs `command` as the become user the way `how` says.
+
+        Under sudo the command itself travels on stdin behind SCRIPT_READER (sudo's argv is
+        on the host's `ps` too), after the password line when sudo needs one.
+        """
+        if how is Become.SELF:
+            return command, b""
+        with_password = how is Become.PASSWORD
         prefix = self._password_line() if with_password else b""
-        reader, script = script_on_stdin(command)  # sudo's argv is on the host's `ps` too
+        reader, script = script_on_stdin(command)
         wrapped = sudo_command(reader, with_password=with_password, user=self.host.become_user)
-        return self._sudo_ran(*self._exec(wrapped, prefix + script + stdin, timeout))
+        return wrapped, prefix + script
 
     def _password_line(self) -> bytes:
         password = self.host.become_password or ""
@@ -492,11 +510,11 @@ class Connection(ABC):
         head, _, verdict = first.decode(ENCODING, ERRORS).partition(" ")
         if head != marker:  # the script broke off before it knew anything
             raise self._command_error("cannot find out the login user's id", rc, out, err)
-        how = next((way for way in _Become if way.value == verdict), None)
+        how = next((way for way in Become if way.value == verdict), None)
         if how is None:
             raise self._refusal(verdict, rest.decode(ENCODING, ERRORS))
         self._become = how
-        return (rc, rest, err) if how is _Become.SELF else self._sudo_ran(rc, rest, err)
+        return (rc, rest, err) if how is Become.SELF else self._sudo_ran(rc, rest, err)
 
     def _refusal(self, verdict: str, said: str) -> BecomeError:
         """Why `become_script` ran nothing: no sudo, or sudo's own words (`said`)."""

@@ -19,9 +19,19 @@ from contextlib import contextmanager, suppress
 
 import paramiko
 
-from redmedic.connection.base import Connection, ConnectOptions, script_on_stdin, timeout_error
+from redmedic.connection.base import (
+    ENCODING,
+    ERRORS,
+    Become,
+    Connection,
+    ConnectOptions,
+    script_on_stdin,
+    short_command,
+    timeout_error,
+)
 from redmedic.connection.execrequest import exec_answer, exec_request
 from redmedic.connection.keepalive import Keepalive
+from redmedic.connection.keptshell import KeptShell, ShellEnded, loop_program, new_nonce, request
 from redmedic.connection.outputcap import OutputCap
 from redmedic.connection.spare import SpareChannel
 from redmedic.connection.sshauth import SSH_ERRORS, reason
@@ -55,6 +65,9 @@ class SSHConnection(Connection):
         self._transport = chain.target
         self._timeout = connect_timeout(host, options)
         self._spare = SpareChannel(self._open_session)
+        # Become commands after the first run on one kept-open shell (`keptshell`).
+        self._kept: KeptShell | None = None
+        self._kept_lock = threading.Lock()
         self._keepalive: Keepalive | None = None
         interval = host.ssh.server_alive_interval
         if interval:
@@ -93,6 +106,16 @@ class SSHConnection(Connection):
         checks (`execrequest`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        channel = self._take_channel()
+        try:
+            return self._drive(channel, command, stdin, timeout, deadline)
+        except SSH_ERRORS as exc:
+            raise self._lost(exc) from None
+        finally:
+            channel.close()
+
+    def _take_channel(self) -> paramiko.Channel:
+        """A session channel: the one opened ahead, else a new one; the next is asked for."""
         channel = self._spare.take()
         if channel is None:
             try:
@@ -101,12 +124,7 @@ class SSHConnection(Connection):
                 raise self._lost(exc) from None
         self._spare.ask()  # for the next command (`spare`)
         self.traffic.count("channels")  # channels used: a spare never used is not counted
-        try:
-            return self._drive(channel, command, stdin, timeout, deadline)
-        except SSH_ERRORS as exc:
-            raise self._lost(exc) from None
-        finally:
-            channel.close()
+        return channel
 
     def _open_session(self) -> paramiko.Channel:
         return self._transport.open_session(timeout=self._timeout)
@@ -119,24 +137,7 @@ class SSHConnection(Connection):
         timeout: float | None,
         deadline: float | None,
     ) -> tuple[int, bytes, bytes]:
-        reader, script = script_on_stdin(command)
-        exec_request(channel, f"/bin/sh -c {shlex.quote(reader)}")
-        self.traffic.count("execs")
-        # Not Channel.exec_command: its wait for the answer has no timeout. The stdin waits
-        # for the answer too: sshd grants the channel's window only when the command starts
-        # (in the answer's flight), so an earlier send would only block inside sendall.
-        while (accepted := exec_answer(channel, _wait(deadline))) is None:
-            self._check_alive(command, timeout, deadline, "the host never started it")
-        if not accepted:
-            if not self._transport.is_active():
-                raise self._lost(EOFError("the transport closed"))
-            raise ConnectError(
-                self.host.name,
-                "sshd refused to start a command (it answered the exec request with a "
-                "failure) — the login user may be at its process limit (ulimit -u) or the "
-                "host out of memory; the host's sshd log says why",
-            )
-        stdin = script + stdin
+        stdin = self._start(channel, command, timeout, deadline) + stdin
         sender = None
         if len(stdin) > _INLINE_STDIN:
             sender = threading.Thread(target=_send_stdin, args=(channel, stdin), daemon=True)
@@ -172,6 +173,97 @@ class SSHConnection(Connection):
         if rc == -1 and not self._transport.is_active():
             raise self._lost(EOFError("the transport closed"))
         return rc, out.value(), err.value()
+
+    def _start(
+        self, channel: paramiko.Channel, command: str, timeout: float | None, deadline: float | None
+    ) -> bytes:
+        """Start `command` (behind SCRIPT_READER) on `channel`; the stdin to send first."""
+        reader, script = script_on_stdin(command)
+        exec_request(channel, f"/bin/sh -c {shlex.quote(reader)}")
+        self.traffic.count("execs")
+        # Not Channel.exec_command: its wait for the answer has no timeout. The stdin waits
+        # for the answer too: sshd grants the channel's window only when the command starts
+        # (in the answer's flight), so an earlier send would only block inside sendall.
+        while (accepted := exec_answer(channel, _wait(deadline))) is None:
+            self._check_alive(command, timeout, deadline, "the host never started it")
+        if not accepted:
+            if not self._transport.is_active():
+                raise self._lost(EOFError("the transport closed"))
+            raise ConnectError(
+                self.host.name,
+                "sshd refused to start a command (it answered the exec request with a "
+                "failure) — the login user may be at its process limit (ulimit -u) or the "
+                "host out of memory; the host's sshd log says why",
+            )
+        return script
+
+    # -- the kept-open become shell ------------------------------------------------------
+
+    def _exec_become(
+        self, how: Become, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        """Run a become command on the kept-open shell (`keptshell`), starting it if there
+        is none; its own exec when the shell is busy with another step's command, or found
+        ended before the request was written (a command never runs twice)."""
+        if not self._kept_lock.acquire(blocking=False):
+            return super()._exec_become(how, command, stdin, timeout)
+        try:
+            shell = self._kept
+            if shell is not None and not shell.idle():
+                self._drop_kept()
+                return super()._exec_become(how, command, stdin, timeout)
+            result = self._on_kept_shell(how, command, stdin, timeout)
+        finally:
+            self._kept_lock.release()
+        return result if how is Become.SELF else self._sudo_ran(*result)
+
+    def _on_kept_shell(
+        self, how: Become, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        data = request(command.encode(ENCODING, ERRORS), stdin)
+        fresh = self._kept is None
+        try:
+            if self._kept is None:
+                channel = self._take_channel()
+                self._kept = KeptShell(channel, new_nonce())
+                wrapped, prefix = self.become_launch(how, loop_program(self._kept.nonce))
+                data = self._start(channel, wrapped, timeout, deadline) + prefix + data
+            self.traffic.count("kept")
+            return self._kept.run(
+                data,
+                wait=lambda: _wait(deadline),
+                check_alive=lambda: self._check_alive(
+                    command, timeout, deadline, "it may still be running on the host"
+                ),
+                inline_limit=_INLINE_STDIN,
+            )
+        except ShellEnded as ended:
+            # The transport's end closes its channels a moment before is_active() says so;
+            # a shell that ended on the host sent its EOF first.
+            said_eof = self._kept is not None and self._kept.channel.eof_received
+            self._drop_kept()
+            if not (said_eof and self._transport.is_active()):
+                raise self._lost(EOFError("the transport closed")) from None
+            if fresh and how is not Become.SELF:  # sudo may have said why it ran nothing
+                self._sudo_ran(ended.rc, ended.out, ended.err)
+            raise CommandError(
+                self.host.name,
+                f"the kept-open shell ended while running `{short_command(command)}` "
+                f"(exit {ended.rc}); it may have run in part — check the host, then run again",
+            ) from None
+        except SSH_ERRORS as exc:
+            self._drop_kept()
+            raise self._lost(exc) from None
+        except BaseException:  # a timeout, a lost host: never leave a shell half-read
+            self._drop_kept()
+            raise
+
+    def _drop_kept(self) -> None:
+        """Close the kept shell; the next become command starts a new one."""
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
 
     def _check_alive(
         self, command: str, timeout: float | None, deadline: float | None, detail: str

@@ -4,7 +4,11 @@ Why count: on a real network each round trip costs an RTT (20-100 ms), so the nu
 round trips per host decides how long a fleet run waits, far more than CPU. `-vvv` prints
 one line per host when its connection closes, e.g.
 
-    ssh redis-1: 1 connection, 4 channels, 4 execs, 9 round trips (connect 5, diagnose 2, plan 2)
+    ssh redis-1: 1 connection, 3 channels, 2 execs, 2 on the kept shell, 15 round trips
+    (connect 6, diagnose 6, plan 3)
+
+(one line). `kept` counts the become commands that ran on the kept-open shell (`keptshell`):
+no exec of their own; the exec that started that shell is one of `execs`.
 
 A round trip is a *turn* on the TCP socket: bytes sent, then bytes received — what a
 request/response costs one RTT for (several packets sent before the answer count once).
@@ -30,6 +34,7 @@ class Traffic:
         self.connections = 0  # TCP (or ProxyCommand) connections, each with its SSH handshakes
         self.channels = 0  # SSH channels opened: sessions and port forwards
         self.execs = 0  # remote commands started (one per session channel)
+        self.kept = 0  # become commands run on the kept-open shell, not an exec of their own
         self.trips: dict[str, int] = {}  # round trips per phase, in the order phases came
         self.phase = "connect"
         self._sent = False
@@ -44,7 +49,7 @@ class Traffic:
                 self.trips[self.phase] = self.trips.get(self.phase, 0) + 1
 
     def count(self, what: str) -> None:
-        """One more `connections`, `channels` or `execs`."""
+        """One more `connections`, `channels`, `execs` or `kept`."""
         with self._lock:
             setattr(self, what, getattr(self, what) + 1)
 
@@ -61,7 +66,7 @@ class Traffic:
         phases = ", ".join(f"{phase} {count}" for phase, count in self.trips.items())
         return (
             f"{n(self.connections, 'connection')}, {n(self.channels, 'channel')}, "
-            f"{n(self.execs, 'exec')}, {n(total, 'round trip')}"
+            f"{n(self.execs, 'exec')}, {self.kept} on the kept shell, {n(total, 'round trip')}"
             + (f" ({phases})" if phases else "")
         )
 
