@@ -64,9 +64,10 @@ class Traffic:
 
         total = sum(self.trips.values())
         phases = ", ".join(f"{phase} {count}" for phase, count in self.trips.items())
+        kept = f"{self.kept} on the kept shell, " if self.kept else ""
         return (
             f"{n(self.connections, 'connection')}, {n(self.channels, 'channel')}, "
-            f"{n(self.execs, 'exec')}, {self.kept} on the kept shell, {n(total, 'round trip')}"
+            f"{n(self.execs, 'exec')}, {kept}{n(total, 'round trip')}"
             + (f" ({phases})" if phases else "")
         )
 
