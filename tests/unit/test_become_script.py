@@ -34,22 +34,29 @@ BECOME_USER = "redmedic-fake"
 _FAKE_SUDO = """\
 #!/bin/sh
 # A pretend sudo: MODE and PASSWORD are fixed when it is written (test_become_script.py).
-mode={mode}; log={log}
-n=
+# Its credential cache is a file per parent process, as sudo's without a tty.
+mode={mode}; log={log}; cache={log}.cache.$PPID
+n=; v=; k=
 while [ $# -gt 0 ]; do
-  case $1 in -n) n=1;; -S|-k) ;; -p|-u) shift;; --) shift; break;; *) break;; esac
+  case $1 in -n) n=1;; -v) v=1;; -k) k=1;; -S) ;; -p|-u) shift;; --) shift; break;; *) break;; esac
   shift
 done
 [ "$mode" = unknown ] && {{ echo "sudo: unknown user {user}" >&2; exit 1; }}
-[ "$mode" = nopasswd ] && exec "$@"
+[ "$mode" = nopasswd ] && {{ [ $# -gt 0 ] || exit 0; exec "$@"; }}
+[ -n "$k$v" ] && [ $# -eq 0 ] && [ -z "$v" ] && {{ rm -f "$cache"; exit 0; }}
+[ -z "$k" ] && [ -e "$cache" ] && {{ [ -n "$v" ] && exit 0; exec "$@"; }}
 [ -z "$n" ] || {{ echo "sudo: a password is required" >&2; exit 1; }}
 for try in 1 2 3; do
   IFS= read -r line || {{ echo "sudo: no password was provided" >&2; exit 1; }}
   echo attempt >> "$log"
   if [ "$line" = {password} ]; then
-    [ "$mode" = denied ] || exec "$@"
-    echo "sudo: admin is not in the sudoers file.  This incident will be reported." >&2
-    exit 1
+    if [ "$mode" = denied ]; then
+      echo "sudo: admin is not in the sudoers file.  This incident will be reported." >&2
+      exit 1
+    fi
+    [ -n "$v" ] || exec "$@"
+    [ "$mode" = nocache ] || : > "$cache"
+    exit 0
   fi
   echo "Sorry, try again." >&2
 done
@@ -80,7 +87,8 @@ class PretendSudo:
         self.log = root / "attempts"
 
     def install(self, mode: str) -> None:
-        """mode: nopasswd, password (SECRET), denied (after the password), unknown (user)."""
+        """mode: nopasswd, password (SECRET), nocache (SECRET, sudo -v caches nothing: as
+        with timestamp_timeout=0), denied (after the password), unknown (user)."""
         path = self.bin / "sudo"
         log, password = shlex.quote(str(self.log)), shlex.quote(SECRET)
         path.write_text(_FAKE_SUDO.format(mode=mode, log=log, user=BECOME_USER, password=password))
@@ -89,6 +97,11 @@ class PretendSudo:
     @property
     def attempts(self) -> int:
         return len(self.log.read_text().splitlines()) if self.log.exists() else 0
+
+    @property
+    def cached(self) -> list[Path]:
+        """The credential caches left behind (none, once a command has ended)."""
+        return sorted(self.log.parent.glob(f"{self.log.name}.cache.*"))
 
 
 @pytest.fixture
@@ -139,19 +152,24 @@ def test_nopasswd_sudo_runs_the_first_command_in_its_one_exec(sudo: PretendSudo)
     assert sudo.attempts == 0
 
 
+@pytest.mark.parametrize(("mode", "checks"), [("password", 1), ("nocache", 2)])
 def test_a_sudo_password_is_checked_alone_then_runs_the_command_in_the_same_exec(
-    sudo: PretendSudo,
+    sudo: PretendSudo, mode: str, checks: int
 ) -> None:
-    sudo.install("password")
+    sudo.install(mode)
     conn = connection()
 
     first = conn.run("cat; exit 3", become=True, stdin=b"payload")
+    after_first = sudo.attempts
     second = conn.run("cat", become=True, stdin=b"more")
 
     assert (first.rc, first.stdout, first.stderr) == (3, "payload", "")
     assert second.stdout == "more"
     assert len(conn.calls) == 2  # the check was folded into the first command's exec
-    assert sudo.attempts == 3  # the check and the first command, then the second
+    # Checked once, the command run on the credential cache, unless sudo keeps no cache.
+    assert after_first == checks
+    assert sudo.cached == []  # and the cache is gone once the command ends
+    assert sudo.attempts == checks + 1  # the second command's own sudo -S
     assert conn.calls[1][0] == sudo_command(SCRIPT_READER, with_password=True, user=BECOME_USER)
     assert all(SECRET not in command for command, _ in conn.calls)
 

@@ -183,9 +183,9 @@ def become_script(user: str | None, marker: str, *, with_password: bool) -> str:
     host how to become `user` (root when None) and runs the command that way, in ONE exec.
 
     Why on the host: a probe exec of its own cost every host 3 round trips more. The script
-    prints `MARKER VERDICT` as its first stdout line, before anything of the command runs
-    (so no output of the command can pose as it; `marker` is random and travels on stdin,
-    never in an argv), then:
+    prints `MARKER VERDICT` before anything of the command runs (so no output of the command
+    can pose as it; `marker` is random and travels on stdin, never in an argv), behind only
+    what the password check said, then:
 
     - `self`: already that user: the command runs as it is;
     - `nopasswd`: `sudo -n` works: the command runs under it;
@@ -193,11 +193,15 @@ def become_script(user: str | None, marker: str, *, with_password: bool) -> str:
     - `nosudo`, `refused` (+ what sudo said): nothing of the command runs, as nobody.
 
     Its stdin: with a password, the password line twice, then the command (`script_on_stdin`)
-    and the command's own input. The first line is checked by a sudo whose stdin holds that
-    line and nothing else: after a wrong password sudo reads the next lines as two more
+    and the command's own input. The first line is checked by a `sudo -v` whose stdin holds
+    that line and nothing else: after a wrong password sudo reads the next lines as two more
     attempts (three failed logins, ~5 s, perhaps a faillock lockout), so it must meet the
-    end of its input instead. The second line is for the sudo that runs the command, as in
-    every later become exec; the branches that need no password read both lines away first.
+    end of its input instead. The check leaves sudo's credential cache for this shell, so
+    the command runs under `sudo -n` (the password is checked once, not twice: PAM's hash,
+    ~40 ms of host CPU, is most of what a sudo costs) and `sudo -k` invalidates the cache
+    when the command ends. Where the cache does not hold (timestamp_timeout=0) the second
+    line is for a `sudo -S` that runs the command, as in every later become exec; the
+    branches that need no password read both lines away first.
     """
     as_user = _sudo_user(user)
     if user and user != "root":
@@ -218,14 +222,17 @@ def become_script(user: str | None, marker: str, *, with_password: bool) -> str:
     )
     if not with_password:
         return script + 'printf \'%s\\n\' "$m refused" "$said"\n'
-    check = f"printf '%s\\n' \"$pw\" | LC_ALL=C sudo -S -k -p '' {as_user}true 2>&1"
+    # Not `$(...)`: sudo keys its cache to its parent process, which must be this shell.
+    check = "{ printf '%s\\n' \"$pw\" | LC_ALL=C sudo -S -p '' -v; } 2>&1"
     password = sudo_command(SCRIPT_READER, with_password=True, user=user)
     return script + (
         "IFS= read -r pw\n"
-        f"if checked=$({check}); then\n"
-        f'  echo "$m password"; exec {password}\n'
+        f"if {check}; then\n"
+        '  echo "$m password"\n'
+        f"  if sudo -n {as_user}true 2>/dev/null; then read -r _; {nopasswd}; else {password}; fi\n"
+        "  r=$?; sudo -k 2>/dev/null; exit $r\n"
         "fi\n"
-        'printf \'%s\\n\' "$m refused" "$said" "$checked"\n'
+        'printf \'%s\\n\' "$m refused" "$said"\n'
     )
 
 
@@ -506,15 +513,22 @@ class Connection(ABC):
         _, script = script_on_stdin(command)
         probe = become_script(self.host.become_user, marker, with_password=with_password)
         rc, out, err = self._exec(probe, passwords + script + stdin, timeout)
-        first, _, rest = out.partition(b"\n")
-        head, _, verdict = first.decode(ENCODING, ERRORS).partition(" ")
-        if head != marker:  # the script broke off before it knew anything
-            raise self._command_error("cannot find out the login user's id", rc, out, err)
-        how = next((way for way in Become if way.value == verdict), None)
-        if how is None:
-            raise self._refusal(verdict, rest.decode(ENCODING, ERRORS))
+        how, rest = self.become_verdict(marker, rc, out, err)
         self._become = how
         return (rc, rest, err) if how is Become.SELF else self._sudo_ran(rc, rest, err)
+
+    def become_verdict(self, marker: str, rc: int, out: bytes, err: bytes) -> tuple[Become, bytes]:
+        """(the way `become_script` found, the command's stdout behind its verdict line);
+        raises what stopped it: a refusal, or a script that broke off before it knew."""
+        checked, found, rest = out.partition(marker.encode(ENCODING) + b" ")
+        if not found:  # the script broke off before it knew anything
+            raise self._command_error("cannot find out the login user's id", rc, out, err)
+        line, _, rest = rest.partition(b"\n")
+        verdict = line.decode(ENCODING, ERRORS)
+        how = next((way for way in Become if way.value == verdict), None)
+        if how is None:
+            raise self._refusal(verdict, (rest + checked).decode(ENCODING, ERRORS))
+        return how, rest
 
     def _refusal(self, verdict: str, said: str) -> BecomeError:
         """Why `become_script` ran nothing: no sudo, or sudo's own words (`said`)."""
