@@ -4,12 +4,14 @@ User story: on a slow network each exec costs me three round trips per host. Giv
 where I become root with a sudo password, or an account sudo lets me become without one,
 or the very user I log in as, when the first command with become runs, then it runs in
 ONE exec — the way to become is found out on the host, inside that exec — with its own
-output and input untouched, and each later become command costs one exec too. A wrong
-password runs nothing, not even as me, and costs sudo one attempt, never three.
+output and input untouched, and later become commands cost no exec at all: the first one
+left a shell open for them. A wrong password runs nothing, not even as me, and costs sudo
+one attempt, never three.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 
@@ -19,7 +21,7 @@ from redmedic.connection import ConnectOptions, SSHConnection, connect
 from redmedic.connection.base import become_script, script_on_stdin
 from redmedic.errors import BecomeError
 from redmedic.model.inventory import Host
-from tests.support.loopback import LoginUser
+from tests.support.loopback import LoginUser, as_test_user, shared_sudo_cache
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +43,7 @@ def test_the_first_become_command_costs_one_exec(
     said = f"{runs_as}\n{parent}\nthe command's input\n"
     assert (first.rc, first.stdout, first.stderr) == (0, said, "")
     assert second.stdout == f"{runs_as}\n"
-    assert (after_first, after_second) == (1, 2)
+    assert (after_first, after_second) == (1, 1)
 
 
 def test_a_wrong_password_runs_nothing_in_its_one_exec(
@@ -73,3 +75,21 @@ def test_real_sudo_meets_the_end_of_its_input_after_a_wrong_password(
     assert verdict  # behind only what the password check said
     assert "sudo: 1 incorrect password attempt" in checked
     assert "the command ran" not in said
+
+
+def test_the_one_password_check_leaves_no_sudo_credential_behind(
+    ssh_host: Host, ssh_options: ConnectOptions
+) -> None:
+    # Given a host whose sudo keeps one credential cache for all of my processes,
+    with shared_sudo_cache():
+        # when my run becomes root with the password (checked once: the commands run on the
+        # credential that check cached) and its connection closes,
+        with connect(ssh_host, ssh_options) as conn:
+            assert [conn.run("id -u", become=True).stdout for _ in range(2)] == ["0\n"] * 2
+        # then, once the host has seen the shell end, no other process of mine can sudo
+        # without the password: the run left the host's sudo as it found it.
+        deadline = time.monotonic() + 30
+        while (left := as_test_user("sudo -n true")).returncode == 0:
+            assert time.monotonic() < deadline, "the run's sudo credential is still valid"
+            time.sleep(0.1)
+    assert "a password is required" in left.stderr

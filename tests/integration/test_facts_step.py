@@ -63,6 +63,11 @@ def sessions(sshd: SshdHost) -> int:
     return sshd.log_text().count("Starting session: command")
 
 
+def commands(conn: Connection) -> int:
+    """Commands the connection ran: execs, and requests on its kept-open become shell."""
+    return conn.traffic.execs + conn.traffic.kept
+
+
 def sessions_after(sshd: SshdHost, before: int, expected: int) -> int:
     """sshd writes its log asynchronously: wait (bounded) until it settles."""
     deadline = time.monotonic() + 5.0
@@ -79,7 +84,7 @@ def test_facts_show_socket_config_and_info_and_never_the_password(
 ) -> None:
     server, conf = protected_redis
     ctx = step_context(conn, become=True)
-    before = sessions(sshd)
+    before, ran = sessions(sshd), commands(conn)
     started = time.monotonic()
     result = RedisFacts().registered(
         RedisFacts().diagnose(
@@ -89,7 +94,8 @@ def test_facts_show_socket_config_and_info_and_never_the_password(
     elapsed = time.monotonic() - started
     facts = result.facts
 
-    assert sessions_after(sshd, before, 1) == 1  # the whole gathering: one SSH exec
+    assert commands(conn) - ran == 1  # the whole gathering: one command,
+    assert sessions_after(sshd, before, 0) == 0  # on the shell `conn`'s first become opened
     assert elapsed < 5.0, elapsed
     assert facts["pid"] == server.pid
     assert facts["pid_source"] == "ss"  # no systemd here: found as the port's owner
@@ -151,17 +157,18 @@ def test_a_wrong_password_is_reported_as_the_servers_answer(
     assert result.facts["config"]["source"] in ("default", "none")
 
 
-def test_log_scan_reads_the_log_in_one_exec(
+def test_log_scan_reads_the_log_in_one_command(
     conn: Connection, redis_on_loopback: RedisServer, sshd: SshdHost
 ) -> None:
-    before = sessions(sshd)
+    before, ran = sessions(sshd), commands(conn)
     result = LogScan().registered(
         LogScan().diagnose(
             LogScanArgs(path=str(redis_on_loopback.log_path), unit=None),
             step_context(conn, become=True),
         )
     )
-    assert sessions_after(sshd, before, 1) == 1
+    assert commands(conn) - ran == 1
+    assert sessions_after(sshd, before, 0) == 0
     assert result.facts["log_path"] == str(redis_on_loopback.log_path)
     overcommit = Path("/proc/sys/vm/overcommit_memory").read_text().strip()
     if overcommit != "1":  # this machine's redis warns at start, as in production

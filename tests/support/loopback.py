@@ -21,6 +21,8 @@ What it owns:
 * ``ensure_other_user()`` -- a second local account ``redmedic-t2`` (no login), to become.
 * ``nopasswd_user()`` -- a third one, ``redmedic-t3``, that the login user may become without
   a password (its own sudoers drop-in, removed when the context ends).
+* ``shared_sudo_cache()`` -- sudo keeps one credential cache for all of the login user's
+  processes while the context lasts (a drop-in of its own).
 * ``SshSession`` -- per test session: a client ed25519 key pair, an ``authorized_keys`` file
   for it (in a per-session directory sshd can read as the user), and ``start_sshd()`` to
   start any number of daemons, each with its own host key, address and log file, stopped by
@@ -289,6 +291,42 @@ def nopasswd_user() -> Iterator[LoginUser]:
         yield user
     finally:
         NOPASSWD_SUDOERS.unlink(missing_ok=True)
+
+
+SHARED_CACHE_SUDOERS = Path("/etc/sudoers.d/redmedic-test-shared-cache")
+_SHARED_CACHE_TEXT = f"""\
+# Written by redmedic's test fixtures (tests/support/loopback.py, shared_sudo_cache): one
+# sudo credential cache for all of the login user's processes, while a test needs it.
+Defaults:{TEST_USER} timestamp_type=global
+"""
+
+
+@contextlib.contextmanager
+def shared_sudo_cache() -> Iterator[None]:
+    """While the context lasts, sudo keeps ONE credential cache for all of TEST_USER's
+    processes (`timestamp_type=global`; sudo's default keys it to a terminal, or without
+    one to the parent process): what one process left, any other could use.
+
+    The user's caches are removed on entry and exit (`sudo -K`), and the drop-in on exit.
+    """
+    _install_sudoers(SHARED_CACHE_SUDOERS, _SHARED_CACHE_TEXT)
+    try:
+        as_test_user("sudo -K")
+        yield
+    finally:
+        SHARED_CACHE_SUDOERS.unlink(missing_ok=True)
+        as_test_user("sudo -K")
+
+
+def as_test_user(command: str) -> subprocess.CompletedProcess[str]:
+    """Run `command` on this machine as TEST_USER, outside any SSH session."""
+    return subprocess.run(
+        ["su", "-s", "/bin/sh", TEST_USER, "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def _service_account(name: str, home: Path) -> LoginUser:

@@ -507,19 +507,24 @@ class Connection(ABC):
         No lock: a become that starts before the first has answered runs the script too
         (the same verdict, one exec either way), and the way is one attribute, set whole.
         """
+        marker, probe, prefix = self.become_probe(command)
+        rc, out, err = self._exec(probe, prefix + stdin, timeout)
+        how, rest = self.take_verdict(marker, rc, out, err)
+        return (rc, rest, err) if how is Become.SELF else self._sudo_ran(rc, rest, err)
+
+    def become_probe(self, command: str) -> tuple[str, str, bytes]:
+        """(its marker, `become_script` for this host, the stdin to send before the command's
+        own): the first become command, as the login user runs it."""
         marker = "redmedic-become-" + secrets.token_hex(16)
         with_password = self.host.become_password is not None
         passwords = self._password_line() * 2 if with_password else b""
         _, script = script_on_stdin(command)
         probe = become_script(self.host.become_user, marker, with_password=with_password)
-        rc, out, err = self._exec(probe, passwords + script + stdin, timeout)
-        how, rest = self.become_verdict(marker, rc, out, err)
-        self._become = how
-        return (rc, rest, err) if how is Become.SELF else self._sudo_ran(rc, rest, err)
+        return marker, probe, passwords + script
 
-    def become_verdict(self, marker: str, rc: int, out: bytes, err: bytes) -> tuple[Become, bytes]:
-        """(the way `become_script` found, the command's stdout behind its verdict line);
-        raises what stopped it: a refusal, or a script that broke off before it knew."""
+    def take_verdict(self, marker: str, rc: int, out: bytes, err: bytes) -> tuple[Become, bytes]:
+        """Keep the way `become_script` found; (it, the command's stdout behind the verdict
+        line). Raises what stopped it: a refusal, or a script that broke off before it knew."""
         checked, found, rest = out.partition(marker.encode(ENCODING) + b" ")
         if not found:  # the script broke off before it knew anything
             raise self._command_error("cannot find out the login user's id", rc, out, err)
@@ -528,6 +533,7 @@ class Connection(ABC):
         how = next((way for way in Become if way.value == verdict), None)
         if how is None:
             raise self._refusal(verdict, (rest + checked).decode(ENCODING, ERRORS))
+        self._become = how
         return how, rest
 
     def _refusal(self, verdict: str, said: str) -> BecomeError:

@@ -2,9 +2,11 @@
 
 Why: on a sudo-with-password host every become command used to be a channel of its own,
 an exec and a `sudo -S -k` that checks the password again (PAM and yescrypt, ~43 ms of
-host CPU), and 2-3 round trips. Once the way to become is known, the next become command
-starts ONE channel running the become wrapper around `loop_program`; every later become
-command is a request on that channel's stdin and costs one round trip, no sudo, no exec.
+host CPU), and 2-3 round trips. The first become command starts ONE channel running
+`loop_program` inside `base.become_script` (which finds out how to become, and checks the
+password once), itself its first request; every later become command is a request on that
+channel's stdin and costs one round trip, no sudo, no exec. (Where the first become found
+the shell busy or gone, a later one starts the loop under the way already known.)
 
 The request is a header line `SCRIPT_BYTES STDIN_BYTES`, the script, then the command's
 own input. The loop reads exactly those bytes (`head -c` never reads ahead), runs the

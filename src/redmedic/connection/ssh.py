@@ -65,7 +65,7 @@ class SSHConnection(Connection):
         self._transport = chain.target
         self._timeout = connect_timeout(host, options)
         self._spare = SpareChannel(self._open_session)
-        # Become commands after the first run on one kept-open shell (`keptshell`).
+        # Become commands run on one kept-open shell (`keptshell`), started by the first.
         self._kept: KeptShell | None = None
         self._kept_lock = threading.Lock()
         self._keepalive: Keepalive | None = None
@@ -199,6 +199,24 @@ class SSHConnection(Connection):
 
     # -- the kept-open become shell ------------------------------------------------------
 
+    def _become_first(
+        self, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
+        """The first become command starts the kept-open shell inside `become_script`: the
+        way to become is found, the password checked and the shell started in ONE exec, the
+        command its first request. Its own exec, as anywhere else, while the shell is busy."""
+        if not self._kept_lock.acquire(blocking=False):
+            return super()._become_first(command, stdin, timeout)
+        try:
+            known = self._become
+            if known is None:
+                how, result = self._on_kept_shell(None, command, stdin, timeout)
+        finally:
+            self._kept_lock.release()
+        if known is not None:  # found meanwhile by a command that ran beside this one
+            return self._exec_become(known, command, stdin, timeout)
+        return result if how is Become.SELF else self._sudo_ran(*result)
+
     def _exec_become(
         self, how: Become, command: str, stdin: bytes, timeout: float | None
     ) -> tuple[int, bytes, bytes]:
@@ -212,25 +230,33 @@ class SSHConnection(Connection):
             if shell is not None and not shell.idle():
                 self._drop_kept()
                 return super()._exec_become(how, command, stdin, timeout)
-            result = self._on_kept_shell(how, command, stdin, timeout)
+            _, result = self._on_kept_shell(how, command, stdin, timeout)
         finally:
             self._kept_lock.release()
         return result if how is Become.SELF else self._sudo_ran(*result)
 
     def _on_kept_shell(
-        self, how: Become, command: str, stdin: bytes, timeout: float | None
-    ) -> tuple[int, bytes, bytes]:
+        self, how: Become | None, command: str, stdin: bytes, timeout: float | None
+    ) -> tuple[Become, tuple[int, bytes, bytes]]:
+        """(the way to become, the command's result) on the kept shell. A new shell starts
+        the way `how` says, or inside `become_script` when `how` is None (not known yet):
+        then the script's verdict comes first on stdout, and is taken off."""
         deadline = None if timeout is None else time.monotonic() + timeout
         data = request(command.encode(ENCODING, ERRORS), stdin)
         fresh = self._kept is None
+        marker = None
         try:
             if self._kept is None:
                 channel = self._take_channel()
                 self._kept = KeptShell(channel, new_nonce())
-                wrapped, prefix = self.become_launch(how, loop_program(self._kept.nonce))
+                program = loop_program(self._kept.nonce)
+                if how is None:
+                    marker, wrapped, prefix = self.become_probe(program)
+                else:
+                    wrapped, prefix = self.become_launch(how, program)
                 data = self._start(channel, wrapped, timeout, deadline) + prefix + data
             self.traffic.count("kept")
-            return self._kept.run(
+            rc, out, err = self._kept.run(
                 data,
                 wait=lambda: _wait(deadline),
                 check_alive=lambda: self._check_alive(
@@ -238,6 +264,8 @@ class SSHConnection(Connection):
                 ),
                 inline_limit=_INLINE_STDIN,
             )
+            if marker is not None:
+                how, out = self.take_verdict(marker, rc, out, err)
         except ShellEnded as ended:
             # The transport's end closes its channels a moment before is_active() says so;
             # a shell that ended on the host sent its EOF first.
@@ -245,8 +273,11 @@ class SSHConnection(Connection):
             self._drop_kept()
             if not (said_eof and self._transport.is_active()):
                 raise self._lost(EOFError("the transport closed")) from None
+            out = ended.out
+            if marker is not None:  # a refusal ends the script: the verdict says why
+                how, out = self.take_verdict(marker, ended.rc, out, ended.err)
             if fresh and how is not Become.SELF:  # sudo may have said why it ran nothing
-                self._sudo_ran(ended.rc, ended.out, ended.err)
+                self._sudo_ran(ended.rc, out, ended.err)
             raise CommandError(
                 self.host.name,
                 f"the kept-open shell ended while running `{short_command(command)}` "
@@ -258,6 +289,8 @@ class SSHConnection(Connection):
         except BaseException:  # a timeout, a lost host: never leave a shell half-read
             self._drop_kept()
             raise
+        assert how is not None  # known, or taken from the verdict just now
+        return how, (rc, out, err)
 
     def _drop_kept(self) -> None:
         """Close the kept shell; the next become command starts a new one."""
