@@ -1,8 +1,10 @@
 """Profile one redmedic `run --check` of the benchmark workload on K simulated hosts.
 
-    .venv/bin/python bench/profile_run.py --hosts 50 [--out DIR]
+    .venv/bin/python bench/profile_run.py --hosts 50 [--triage] [--out DIR]
 
-Starts K hosts like bench/run.py, runs redmedic once untimed (warm caches), then twice more:
+Starts K hosts like bench/run.py (with `--triage`: each with the demo's broken Redis, and
+the run is the shipped triage, as `bench/run.py --tools triage`), runs redmedic once
+untimed (warm caches), then twice more:
 
 1. under py-spy (bench/.venv): a speedscope flame graph of every thread, for people
    (https://www.speedscope.app). Not summarised here: py-spy's idle detection and its
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import cProfile
 import io
 import os
@@ -144,6 +147,9 @@ def main() -> int:
     parser.add_argument(
         "--snapshot", action="store_true", help="profile redmedic as committed at HEAD"
     )
+    parser.add_argument(
+        "--triage", action="store_true", help="profile the shipped triage, not the workload"
+    )
     args = parser.parse_args()
     py_spy = bench.BENCH_VENV / "bin" / "py-spy"
     if not py_spy.exists():
@@ -156,7 +162,9 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="redmedic-bench-"))
     root.chmod(0o755)
     try:
-        with bench.running_fleet(args.hosts, root) as fleet:
+        with bench.running_fleet(args.hosts, root) as fleet, contextlib.ExitStack() as stack:
+            if args.triage:
+                bench.with_triage_redis(fleet, stack)
             inputs = bench.write_inputs(fleet, args.hosts, workload)
             home = root / "home"
             home.mkdir()
@@ -166,11 +174,16 @@ def main() -> int:
                 source = bench.snapshot_source(root / "snapshot")
                 env["PYTHONPATH"] = str(source)
                 sys.path.insert(0, str(source))  # for the in-process cProfile run
+            playbook, inventory = (
+                (bench.TRIAGE, inputs.dir / "triage-inventory.yaml")
+                if args.triage
+                else (bench.WORKLOAD, inputs.inventory)
+            )
             cli_args = [
                 "run",
-                str(bench.WORKLOAD),
+                str(playbook),
                 "-i",
-                str(inputs.inventory),
+                str(inventory),
                 "--check",
                 "--known-hosts",
                 str(fleet.known_hosts),

@@ -4,8 +4,8 @@ Why count: on a real network each round trip costs an RTT (20-100 ms), so the nu
 round trips per host decides how long a fleet run waits, far more than CPU. `-vvv` prints
 one line per host when its connection closes, e.g.
 
-    ssh redis-1: 1 connection, 2 channels, 1 exec, 3 on the kept shell, 11 round trips
-    (connect 5, diagnose 3, plan 3)
+    ssh redis-1: 1 connection, 2 channels, 1 exec, 3 on the kept shell, 14 round trips
+    (connect 6, diagnose 5, plan 3)
 
 (one line). `kept` counts the become commands that ran on the kept-open shell (`keptshell`):
 no exec of their own but the one that started that shell, which is one of `execs`.
