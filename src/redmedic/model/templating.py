@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import jinja2
@@ -152,6 +152,53 @@ def _new_environment() -> jinja2.sandbox.SandboxedEnvironment:
     return env
 
 
+@lru_cache(maxsize=1)
+def _analysis_environment() -> jinja2.sandbox.SandboxedEnvironment:
+    """The environment the analyses below parse with: every Templar's has the same syntax,
+    filters and tests, so what a source reads depends on its text alone."""
+    return _new_environment()
+
+
+# What a source reads is asked per step and per host (which names a step needs, whether
+# an expression reads a secret), and again by the checks before the run, each with a
+# Templar of its own: parsing is most of a template's cost, so it is done once per
+# process and text. 4096 texts are far more than any playbook has.
+@lru_cache(maxsize=4096)
+def _analyse(source: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(names read, names guarded by `is defined` or `default`) of one source."""
+    env = _analysis_environment()
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}") from None
+    problem = static_problem(env, tree)
+    if problem is not None:
+        raise TemplateError(f"template error: {problem}")
+    guarded = {
+        test.node.name
+        for test in tree.find_all(jinja2.nodes.Test)
+        if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name)
+    } | {
+        filt.node.name
+        for filt in tree.find_all(jinja2.nodes.Filter)
+        if filt.name in ("default", "d") and isinstance(filt.node, jinja2.nodes.Name)
+    }
+    return frozenset(jinja2.meta.find_undeclared_variables(tree)), frozenset(guarded)
+
+
+@lru_cache(maxsize=4096)
+def _keys(source: str) -> frozenset[str]:
+    """The variable names, attributes and constant keys a template reads (`db.password`
+    and `db['password']` read `db` and `password`)."""
+    tree = Templar._guard(lambda: _analysis_environment().parse(source), "", "")
+    keys = {node.name for node in tree.find_all(jinja2.nodes.Name)}
+    keys |= {node.attr for node in tree.find_all(jinja2.nodes.Getattr)}
+    for item in tree.find_all(jinja2.nodes.Getitem):
+        if isinstance(item.arg, jinja2.nodes.Const) and isinstance(item.arg.value, str):
+            keys.add(item.arg.value)
+    return frozenset(keys)
+
+
 def _strict(value: Any) -> Any:
     """An expression's value may be Undefined (e.g. `x.missing`): make that raise too."""
     if isinstance(value, jinja2.Undefined):
@@ -162,8 +209,9 @@ def _strict(value: Any) -> Any:
 class Templar:
     """Renders templates for one playbook; `where`/`step` only serve error messages.
 
-    Compiled templates and parsed trees are kept by source text: a fleet run renders the
-    same few templates for every host, and compiling is most of a render's cost. One
+    Compiled templates are kept by source text: a fleet run renders the same few
+    templates for every host, and compiling is most of a render's cost (what a source
+    reads is kept for the whole process: `_analyse`, `_keys`). One
     Templar is shared by all hosts of a run (a compiled Jinja template renders
     concurrently; a lost race only compiles twice).
     """
@@ -172,8 +220,6 @@ class Templar:
         self._env = _new_environment()
         self._templates: dict[str, jinja2.Template] = {}
         self._expressions: dict[str, Any] = {}
-        # source -> (names it reads, names it guards): asked per step for every host
-        self._names: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
 
     def render(self, value: Any, variables: Mapping[str, Any], *, where: str, step: str) -> Any:
         """Render every string inside `value` (recursively through lists and mappings)."""
@@ -236,14 +282,14 @@ class Templar:
         """
         names: set[str] = set()
         for source in self._sources(value, expression):
-            names |= self._analyse(source)[0]
+            names |= _analyse(source)[0]
         return names
 
     def guarded(self, value: Any, *, expression: bool = False) -> set[str]:
         """Names a template treats as optional: tested with `is defined` or given a `default`."""
         names: set[str] = set()
         for source in self._sources(value, expression):
-            names |= self._analyse(source)[1]
+            names |= _analyse(source)[1]
         return names
 
     def secret_outputs(
@@ -262,22 +308,11 @@ class Templar:
         """
         for source in self._sources(value, False):
             for found in _EXPRESSION.finditer(source):
-                if any(map(is_secret, self._keys(found[0]))):
+                if any(map(is_secret, _keys(found[0]))):
                     compiled = self._compile(found[1], where, step)
                     result = self._guard(partial(compiled, **variables), where, step)
                     if isinstance(result, str | int) and not isinstance(result, bool):
                         yield str(result)
-
-    def _keys(self, source: str) -> set[str]:
-        """The variable names, attributes and constant keys a template reads (`db.password`
-        and `db['password']` read `db` and `password`)."""
-        tree = self._guard(lambda: self._env.parse(source), "", "")
-        keys = {node.name for node in tree.find_all(jinja2.nodes.Name)}
-        keys |= {node.attr for node in tree.find_all(jinja2.nodes.Getattr)}
-        for item in tree.find_all(jinja2.nodes.Getitem):
-            if isinstance(item.arg, jinja2.nodes.Const) and isinstance(item.arg.value, str):
-                keys.add(item.arg.value)
-        return keys
 
     def _sources(self, value: Any, expression: bool) -> Iterator[str]:
         """Every template source in a value (mappings and lists walked), as Jinja parses it."""
@@ -289,31 +324,6 @@ class Templar:
                 yield from self._sources(item, expression)
         elif isinstance(value, str) and (expression or "{" in value):
             yield "{{ (" + value + ") }}" if expression else value
-
-    def _analyse(self, source: str) -> tuple[frozenset[str], frozenset[str]]:
-        """(names read, names guarded by `is defined` or `default`) of one source, cached."""
-        known = self._names.get(source)
-        if known is not None:
-            return known
-        try:
-            tree = self._env.parse(source)
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(f"template syntax error: {exc.message}") from None
-        problem = static_problem(self._env, tree)
-        if problem is not None:
-            raise TemplateError(f"template error: {problem}")
-        guarded = {
-            test.node.name
-            for test in tree.find_all(jinja2.nodes.Test)
-            if test.name in ("defined", "undefined") and isinstance(test.node, jinja2.nodes.Name)
-        } | {
-            filt.node.name
-            for filt in tree.find_all(jinja2.nodes.Filter)
-            if filt.name in ("default", "d") and isinstance(filt.node, jinja2.nodes.Name)
-        }
-        found = (frozenset(jinja2.meta.find_undeclared_variables(tree)), frozenset(guarded))
-        self._names[source] = found
-        return found
 
     def _compile(self, expression: str, where: str, step: str) -> Any:
         compiled = self._expressions.get(expression)
