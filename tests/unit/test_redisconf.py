@@ -85,6 +85,13 @@ def test_arguments_split_like_redis_does() -> None:
             redisconf.split_args(bad)
 
 
+def test_an_unquoted_line_splits_on_c_whitespace_only_and_keeps_backslashes() -> None:
+    # Outside quotes sdssplitargs escapes nothing and splits on isspace() of the C locale:
+    # a no-break space or an undecodable byte (a surrogate here) is part of a word.
+    line = "dir\v/var/lib\\redis\f x\u00a0y \udcff\t\r"
+    assert redisconf.split_args(line) == ["dir", "/var/lib\\redis", "x\u00a0y", "\udcff"]
+
+
 def test_comments_only_start_a_line_and_names_ignore_case() -> None:
     conf = redisconf.parse("  # bind 1.2.3.4\nPORT 6380\nbind 10.0.0.1 # lan\n\t\n", "/r")
     assert [(d.name, d.args, d.line) for d in conf.directives] == [

@@ -48,6 +48,7 @@ MULTI_ARG = frozenset({"bind", "save", "oom-score-adj-values", "replicaof", "sla
 NOT_SETTABLE = frozenset({"include"})
 
 _SPACE = " \t\n\r\v\f"  # C isspace() in the C locale: what sdssplitargs splits on
+_SPACES = re.compile(f"[{_SPACE}]+")
 _TRIM = " \t\r\n"  # what Redis trims from each line
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "a": "\a"}
 _UNESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
@@ -125,6 +126,8 @@ def split_args(line: str) -> list[str]:
     Works on the UTF-8 bytes so `\\xHH` escapes that form a multi-byte character decode
     to that character (undecodable bytes survive as surrogates).
     """
+    if '"' not in line and "'" not in line:  # most lines: no quoting, so no escapes either
+        return [arg for arg in _SPACES.split(line) if arg]
     raw = line.encode("utf-8", "surrogateescape")
     args: list[str] = []
     i, n = 0, len(raw)
