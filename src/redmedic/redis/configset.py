@@ -15,8 +15,9 @@ rolls the host back. Why this shape:
 - Where Redis answers is not known for sure when the plan is made: an earlier step of the
   same run may have moved the port live (or not, when it needed a restart). So each script
   tries candidate endpoints in order (`Endpoint`), each with its own password, and uses the
-  first that answers PING. While every client slot is taken (maxclients reached) it waits
-  for one (clients come and go) for up to ~10 s before giving up.
+  first that answers PING (a read sends its PING in the same session: `_read`). While
+  every client slot is taken (maxclients reached) it waits for one (clients come and go)
+  for up to ~10 s before giving up.
 - A session that fails half-way sets back what it had already set, so a refused value
   leaves neither layer changed (the file edit is undone by the executor's rollback).
 """
@@ -145,16 +146,47 @@ def _reach(group: str, found: Sequence[Endpoint], then: str) -> str:
     """Set `$c` to the first of `found` that answers; else `then` (a command list) runs
     with `$fail` saying where Redis was asked and its last answer."""
     functions, names = _clis(group, found)
+    return functions + _reach_call(names, found, then)
+
+
+def _reach_call(names: str, found: Sequence[Endpoint], then: str) -> str:
     where = shlex.quote(f"Redis at {', '.join(dict.fromkeys(e.shown for e in found))}: ")
     return (
-        f"{functions}c=$(reach {names}) || {{\n"
+        f"c=$(reach {names}) || {{\n"
         f"  case $c in 'Could not connect'*) fail=$c ;; *) fail={where}${{c:-no answer}} ;; esac\n"
         f"  {then}\n}}\n"
     )
 
 
-def _session(commands: Sequence[str]) -> str:
-    return f"out=$(\"$c\" <<'{_END}'\n" + "".join(f"{c}\n" for c in commands) + f"{_END}\n)\n"
+def _session(commands: Sequence[str], cli: str = '"$c"', stderr: str = "") -> str:
+    lines = "".join(f"{c}\n" for c in commands)
+    return f"out=$({cli} {stderr}<<'{_END}'\n{lines}{_END}\n)\n"
+
+
+def _read(group: str, found: Sequence[Endpoint], commands: Sequence[str], then: str) -> str:
+    """Set `$out` to what the first of `found` that answers says to `commands`; else as
+    `_reach` says. For reads only.
+
+    Why: a redis-cli costs the host ~6 ms of CPU (its start, its libraries), and `_reach`
+    then `_session` start two. Here each endpoint gets one session that begins with PING;
+    the first whose answer begins with PONG is the one. Where none does (refused, a wrong
+    password, busy), `_reach` and `_session` run as before, so the waiting while every
+    client slot is taken and the text of the failure are theirs. Not for writes: a
+    session's commands run even where its PING failed (a server still loading its data
+    refuses PING but takes CONFIG SET), and a write must go where PING answered.
+    """
+    functions, names = _clis(group, found)
+    return (
+        functions
+        + f"c=\nfor a in {names}; do\n"
+        + _session(["PING", *commands], '"$a"', "2>&1 ")
+        + '  case $out in PONG|PONG"$nl"*) c=$a; out=${out#PONG}; out=${out#"$nl"}; break ;; esac\n'
+        + "done\n"
+        + 'if [ -z "$c" ]; then\n'
+        + _reach_call(names, found, then)
+        + _session(commands)
+        + "fi\n"
+    )
 
 
 def _shown(name: str, value: str) -> str:
@@ -235,8 +267,7 @@ def read_script(at: Sequence[Endpoint], names: Sequence[str], marker: str) -> st
     error = shlex.quote(marker + "@error")
     return (
         _prelude(f"echo {error}; echo '{_NO_CLI}'; exit 0")
-        + _reach("at", at, f'echo {error}; echo "$fail"; exit 0')
-        + _session(commands)
+        + _read("at", at, commands, f'echo {error}; echo "$fail"; exit 0')
         + "printf '%s\\n' \"$out\"\n"
         + "pid=$(printf '%s\\n' \"$out\" | sed -n 's/^process_id:\\([0-9]*\\).*/\\1/p')\n"
         + f"printf '\\n%s\\n' {shlex.quote(marker + '@limits')}\n"
@@ -264,8 +295,7 @@ def state_script(at: Sequence[Endpoint], running: Mapping[str, str], names: Sequ
     return (
         "# the running values this change was planned against\n"
         + _prelude()
-        + _reach("at", at, "echo unreachable; exit 0")
-        + _session(gets)
+        + _read("at", at, gets, "echo unreachable; exit 0")
         + "gets=$out\n"
         + "".join(prints)
     )
