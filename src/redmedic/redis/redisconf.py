@@ -566,6 +566,8 @@ def edit(
                 drafts[d.path].delete.add(d.line)
     changed = {}
     for path, draft in drafts.items():
+        if not (draft.replace or draft.delete or draft.after):
+            continue  # nothing to do here: rendering 2,000 lines would give the text back
         text = draft.render()
         if text != config.files[path].text:
             changed[path] = text
