@@ -158,9 +158,9 @@ def _reach_call(names: str, found: Sequence[Endpoint], then: str) -> str:
     )
 
 
-def _session(commands: Sequence[str], cli: str = '"$c"', stderr: str = "") -> str:
+def _session(commands: Sequence[str], cli: str = '"$c"') -> str:
     lines = "".join(f"{c}\n" for c in commands)
-    return f"out=$({cli} {stderr}<<'{_END}'\n{lines}{_END}\n)\n"
+    return f"out=$({cli} <<'{_END}'\n{lines}{_END}\n)\n"
 
 
 def _read(group: str, found: Sequence[Endpoint], commands: Sequence[str], then: str) -> str:
@@ -171,7 +171,9 @@ def _read(group: str, found: Sequence[Endpoint], commands: Sequence[str], then: 
     then `_session` start two. Here each endpoint gets one session that begins with PING;
     the first whose answer begins with PONG is the one. Where none does (refused, a wrong
     password, busy), `_reach` and `_session` run as before, so the waiting while every
-    client slot is taken and the text of the failure are theirs. Not for writes: a
+    client slot is taken and the text of the failure are theirs. A try's stderr is read
+    with its answers, so what a place that failed said never reaches the script's stderr
+    (and what redis-cli says there after a PONG lands beside the answers). Not for writes: a
     session's commands run even where its PING failed (a server still loading its data
     refuses PING but takes CONFIG SET), and a write must go where PING answered.
     """
@@ -179,7 +181,7 @@ def _read(group: str, found: Sequence[Endpoint], commands: Sequence[str], then: 
     return (
         functions
         + f"c=\nfor a in {names}; do\n"
-        + _session(["PING", *commands], '"$a"', "2>&1 ")
+        + _session(["PING", *commands], '"$a" 2>&1')
         + '  case $out in PONG|PONG"$nl"*) c=$a; out=${out#PONG}; out=${out#"$nl"}; break ;; esac\n'
         + "done\n"
         + 'if [ -z "$c" ]; then\n'
