@@ -10,9 +10,11 @@ host between two changes and the run reports them `interrupted`.
 
 from __future__ import annotations
 
+import signal
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
@@ -46,6 +48,7 @@ EXIT_UNREACHABLE = 4
 EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
+_WAKE = 0.2  # seconds: the most a Ctrl-C waits to be seen (see `_ctrl_c_cancels`)
 
 
 @dataclass(frozen=True)
@@ -216,16 +219,36 @@ class Fleet:
 def on_hosts(work: Sequence[Callable[[], T]], forks: int, cancel: threading.Event) -> list[T]:
     """Run one call per host on at most `forks` threads; their results in host order.
 
-    The one pool every fleet-wide command uses (run, apply, rollback). On Ctrl-C, `cancel`
-    tells every host to stop between two changes, and their results are collected anyway.
+    The one pool every fleet-wide command uses (run, apply, rollback). While it runs, Ctrl-C
+    sets `cancel`, which tells every host to stop between two changes; their results are
+    collected anyway.
     """
-    with ThreadPoolExecutor(max_workers=max(1, min(forks, len(work)))) as pool:
+    with _ctrl_c_cancels(cancel), ThreadPoolExecutor(max(1, min(forks, len(work)))) as pool:
         futures = [pool.submit(call) for call in work]
-        try:
-            return [f.result() for f in futures]
-        except KeyboardInterrupt:
-            cancel.set()
-            return [f.result() for f in futures]
+        pending = set(futures)
+        while pending:
+            pending = wait(pending, timeout=_WAKE).not_done
+        return [f.result() for f in futures]
+
+
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets `cancel` instead of raising KeyboardInterrupt, until the block ends.
+
+    An exception could land anywhere in the main thread, even while it starts a worker,
+    and leave hosts running that nobody told to stop. Python runs this handler in the main
+    thread only, between two bytecodes, and the kernel may hand the signal to a worker
+    thread instead (one starting a command when it arrives): so the main thread waits in
+    steps of `_WAKE` seconds, never in one untimed sleep that lasts until every host is done.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler, and only it ever runs one
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: cancel.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_playbook(
