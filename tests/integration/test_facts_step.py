@@ -10,18 +10,22 @@ User stories:
   listening socket, its config file and INFO, and the password appears nowhere;
 * given no password argument, the script finds `requirepass` in the config it reads;
 * the whole gathering is one SSH exec (counted in sshd's own log);
+* given a server at maxclients, when a client leaves while I gather facts, then INFO is
+  read after all (the triage sizes memory from it);
 * when I run a triage playbook, the bind cause is named with `ss` as evidence.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from redmedic.cli import main
 from redmedic.connection import ConnectOptions, connect
@@ -155,6 +159,32 @@ def test_a_wrong_password_is_reported_as_the_servers_answer(
     assert "WRONGPASS" in info["error"]
     assert wrong not in json.dumps(result.facts)
     assert result.facts["config"]["source"] in ("default", "none")
+
+
+def test_a_full_server_is_asked_again_once_a_client_leaves(conn: Connection) -> None:
+    with running_redis("--maxclients", "1") as server:
+        holder = redis.Redis(host=server.host, port=server.port, socket_timeout=30)
+        holder.ping()  # the one slot: taken
+
+        def leave_once_refused() -> None:
+            deadline = time.monotonic() + 30
+            while not holder.info("stats")["rejected_connections"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            holder.close()  # like the run's own probe from this machine, done
+
+        leaving = threading.Thread(target=leave_once_refused)
+        leaving.start()
+        try:
+            result = RedisFacts().registered(
+                RedisFacts().diagnose(RedisFactsArgs(port=server.port), step_context(conn))
+            )
+        finally:
+            leaving.join()
+    info = result.facts["info"]
+    assert info["error"] is None, info
+    assert info["stats"]["rejected_connections"] >= 1  # it was refused first
+    assert info["clients"]["maxclients"] == 1
 
 
 def test_log_scan_reads_the_log_in_one_command(

@@ -11,7 +11,9 @@ line can forge a section), and the parsers here turn the sections into the dict 
 Why the script itself decides things (which unit, which PID, which config file, which
 address redis-cli talks to): each decision depends on the answer before it, and asking the
 control node between them would cost a round trip each — on a fleet of hundreds of hosts
-the round trips are the run time.
+the round trips are the run time. It also asks a server at maxclients again, for up to 2 s:
+the run's own probe from the control machine may hold the one free slot for a moment, and
+without INFO the triage cannot size an oom fix's maxmemory.
 
 Secrets: the Redis password travels on stdin into `REDISCLI_AUTH` (never argv, never a
 file). Without a password the script takes `requirepass` from the config file it reads.
@@ -218,9 +220,20 @@ cli() {
   # No server process: nothing to ask (and a stranger on the port may never answer).
   if [ -z "$pid" ]; then echo 'redmedic: no redis-server process'; return 0; fi
   if ! command -v redis-cli >/dev/null 2>&1; then echo 'redmedic: redis-cli not found'; return 0; fi
-  if [ -n "$sock" ]; then timeout 5 redis-cli -s "$sock" "$@" 2>&1
-  else timeout 5 redis-cli -h "$h" -p "$p" "$@" 2>&1; fi
-  rc=$?
+  # A server at maxclients refuses us while it is full: a slot a client frees within
+  # 2 s (the run's own probe from the control machine, say) lets INFO in after all.
+  tries=10
+  while :; do
+    if [ -n "$sock" ]; then out=$(timeout 5 redis-cli -s "$sock" "$@" 2>&1)
+    else out=$(timeout 5 redis-cli -h "$h" -p "$p" "$@" 2>&1); fi
+    rc=$?
+    tries=$((tries - 1))
+    case $out in
+      *'max number of clients reached'*) [ "$tries" -gt 0 ] && sleep 0.2 && continue;;
+    esac
+    break
+  done
+  printf '%s\n' "$out"
   [ "$rc" = 124 ] && echo 'redmedic: redis-cli timed out after 5 s'
   return 0
 }
